@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// notifier tells listening subscribers that events were appended.
+//
+// NOTIFY is sent after the append has committed, from a background
+// goroutine, and coalesced: while one NOTIFY is in flight, any number of
+// appends result in one more. Notifying inside the append transaction would
+// take PostgreSQL's database-wide notify lock on every commit and serialize
+// all writers; a lost notification (a crash between commit and NOTIFY) only
+// delays delivery until the subscribers' next poll.
+type notifier struct {
+	pool    *pgxpool.Pool
+	channel string
+	log     *slog.Logger
+
+	dirty   atomic.Bool
+	running atomic.Bool
+	wg      sync.WaitGroup
+}
+
+func newNotifier(pool *pgxpool.Pool, channel string, log *slog.Logger) *notifier {
+	return &notifier{pool: pool, channel: channel, log: log}
+}
+
+// poke records that a notification is due and makes sure one is sent.
+func (n *notifier) poke() {
+	n.dirty.Store(true)
+	if n.running.CompareAndSwap(false, true) {
+		n.wg.Add(1)
+		go n.run()
+	}
+}
+
+func (n *notifier) run() {
+	defer n.wg.Done()
+	for {
+		for n.dirty.Swap(false) {
+			n.send()
+		}
+		n.running.Store(false)
+		// A poke between the loop's last Swap and the Store above saw
+		// running=true and started nothing: take over its work.
+		if !n.dirty.Load() || !n.running.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (n *notifier) send() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n.pool.Exec(ctx, `SELECT pg_notify($1, '')`, n.channel); err != nil {
+		n.log.Warn("event store: NOTIFY failed; subscribers fall back to polling", "error", err)
+	}
+}
+
+// wait blocks until no notification is being sent.
+func (n *notifier) wait() { n.wg.Wait() }
+
+// listener holds one LISTEN connection per Store while it has subscribers
+// and wakes them on every notification.
+type listener struct {
+	pool    *pgxpool.Pool
+	channel string
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	refs   int
+	wakeCh chan struct{} // closed and replaced on every notification
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func newListener(pool *pgxpool.Pool, channel string, log *slog.Logger) *listener {
+	return &listener{pool: pool, channel: channel, log: log, wakeCh: make(chan struct{})}
+}
+
+// subscribe registers a subscriber. wake returns a channel that is closed at
+// the next notification; take it before reading so that no notification
+// between the read and the wait is missed. release unregisters and, for the
+// last subscriber, closes the connection before returning.
+func (l *listener) subscribe() (wake func() <-chan struct{}, release func()) {
+	l.mu.Lock()
+	l.refs++
+	if l.refs == 1 {
+		ctx, cancel := context.WithCancel(context.Background())
+		l.stop, l.done = cancel, make(chan struct{})
+		go l.run(ctx, l.done)
+	}
+	l.mu.Unlock()
+
+	wake = func() <-chan struct{} {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.wakeCh
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.refs--
+			var stop context.CancelFunc
+			var done chan struct{}
+			if l.refs == 0 {
+				stop, done = l.stop, l.done
+				l.stop, l.done = nil, nil
+			}
+			l.mu.Unlock()
+			if stop != nil {
+				stop()
+				<-done
+			}
+		})
+	}
+	return wake, release
+}
+
+func (l *listener) broadcast() {
+	l.mu.Lock()
+	close(l.wakeCh)
+	l.wakeCh = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// run keeps a LISTEN connection open until ctx ends, reconnecting with
+// backoff after errors.
+func (l *listener) run(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := l.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("event store: LISTEN connection lost; subscribers poll until it is back",
+			"error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (l *listener) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, l.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
+		return err
+	}
+	// Anything appended while not listening is found by this wake-up.
+	l.broadcast()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		l.broadcast()
+	}
+}

@@ -1,0 +1,212 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/eventstore/storetest"
+	"github.com/orders-reference/orders/internal/pgtest"
+)
+
+// newStore returns a store on a fresh, migrated database.
+func newStore(t *testing.T, opts postgres.Options) (*postgres.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool := pgtest.NewPool(t, 40)
+	s := postgres.New(pool, opts)
+	t.Cleanup(s.Close)
+	return s, pool
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T, h storetest.Hooks) eventstore.Store {
+		// A long poll interval: live delivery in the suite must come from
+		// notifications (or the held-back retry), not from polling.
+		opts := postgres.Options{PollInterval: 10 * time.Second}
+		if h.BeforeCommit != nil {
+			opts = postgres.WithBeforeCommit(opts, h.BeforeCommit)
+		}
+		s, _ := newStore(t, opts)
+		return s
+	})
+}
+
+func testEvent(i int) eventstore.EventData {
+	return eventstore.EventData{ID: uuid.New(), Type: "test", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}
+}
+
+// received collects a subscription's events and signals each batch.
+type received struct {
+	mu     sync.Mutex
+	events []eventstore.RecordedEvent
+	signal chan struct{}
+}
+
+func subscribe(t *testing.T, s eventstore.Store) *received {
+	t.Helper()
+	r := &received{signal: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Subscribe(ctx, eventstore.Start, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
+			r.mu.Lock()
+			r.events = append(r.events, b.Events...)
+			r.mu.Unlock()
+			select {
+			case r.signal <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func (r *received) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
+func (r *received) waitFor(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.After(within)
+	for r.count() < n {
+		select {
+		case <-r.signal:
+		case <-deadline:
+			t.Fatalf("got %d events within %v, want %d", r.count(), within, n)
+		}
+	}
+}
+
+// A subscriber that never gets a notification still receives every event,
+// by polling.
+func TestPollingFallbackWithoutNotifications(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, 10)
+	writer := postgres.New(pool, postgres.Options{NotifyChannel: "writer_channel"})
+	reader := postgres.New(pool, postgres.Options{NotifyChannel: "reader_channel", PollInterval: 50 * time.Millisecond})
+	t.Cleanup(writer.Close)
+	r := subscribe(t, reader)
+	for i := range 5 {
+		if _, err := writer.Append(context.Background(), "order-1", eventstore.Any, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.waitFor(t, 5, 10*time.Second)
+}
+
+// After its LISTEN connection is killed, the subscription reconnects and
+// notifications wake it again (polling is effectively off here).
+func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, postgres.Options{PollInterval: time.Hour})
+	ctx := context.Background()
+	r := subscribe(t, s)
+
+	listenerPID := func() int32 {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			var pid int32
+			err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+			     WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`).Scan(&pid)
+			if err == nil {
+				return pid
+			}
+			time.Sleep(10 * time.Millisecond) // polling the catalog for the listener to appear
+		}
+		t.Fatal("no LISTEN connection appeared")
+		return 0
+	}
+	first := listenerPID()
+	if _, err := s.Append(ctx, "order-1", eventstore.NoStream, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, 1, 10*time.Second)
+
+	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, first); err != nil {
+		t.Fatal(err)
+	}
+	var second int32
+	for second = listenerPID(); second == first; second = listenerPID() {
+		time.Sleep(10 * time.Millisecond) // the terminated backend may still be listed
+	}
+	if _, err := s.Append(ctx, "order-1", eventstore.Exact(0), testEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, 2, 10*time.Second)
+}
+
+// An event committed after an older transaction took its id stays invisible
+// to readers until that transaction ends: this is the fence that keeps a
+// late commit from being skipped.
+func TestOpenTransactionHoldsBackLaterEvents(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, postgres.Options{PollInterval: time.Hour})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "order-early", eventstore.NoStream, testEvent(0)); err != nil {
+		t.Fatal(err)
+	}
+	r := subscribe(t, s)
+	r.waitFor(t, 1, 10*time.Second)
+
+	// An open transaction with an id older than the next append's.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var olderXID uint64
+	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()`).Scan(&olderXID); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := s.Append(ctx, "order-late", eventstore.NoStream, testEvent(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Position.Commit <= olderXID {
+		t.Fatalf("append got transaction id %d, not after the open %d", res.Position.Commit, olderXID)
+	}
+	head, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !head.Less(res.Position) {
+		t.Fatalf("head %s includes %s while an older transaction is open", head, res.Position)
+	}
+	page, err := s.ReadAll(ctx, eventstore.Start, 10, eventstore.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || !page.AtEnd || !page.Next.Less(res.Position) {
+		t.Fatalf("read all while held back: %d events, next %s, at end %v", len(page.Events), page.Next, page.AtEnd)
+	}
+	if r.count() != 1 {
+		t.Fatalf("subscriber got %d events while the later one is held back", r.count())
+	}
+
+	// The older transaction ends without appending anything and without a
+	// notification: the subscription notices on its own.
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, 2, 10*time.Second)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.events[1].Position != res.Position {
+		t.Fatalf("delivered %s, want %s", r.events[1].Position, res.Position)
+	}
+}

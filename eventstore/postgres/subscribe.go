@@ -1,0 +1,88 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// heldBackRetry is the first delay before re-reading when committed events
+// wait behind an older open transaction; it doubles up to PollInterval.
+const heldBackRetry = 2 * time.Millisecond
+
+// Subscribe implements eventstore.Store: it pages through ReadAll and, once
+// caught up, waits for a notification, the poll interval, or (when events are
+// held back by an open transaction) a short, growing retry delay.
+//
+// A database error while reading is logged and retried with backoff: a
+// subscription outlives a database restart. Only ctx and the handler end it.
+func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions, handle eventstore.BatchHandler) error {
+	size := opts.BatchSize
+	if size <= 0 {
+		size = s.opts.BatchSize
+	}
+	wake, release := s.listener.subscribe()
+	defer release()
+
+	pos := from
+	retry := heldBackRetry
+	failures := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		woken := wake()
+		p, err := s.readAll(ctx, pos, size, opts.Filter)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failures++
+			delay := min(s.opts.PollInterval, heldBackRetry<<min(failures, 12))
+			s.log.WarnContext(ctx, "event store subscription: read failed, retrying",
+				"from", pos.String(), "attempt", failures, "retry_in", delay, "error", err)
+			if err := sleep(ctx, delay, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		failures = 0
+
+		if len(p.Events) > 0 || p.Scanned > 0 {
+			// Deliver events, or move the checkpoint past filtered-out ones.
+			if err := handle(ctx, eventstore.Batch{Events: p.Events, Checkpoint: p.Next}); err != nil {
+				return fmt.Errorf("subscription handler at %s: %w", p.Next, err)
+			}
+		}
+		pos = p.Next
+		if !p.AtEnd {
+			continue
+		}
+
+		delay := s.opts.PollInterval
+		if p.heldBack {
+			delay = min(retry, s.opts.PollInterval)
+			retry *= 2
+		} else {
+			retry = heldBackRetry
+		}
+		if err := sleep(ctx, delay, woken); err != nil {
+			return err
+		}
+	}
+}
+
+// sleep waits for d, a signal on wake (if not nil) or the end of ctx.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+	case <-t.C:
+	}
+	return nil
+}

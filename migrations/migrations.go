@@ -1,0 +1,100 @@
+// Package migrations holds the database schema as embedded goose SQL
+// migrations and applies them. Runs are serialized across processes by a
+// PostgreSQL advisory lock, so any number of instances may start at once.
+package migrations
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed sql/*.sql
+var embedded embed.FS
+
+// lockID is the advisory lock key that serializes migration runs.
+const lockID int64 = 0x4f52444552534d47 // "ORDERSMG"
+
+// Status is the state of one migration.
+type Status struct {
+	Version int64
+	Name    string
+	Applied bool
+	// AppliedAt is zero when the migration is pending.
+	AppliedAt time.Time
+}
+
+// Migrator applies the embedded migrations to one database.
+type Migrator struct {
+	provider *goose.Provider
+}
+
+// New returns a Migrator for db. logger receives one line per applied
+// migration; nil discards them.
+func New(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
+	fsys, err := fs.Sub(embedded, "sql")
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	// Retry the lock every second for up to five minutes: a second instance
+	// waits for the first to finish instead of migrating concurrently.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lockID), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, fmt.Errorf("migrations: locker: %w", err)
+	}
+	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}
+	if logger != nil {
+		opts = append(opts, goose.WithSlog(logger), goose.WithVerbose(true))
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return &Migrator{provider: p}, nil
+}
+
+// Up applies every pending migration and returns the versions it applied.
+func (m *Migrator) Up(ctx context.Context) ([]int64, error) {
+	results, err := m.provider.Up(ctx)
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) && partial.Failed != nil {
+			return versions(partial.Applied), fmt.Errorf("migrations: version %d failed: %w", partial.Failed.Source.Version, partial.Err)
+		}
+		return nil, fmt.Errorf("migrations: up: %w", err)
+	}
+	return versions(results), nil
+}
+
+func versions(results []*goose.MigrationResult) []int64 {
+	out := make([]int64, 0, len(results))
+	for _, r := range results {
+		out = append(out, r.Source.Version)
+	}
+	return out
+}
+
+// Status lists every embedded migration and whether it is applied.
+func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
+	list, err := m.provider.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: status: %w", err)
+	}
+	out := make([]Status, 0, len(list))
+	for _, s := range list {
+		st := Status{Version: s.Source.Version, Name: s.Source.Path, Applied: s.State == goose.StateApplied}
+		if st.Applied {
+			st.AppliedAt = s.AppliedAt
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
