@@ -1,0 +1,119 @@
+// Command ordersd is the Orders server. For now it prepares the database
+// (creates it if missing, migrates it unless MIGRATE_ON_START=false), opens
+// the event store and serves /healthz and /readyz on HTTP_ADDR; the command
+// API, query API, projector and process manager join it as they are built.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/config"
+	pg "github.com/orders-reference/orders/internal/postgres"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.Load(os.Environ())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ordersd:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		logger.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err)
+		os.Exit(1)
+	}
+	if err := run(ctx, cfg, logger, ln); err != nil {
+		logger.Error("ordersd stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx ends, then drains in-flight requests.
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener) error {
+	defer ln.Close()
+	if cfg.EventStoreURL != "" {
+		return fmt.Errorf("EVENTSTORE_URL=%s: the EventStoreDB/KurrentDB adapter is not available yet; unset EVENTSTORE_URL to use the PostgreSQL event store", config.Redacted(cfg.EventStoreURL))
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 0)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
+	defer pool.Close()
+	if cfg.MigrateOnStart {
+		if err := pg.Migrate(startCtx, pool, logger); err != nil {
+			return err
+		}
+	}
+	store := postgres.New(pool, postgres.Options{Logger: logger})
+	defer store.Close()
+
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := store.Head(ctx); err != nil {
+			logger.WarnContext(ctx, "not ready: event store unreachable", "error", err)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprint(w, `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"event store unreachable"}`)
+			return
+		}
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+	})
+
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		logger.Info("ordersd listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("ordersd shutting down")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
+	return g.Wait()
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprint(w, body)
+}

@@ -1,0 +1,145 @@
+// Package config reads the server's configuration from environment
+// variables (names and defaults from the external contract) and validates it,
+// reporting every problem at once in words an operator can act on.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is the configuration of ordersd and ordersctl.
+type Config struct {
+	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@localhost:5432/orders?sslmode=disable"`
+	// EventStoreURL selects the event store; empty means PostgreSQL in
+	// DatabaseURL.
+	EventStoreURL string `env:"EVENTSTORE_URL"`
+	// RedisURL is used for rate limiting; empty means an in-process limiter.
+	RedisURL             string     `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	AdminSecret          string     `env:"ADMIN_SECRET" envDefault:"dev-admin-secret"`
+	PaymentWebhookSecret string     `env:"PAYMENT_WEBHOOK_SECRET" envDefault:"dev-webhook-secret"`
+	LogLevel             slog.Level `env:"LOG_LEVEL" envDefault:"INFO"`
+
+	FakePaymentEnabled     bool          `env:"FAKE_PAYMENT_ENABLED" envDefault:"true"`
+	FakePaymentSuccessRate float64       `env:"FAKE_PAYMENT_SUCCESS_RATE" envDefault:"0.8"`
+	FakePaymentDelay       time.Duration `env:"FAKE_PAYMENT_DELAY" envDefault:"1s"`
+
+	RateLimitOrdersPerMinute int `env:"RATE_LIMIT_ORDERS_PER_MINUTE" envDefault:"5"`
+
+	// MigrateOnStart applies pending migrations when the server starts.
+	MigrateOnStart bool `env:"MIGRATE_ON_START" envDefault:"true"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// Load reads the configuration from environ (KEY=value strings, as from
+// os.Environ) and validates it.
+func Load(environ []string) (Config, error) {
+	vars := env.ToMap(environ)
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return Config{}, fmt.Errorf("configuration:\n%w", byVariable(err, vars))
+	}
+	// A variable that is set but empty means something different from an
+	// unset one for these: no limiter in Redis, and no secret at all.
+	if v, ok := vars["REDIS_URL"]; ok && v == "" {
+		cfg.RedisURL = ""
+	}
+	var problems []error
+	for _, name := range []string{"ADMIN_SECRET", "PAYMENT_WEBHOOK_SECRET"} {
+		if v, ok := vars[name]; ok && strings.TrimSpace(v) == "" {
+			problems = append(problems, fmt.Errorf("%s is set but empty: set a secret or unset it to use the development default", name))
+		}
+	}
+	problems = append(problems, cfg.validate()...)
+	if err := errors.Join(problems...); err != nil {
+		return Config{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// byVariable rewrites the parser's per-field errors to name the variable
+// and its value, which is what the operator sees and can fix.
+func byVariable(err error, vars map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+				name := f.Tag.Get("env")
+				e = fmt.Errorf("%s=%q: %w", name, vars[name], pe.Err)
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+func (c Config) validate() []error {
+	var problems []error
+	if err := checkURL("DATABASE_URL", c.DatabaseURL, "postgres", "postgresql"); err != nil {
+		problems = append(problems, err)
+	}
+	if c.EventStoreURL != "" {
+		if err := checkURL("EVENTSTORE_URL", c.EventStoreURL, "esdb", "esdb+discover", "kurrentdb", "kurrentdb+discover"); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if c.RedisURL != "" {
+		if err := checkURL("REDIS_URL", c.RedisURL, "redis", "rediss"); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if c.FakePaymentSuccessRate < 0 || c.FakePaymentSuccessRate > 1 {
+		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_SUCCESS_RATE=%v: must be between 0 and 1", c.FakePaymentSuccessRate))
+	}
+	if c.FakePaymentDelay < 0 {
+		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_DELAY=%v: must not be negative", c.FakePaymentDelay))
+	}
+	if c.RateLimitOrdersPerMinute < 1 {
+		problems = append(problems, fmt.Errorf("RATE_LIMIT_ORDERS_PER_MINUTE=%d: must be at least 1", c.RateLimitOrdersPerMinute))
+	}
+	if c.ShutdownTimeout <= 0 {
+		problems = append(problems, fmt.Errorf("SHUTDOWN_TIMEOUT=%v: must be positive", c.ShutdownTimeout))
+	}
+	return problems
+}
+
+func checkURL(name, raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s is not a URL: %w", name, err)
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s=%s: scheme must be one of %s", name, redact(u), strings.Join(schemes, ", "))
+}
+
+// redact hides a password in a URL for error messages and logs.
+func redact(u *url.URL) string {
+	return u.Redacted()
+}
+
+// Redacted returns raw with any password replaced, for logs.
+func Redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return redact(u)
+}
