@@ -22,6 +22,13 @@ type naiveStore struct {
 	pool *pgxpool.Pool
 }
 
+// Append reports positions in the naive store's terms: the sequence alone.
+func (n naiveStore) Append(ctx context.Context, stream string, exp eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := n.Store.Append(ctx, stream, exp, events...)
+	res.Position = eventstore.Position{Commit: res.Position.Prepare, Prepare: res.Position.Prepare}
+	return res, err
+}
+
 func (n naiveStore) ReadAll(ctx context.Context, from eventstore.Position, limit int, _ eventstore.Filter) (eventstore.Page, error) {
 	rows, err := n.pool.Query(ctx, `SELECT seq, event_id, stream_id, stream_version, event_type, data, metadata, recorded_at
 	     FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, int64(from.Prepare), limit)

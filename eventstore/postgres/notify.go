@@ -11,26 +11,29 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// notifier tells listening subscribers that events were appended.
+// notifier tells subscribers in other processes, through NOTIFY, that
+// events were appended. (Subscribers of the same Store are woken directly.)
 //
 // NOTIFY is sent after the append has committed, from a background
-// goroutine, and coalesced: while one NOTIFY is in flight, any number of
-// appends result in one more. Notifying inside the append transaction would
-// take PostgreSQL's database-wide notify lock on every commit and serialize
-// all writers; a lost notification (a crash between commit and NOTIFY) only
-// delays delivery until the subscribers' next poll.
+// goroutine, coalesced and at most once per minInterval: while one is due,
+// any number of appends result in one. Notifying inside the append
+// transaction would take PostgreSQL's database-wide notify lock on every
+// commit and serialize all writers. The NOTIFY transaction commits
+// asynchronously (no WAL flush to wait for): a notification lost in a crash
+// only delays delivery until the subscribers' next poll, like any lost one.
 type notifier struct {
-	pool    *pgxpool.Pool
-	channel string
-	log     *slog.Logger
+	pool        *pgxpool.Pool
+	channel     string
+	log         *slog.Logger
+	minInterval time.Duration
 
 	dirty   atomic.Bool
 	running atomic.Bool
 	wg      sync.WaitGroup
 }
 
-func newNotifier(pool *pgxpool.Pool, channel string, log *slog.Logger) *notifier {
-	return &notifier{pool: pool, channel: channel, log: log}
+func newNotifier(pool *pgxpool.Pool, channel string, minInterval time.Duration, log *slog.Logger) *notifier {
+	return &notifier{pool: pool, channel: channel, minInterval: minInterval, log: log}
 }
 
 // poke records that a notification is due and makes sure one is sent.
@@ -47,6 +50,7 @@ func (n *notifier) run() {
 	for {
 		for n.dirty.Swap(false) {
 			n.send()
+			time.Sleep(n.minInterval) // appends meanwhile share the next NOTIFY
 		}
 		n.running.Store(false)
 		// A poke between the loop's last Swap and the Store above saw
@@ -60,7 +64,7 @@ func (n *notifier) run() {
 func (n *notifier) send() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := n.pool.Exec(ctx, `SELECT pg_notify($1, '')`, n.channel); err != nil {
+	if _, err := n.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, n.channel); err != nil {
 		n.log.Warn("event store: NOTIFY failed; subscribers fall back to polling", "error", err)
 	}
 }

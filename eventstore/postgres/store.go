@@ -12,9 +12,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
@@ -22,9 +20,10 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultBatchSize     = 512
-	DefaultPollInterval  = 500 * time.Millisecond
-	DefaultNotifyChannel = "orders_events"
+	DefaultBatchSize      = 512
+	DefaultPollInterval   = 500 * time.Millisecond
+	DefaultNotifyChannel  = "orders_events"
+	DefaultNotifyInterval = 5 * time.Millisecond
 )
 
 // Options tunes a Store. The zero value uses the defaults.
@@ -37,11 +36,19 @@ type Options struct {
 	PollInterval time.Duration
 	// NotifyChannel is the LISTEN/NOTIFY channel that wakes subscribers.
 	NotifyChannel string
+	// NotifyInterval is the least time between two NOTIFYs: the longest an
+	// append waits before subscribers in other processes hear of it.
+	NotifyInterval time.Duration
 	// Logger receives errors of the background notifier and listener.
 	Logger *slog.Logger
 	// AppendObserver, if set, is called after every Append with its duration
 	// and error (for metrics).
 	AppendObserver func(d time.Duration, err error)
+
+	// MaxBatch caps the appends combined into one transaction.
+	MaxBatch int
+	// MaxInFlight caps the append transactions running at once.
+	MaxInFlight int
 
 	// beforeCommit, set only by tests, runs inside the append transaction
 	// after the events are written and before the commit.
@@ -55,6 +62,7 @@ type Store struct {
 	log      *slog.Logger
 	notifier *notifier
 	listener *listener
+	combiner *combiner
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -68,6 +76,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	if opts.NotifyInterval <= 0 {
+		opts.NotifyInterval = DefaultNotifyInterval
+	}
 	if opts.NotifyChannel == "" {
 		opts.NotifyChannel = DefaultNotifyChannel
 	}
@@ -75,120 +92,21 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{
+	s := &Store{
 		pool:     pool,
 		opts:     opts,
 		log:      log,
-		notifier: newNotifier(pool, opts.NotifyChannel, log),
+		notifier: newNotifier(pool, opts.NotifyChannel, opts.NotifyInterval, log),
 		listener: newListener(pool, opts.NotifyChannel, log),
 	}
+	s.combiner = &combiner{exec: s.execBatch, maxBatch: opts.MaxBatch, maxInFlight: opts.MaxInFlight}
+	return s
 }
 
 // Close waits for background notifications to finish. Subscriptions end
 // with their contexts.
 func (s *Store) Close() {
 	s.notifier.wait()
-}
-
-// Outcomes reported by es_append.
-const (
-	outcomeAppended     = "appended"
-	outcomeIdempotent   = "idempotent"
-	outcomeWrongVersion = "wrong_version"
-	outcomeDuplicate    = "duplicate"
-)
-
-// expectedCode encodes an ExpectedVersion for es_append.
-func expectedCode(e eventstore.ExpectedVersion) int64 {
-	if v, ok := e.ExactVersion(); ok {
-		return v
-	}
-	switch {
-	case e.IsNoStream():
-		return -2
-	case e.IsStreamExists():
-		return -3
-	}
-	return -1
-}
-
-const appendSQL = `SELECT outcome, stream_version, tx_id, seq FROM es_append($1, $2, $3, $4, $5, $6)`
-
-// Append implements eventstore.Store. The whole append is one statement, so
-// one round trip and one implicit transaction.
-func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (res eventstore.AppendResult, err error) {
-	if s.opts.AppendObserver != nil {
-		start := time.Now()
-		defer func() { s.opts.AppendObserver(time.Since(start), err) }()
-	}
-	events, err = eventstore.PrepareAppend(stream, events)
-	if err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	ids := make([]uuid.UUID, len(events))
-	types := make([]string, len(events))
-	data := make([]json.RawMessage, len(events))
-	meta := make([]json.RawMessage, len(events))
-	for i, e := range events {
-		ids[i], types[i], data[i] = e.ID, e.Type, e.Data
-		if meta[i], err = json.Marshal(e.Metadata); err != nil {
-			return eventstore.AppendResult{}, fmt.Errorf("append to %q: metadata: %w", stream, err)
-		}
-	}
-
-	var (
-		outcome string
-		version int64
-		txID    *uint64
-		seq     *int64
-	)
-	args := []any{stream, expectedCode(expected), ids, types, data, meta}
-	if s.opts.beforeCommit == nil {
-		err = s.pool.QueryRow(ctx, appendSQL, args...).Scan(&outcome, &version, &txID, &seq)
-	} else {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := tx.QueryRow(ctx, appendSQL, args...).Scan(&outcome, &version, &txID, &seq); err != nil {
-				return err
-			}
-			s.opts.beforeCommit(ctx)
-			return nil
-		})
-	}
-	if err != nil {
-		return eventstore.AppendResult{}, translateAppendError(stream, expected, err)
-	}
-
-	switch outcome {
-	case outcomeAppended, outcomeIdempotent:
-		if outcome == outcomeAppended {
-			s.notifier.poke()
-		}
-		return eventstore.AppendResult{
-			Version:  version,
-			Position: eventstore.Position{Commit: *txID, Prepare: uint64(*seq)},
-		}, nil
-	case outcomeWrongVersion:
-		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{StreamID: stream, Expected: expected, Actual: version}
-	case outcomeDuplicate:
-		return eventstore.AppendResult{}, fmt.Errorf("append to %q: %w: the events are stored but not as this append would store them", stream, eventstore.ErrDuplicateEventID)
-	}
-	return eventstore.AppendResult{}, fmt.Errorf("append to %q: unexpected outcome %q", stream, outcome)
-}
-
-// translateAppendError maps database errors to the port's errors.
-func translateAppendError(stream string, expected eventstore.ExpectedVersion, err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
-		switch pgErr.ConstraintName {
-		case "events_event_id_key":
-			return fmt.Errorf("append to %q: %w: %s", stream, eventstore.ErrDuplicateEventID, pgErr.Detail)
-		case "events_stream_version_key":
-			// Unreachable while es_append holds the stream lock; kept so
-			// that the database's guarantee reaches callers as the right error.
-			return &eventstore.WrongExpectedVersionError{StreamID: stream, Expected: expected, Actual: eventstore.NoVersion}
-		}
-	}
-	return fmt.Errorf("append to %q: %w", stream, err)
 }
 
 const eventColumns = `event_id, stream_id, stream_version, tx_id, seq, event_type, data, metadata, recorded_at`

@@ -112,9 +112,13 @@ func TestPollingFallbackWithoutNotifications(t *testing.T) {
 // notifications wake it again (polling is effectively off here).
 func TestListenerReconnects(t *testing.T) {
 	t.Parallel()
-	s, pool := newStore(t, postgres.Options{PollInterval: time.Hour})
+	// Only a notification can wake the reader: it polls once an hour and
+	// appends come from another Store (as from another process).
+	reader, pool := newStore(t, postgres.Options{PollInterval: time.Hour})
+	s := postgres.New(pool, postgres.Options{})
+	t.Cleanup(s.Close)
 	ctx := context.Background()
-	r := subscribe(t, s)
+	r := subscribe(t, reader)
 
 	listenerPID := func() int32 {
 		deadline := time.Now().Add(10 * time.Second)

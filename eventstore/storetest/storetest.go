@@ -148,6 +148,28 @@ func readAll(t *testing.T, s eventstore.Store, limit int, f eventstore.Filter) [
 	}
 }
 
+// waitVisible waits until the global order has reached pos. In a store
+// that orders by transaction (PostgreSQL), a committed event joins the global
+// order once every older transaction on the server has ended, which another
+// test's transaction can delay by a moment.
+func waitVisible(t *testing.T, s eventstore.Store, pos eventstore.Position) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		head, err := s.Head(ctxT(t))
+		if err != nil {
+			t.Fatalf("head: %v", err)
+		}
+		if !head.Less(pos) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("position %s not readable within %v (head %s)", pos, waitTimeout, head)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the head against a deadline
+	}
+}
+
 func wantWrongVersion(t *testing.T, err error, actual int64) {
 	t.Helper()
 	var wev *eventstore.WrongExpectedVersionError
@@ -339,6 +361,7 @@ func testIdempotentAppend(t *testing.T, s eventstore.Store) {
 	if got := readStream(t, s, stream); len(got) != 3 {
 		t.Fatalf("stream has %d events after retries, want 3", len(got))
 	}
+	waitVisible(t, s, second.Position)
 	if all := readAll(t, s, 100, eventstore.Filter{}); len(all) != 3 {
 		t.Fatalf("log has %d events after retries, want 3", len(all))
 	}
@@ -424,6 +447,7 @@ func testGlobalOrder(t *testing.T, s eventstore.Store) {
 		st := streams[i%len(streams)]
 		appended = append(appended, mustAppend(t, s, st, eventstore.Any, event("e", i), event("f", i)))
 	}
+	waitVisible(t, s, appended[len(appended)-1].Position)
 	all := readAll(t, s, 1000, eventstore.Filter{})
 	if len(all) != 60 {
 		t.Fatalf("read %d events, want 60", len(all))
@@ -488,7 +512,8 @@ func testFilters(t *testing.T, s eventstore.Store) {
 	mustAppend(t, s, o2, eventstore.NoStream, event("order.placed", 5))
 	odd := "odd_%\\-" + uuid.NewString()
 	mustAppend(t, s, odd, eventstore.NoStream, event("x", 6))
-	mustAppend(t, s, "oddX%\\-tail", eventstore.NoStream, event("x", 7))
+	last := mustAppend(t, s, "oddX%\\-tail", eventstore.NoStream, event("x", 7))
+	waitVisible(t, s, last.Position)
 
 	count := func(f eventstore.Filter) int { return len(readAll(t, s, 2, f)) }
 	cases := []struct {
@@ -633,12 +658,9 @@ func testResume(t *testing.T, s eventstore.Store) {
 }
 
 func testFilteredCheckpoints(t *testing.T, s eventstore.Store) {
+	var head eventstore.Position
 	for i := range 20 {
-		mustAppend(t, s, newStream("noise"), eventstore.NoStream, event("noise", i))
-	}
-	head, err := s.Head(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
+		head = mustAppend(t, s, newStream("noise"), eventstore.NoStream, event("noise", i)).Position
 	}
 	c, _, _ := subscribe(t, s, eventstore.Start, eventstore.SubscribeOptions{
 		BatchSize: 5,
@@ -733,6 +755,7 @@ func testLargePayloads(t *testing.T, s eventstore.Store) {
 	if len(got) != 1001 || string(got[0].Data) != string(big) {
 		t.Fatalf("read back %d events; first payload intact: %v", len(got), len(got) > 0 && string(got[0].Data) == string(big))
 	}
+	waitVisible(t, s, res.Position)
 	all := readAll(t, s, 64, eventstore.Filter{})
 	if len(all) != 1001 || string(all[0].Data) != string(big) {
 		t.Fatalf("read all returned %d events", len(all))
