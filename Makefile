@@ -1,0 +1,31 @@
+# Orders: the two commands a developer needs are `make run` and `make test`.
+# Tests need PostgreSQL (and, later, Redis) on localhost; see README.md.
+
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+BENCHTIME ?= 5s
+
+.PHONY: build test run lint bench migrate clean
+
+build: ## compile every binary into ./bin
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test: ## run every test, with the race detector, against local PostgreSQL
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+run: ## run the server on :8000 against local PostgreSQL (created and migrated on start)
+	$(GO) run ./cmd/ordersd
+
+lint: ## formatting and vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench: ## event store benchmarks (numbers go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/
+
+migrate: ## apply migrations to DATABASE_URL
+	$(GO) run ./cmd/ordersctl migrate up
+
+clean:
+	rm -rf $(BIN)
