@@ -1,0 +1,231 @@
+// Package order is the order aggregate: its state machine, rebuilt from its
+// stream by Apply, and the decisions that turn commands into events. It is
+// pure domain code: no storage, no HTTP.
+//
+//	created ──► reserved ──► payment_pending ──► paid
+//	   │            │               │
+//	   │            └───────────────┴──► canceled (customer, failed payment, timeout)
+//	   ├──► canceled
+//	   └──► rejected (stock could not be reserved; nothing stays reserved)
+//
+// Illegal transitions are errors (ErrIllegalTransition); repeating the
+// transition that already happened decides nothing, so retried commands and
+// redelivered events are harmless.
+package order
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/money"
+)
+
+// Status is where an order is in its life.
+type Status string
+
+// Statuses. StatusNew is an order that was never placed.
+const (
+	StatusNew            Status = ""
+	StatusCreated        Status = "created"
+	StatusReserved       Status = "reserved"
+	StatusRejected       Status = "rejected"
+	StatusPaymentPending Status = "payment_pending"
+	StatusPaid           Status = "paid"
+	StatusCanceled       Status = "canceled"
+)
+
+// Terminal reports whether no further transition is possible.
+func (s Status) Terminal() bool {
+	return s == StatusPaid || s == StatusCanceled || s == StatusRejected
+}
+
+// Errors that callers branch on.
+var (
+	ErrNotFound          = errors.New("order not found")
+	ErrAlreadyPlaced     = errors.New("order already placed")
+	ErrIllegalTransition = errors.New("illegal order transition")
+	ErrInvalid           = errors.New("invalid order")
+)
+
+// Limits on orders.
+const (
+	MaxItems    = 100
+	MaxQuantity = 10_000
+	MaxEmail    = 254
+)
+
+// State is an order as its events left it.
+type State struct {
+	ID           uuid.UUID
+	Status       Status
+	UserEmail    string
+	Items        []events.OrderItem
+	Total        money.Amount
+	Currency     string
+	RequestHash  string
+	PaymentID    string
+	CancelReason string
+	Rejection    *events.OrderRejected
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	// Version is the stream version of the last applied event, -1 if none.
+	Version int64
+}
+
+// New returns the state of an order that was never placed.
+func New(id uuid.UUID) *State { return &State{ID: id, Version: -1} }
+
+// Apply folds one stored event into the state.
+func (s *State) Apply(e events.Event, version int64, at time.Time) {
+	switch e := e.(type) {
+	case events.OrderPlaced:
+		s.Status, s.UserEmail, s.Items, s.Total, s.Currency, s.RequestHash = StatusCreated, e.UserEmail, e.Items, e.Total, e.Currency, e.RequestHash
+		s.CreatedAt = at
+	case events.OrderReserved:
+		s.Status = StatusReserved
+	case events.OrderRejected:
+		s.Status = StatusRejected
+		s.Rejection = &e
+	case events.OrderPaymentRequested:
+		s.Status, s.PaymentID = StatusPaymentPending, e.PaymentID
+	case events.OrderPaid:
+		s.Status, s.PaymentID = StatusPaid, e.PaymentID
+	case events.OrderPaymentFailed:
+		s.PaymentID = e.PaymentID
+	case events.OrderCanceled:
+		s.Status, s.CancelReason = StatusCanceled, e.Reason
+	}
+	s.Version = version
+	s.UpdatedAt = at
+}
+
+// Line is one requested item: a product and a quantity.
+type Line struct {
+	ProductID uuid.UUID
+	Quantity  int64
+}
+
+// NormalizeEmail trims and lower-cases an email address, the form orders
+// and rate limits are keyed by.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// ValidateRequest checks an order request before anything is priced or
+// stored; every problem is reported, keyed by field.
+func ValidateRequest(email string, lines []Line) map[string]string {
+	problems := map[string]string{}
+	email = NormalizeEmail(email)
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > MaxEmail || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		problems["user_email"] = "must be a valid email address"
+	}
+	if len(lines) == 0 || len(lines) > MaxItems {
+		problems["items"] = fmt.Sprintf("must have 1-%d items", MaxItems)
+	}
+	seen := map[uuid.UUID]bool{}
+	for i, l := range lines {
+		if l.ProductID == uuid.Nil {
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "must be a product id"
+		}
+		if l.Quantity < 1 || l.Quantity > MaxQuantity {
+			problems[fmt.Sprintf("items[%d].quantity", i)] = fmt.Sprintf("must be 1-%d", MaxQuantity)
+		}
+		if seen[l.ProductID] {
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "appears more than once; put the whole quantity in one item"
+		}
+		seen[l.ProductID] = true
+	}
+	return problems
+}
+
+// Place decides placing the order with priced items.
+func (s *State) Place(email string, items []events.OrderItem, requestHash string) ([]events.Event, error) {
+	if s.Status != StatusNew {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyPlaced, s.ID)
+	}
+	lines := make([]Line, len(items))
+	for i, it := range items {
+		lines[i] = Line{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	if problems := ValidateRequest(email, lines); len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, problems)
+	}
+	var total money.Amount
+	priced := make([]events.OrderItem, len(items))
+	for i, it := range items {
+		line, err := it.UnitPrice.Mul(it.Quantity)
+		if err == nil {
+			total, err = total.Add(line)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		it.LineTotal = line
+		priced[i] = it
+	}
+	return []events.Event{events.OrderPlaced{
+		OrderID: s.ID, UserEmail: NormalizeEmail(email), Items: priced, Total: total,
+		Currency: money.Currency, RequestHash: requestHash,
+	}}, nil
+}
+
+// transition decides moving from one of the statuses in from to the status
+// that event e leads to; being there already decides nothing.
+func (s *State) transition(e events.Event, to Status, from ...Status) ([]events.Event, error) {
+	if s.Status == StatusNew {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+	}
+	if s.Status == to {
+		return nil, nil
+	}
+	for _, f := range from {
+		if s.Status == f {
+			return []events.Event{e}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s is %s, cannot become %s", ErrIllegalTransition, s.ID, s.Status, to)
+}
+
+// MarkReserved decides that every item is reserved.
+func (s *State) MarkReserved() ([]events.Event, error) {
+	return s.transition(events.OrderReserved{}, StatusReserved, StatusCreated)
+}
+
+// Reject decides that the order cannot be reserved.
+func (s *State) Reject(r events.OrderRejected) ([]events.Event, error) {
+	return s.transition(r, StatusRejected, StatusCreated)
+}
+
+// RequestPayment decides that payment was initiated.
+func (s *State) RequestPayment(paymentID string) ([]events.Event, error) {
+	return s.transition(events.OrderPaymentRequested{PaymentID: paymentID}, StatusPaymentPending, StatusReserved)
+}
+
+// MarkPaid decides that the payment succeeded.
+func (s *State) MarkPaid(paymentID string) ([]events.Event, error) {
+	return s.transition(events.OrderPaid{PaymentID: paymentID}, StatusPaid, StatusPaymentPending)
+}
+
+// FailPayment decides that the payment failed: the order is canceled (its
+// stock is released by the caller, from the same decision).
+func (s *State) FailPayment(paymentID, reason string) ([]events.Event, error) {
+	if s.Status == StatusCanceled {
+		return nil, nil
+	}
+	if s.Status != StatusPaymentPending {
+		return s.transition(nil, StatusCanceled) // reports the illegal transition
+	}
+	return []events.Event{
+		events.OrderPaymentFailed{PaymentID: paymentID, Reason: reason},
+		events.OrderCanceled{Reason: "payment_failed"},
+	}, nil
+}
+
+// Cancel decides canceling before payment; a canceled order stays as it is.
+func (s *State) Cancel(reason string) ([]events.Event, error) {
+	return s.transition(events.OrderCanceled{Reason: reason}, StatusCanceled, StatusCreated, StatusReserved, StatusPaymentPending)
+}

@@ -1,0 +1,242 @@
+// Package product is the product aggregate: its state, rebuilt from its
+// stream by Apply, and the decisions that turn commands into events. It is
+// pure domain code: no storage, no HTTP.
+//
+// Invariants: available stock never goes below zero; an order holds at most
+// one reservation of a product; releasing or committing a reservation twice
+// (or one that does not exist) decides nothing.
+package product
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/money"
+)
+
+// Errors that callers branch on.
+var (
+	ErrNotFound          = errors.New("product not found")
+	ErrAlreadyExists     = errors.New("product already exists")
+	ErrInsufficientStock = errors.New("insufficient stock")
+	ErrInactive          = errors.New("product is not active")
+	ErrInvalid           = errors.New("invalid product")
+)
+
+// Limits on product fields.
+const (
+	MaxNameLength        = 200
+	MaxDescriptionLength = 5000
+	MaxStock             = 1_000_000_000
+	MaxPrice             = money.Amount(1_000_000_000_00) // 1e9 currency units
+)
+
+// State is a product as its events left it.
+type State struct {
+	ID          uuid.UUID
+	Name        string
+	Description string
+	Price       money.Amount
+	IsActive    bool
+	// Available is the stock that can still be reserved.
+	Available int64
+	// Reserved is the stock held by open reservations.
+	Reserved  int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// Version is the stream version of the last applied event,
+	// eventstore.NoVersion (-1) for a product that does not exist.
+	Version int64
+
+	open    map[uuid.UUID]int64 // order -> reserved quantity
+	settled map[uuid.UUID]bool  // orders whose reservation was released or committed
+}
+
+// New returns the state of a product that does not exist yet.
+func New(id uuid.UUID) *State {
+	return &State{ID: id, Version: -1}
+}
+
+// Exists reports whether the product was created.
+func (s *State) Exists() bool { return s.Version >= 0 }
+
+// ReservedFor returns the quantity order holds, and whether it holds any.
+func (s *State) ReservedFor(order uuid.UUID) (int64, bool) {
+	q, ok := s.open[order]
+	return q, ok
+}
+
+// Apply folds one stored event into the state.
+func (s *State) Apply(e events.Event, version int64, at time.Time) {
+	switch e := e.(type) {
+	case events.ProductCreated:
+		s.Name, s.Description, s.Price, s.IsActive, s.Available = e.Name, e.Description, e.Price, e.IsActive, e.Stock
+		s.CreatedAt = at
+	case events.ProductDetailsChanged:
+		if e.Name != nil {
+			s.Name = *e.Name
+		}
+		if e.Description != nil {
+			s.Description = *e.Description
+		}
+		if e.Price != nil {
+			s.Price = *e.Price
+		}
+		if e.IsActive != nil {
+			s.IsActive = *e.IsActive
+		}
+	case events.ProductStockAdjusted:
+		s.Available = e.Available
+	case events.ProductStockReserved:
+		if s.open == nil {
+			s.open = map[uuid.UUID]int64{}
+		}
+		s.open[e.OrderID] = e.Quantity
+		s.Available -= e.Quantity
+		s.Reserved += e.Quantity
+	case events.ProductReservationReleased:
+		s.settle(e.OrderID)
+		s.Available += e.Quantity
+		s.Reserved -= e.Quantity
+	case events.ProductReservationCommitted:
+		s.settle(e.OrderID)
+		s.Reserved -= e.Quantity
+	}
+	s.Version = version
+	s.UpdatedAt = at
+}
+
+func (s *State) settle(order uuid.UUID) {
+	delete(s.open, order)
+	if s.settled == nil {
+		s.settled = map[uuid.UUID]bool{}
+	}
+	s.settled[order] = true
+}
+
+// Details are a product's editable fields; nil fields are left as they are.
+type Details struct {
+	Name        *string
+	Description *string
+	Price       *money.Amount
+	IsActive    *bool
+	// Stock sets the stock available to reserve.
+	Stock *int64
+}
+
+// Create decides the creation of a product.
+func (s *State) Create(name, description string, price money.Amount, stock int64, active bool) ([]events.Event, error) {
+	if s.Exists() {
+		return nil, fmt.Errorf("%w: %s", ErrAlreadyExists, s.ID)
+	}
+	name = strings.TrimSpace(name)
+	if err := validate(Details{Name: &name, Description: &description, Price: &price, Stock: &stock}); err != nil {
+		return nil, err
+	}
+	return []events.Event{events.ProductCreated{
+		ProductID: s.ID, Name: name, Description: description, Price: price, Stock: stock, IsActive: active,
+	}}, nil
+}
+
+// Change decides an admin's edit: details and/or the available stock.
+// Fields equal to the current ones decide nothing.
+func (s *State) Change(d Details) ([]events.Event, error) {
+	if !s.Exists() {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+	}
+	if d.Name != nil {
+		trimmed := strings.TrimSpace(*d.Name)
+		d.Name = &trimmed
+	}
+	if err := validate(d); err != nil {
+		return nil, err
+	}
+	var changed events.ProductDetailsChanged
+	if d.Name != nil && *d.Name != s.Name {
+		changed.Name = d.Name
+	}
+	if d.Description != nil && *d.Description != s.Description {
+		changed.Description = d.Description
+	}
+	if d.Price != nil && *d.Price != s.Price {
+		changed.Price = d.Price
+	}
+	if d.IsActive != nil && *d.IsActive != s.IsActive {
+		changed.IsActive = d.IsActive
+	}
+	var out []events.Event
+	if changed != (events.ProductDetailsChanged{}) {
+		out = append(out, changed)
+	}
+	if d.Stock != nil && *d.Stock != s.Available {
+		out = append(out, events.ProductStockAdjusted{Available: *d.Stock, Delta: *d.Stock - s.Available})
+	}
+	return out, nil
+}
+
+func validate(d Details) error {
+	var problems []string
+	if d.Name != nil && (*d.Name == "" || utf8.RuneCountInString(*d.Name) > MaxNameLength) {
+		problems = append(problems, fmt.Sprintf("name must be 1-%d characters", MaxNameLength))
+	}
+	if d.Description != nil && utf8.RuneCountInString(*d.Description) > MaxDescriptionLength {
+		problems = append(problems, fmt.Sprintf("description must be at most %d characters", MaxDescriptionLength))
+	}
+	if d.Price != nil && (*d.Price <= 0 || *d.Price > MaxPrice) {
+		problems = append(problems, fmt.Sprintf("price must be greater than 0 and at most %s", MaxPrice))
+	}
+	if d.Stock != nil && (*d.Stock < 0 || *d.Stock > MaxStock) {
+		problems = append(problems, fmt.Sprintf("stock must be 0-%d", MaxStock))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Reserve decides holding quantity units for order. A second reservation
+// for the same order decides nothing (the first stands).
+func (s *State) Reserve(order uuid.UUID, quantity int64) ([]events.Event, error) {
+	if !s.Exists() {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+	}
+	if quantity <= 0 {
+		return nil, fmt.Errorf("%w: quantity must be positive", ErrInvalid)
+	}
+	if _, held := s.open[order]; held || s.settled[order] {
+		return nil, nil
+	}
+	if !s.IsActive {
+		return nil, fmt.Errorf("%w: %s", ErrInactive, s.ID)
+	}
+	if quantity > s.Available {
+		return nil, fmt.Errorf("%w: %s has %d, %d requested", ErrInsufficientStock, s.ID, s.Available, quantity)
+	}
+	return []events.Event{events.ProductStockReserved{OrderID: order, Quantity: quantity}}, nil
+}
+
+// Release decides returning order's reservation to stock; nothing if the
+// order holds none.
+func (s *State) Release(order uuid.UUID, reason string) []events.Event {
+	q, held := s.open[order]
+	if !held {
+		return nil
+	}
+	return []events.Event{events.ProductReservationReleased{OrderID: order, Quantity: q, Reason: reason}}
+}
+
+// Commit decides selling order's reservation; nothing if the order holds
+// none.
+func (s *State) Commit(order uuid.UUID) []events.Event {
+	q, held := s.open[order]
+	if !held {
+		return nil
+	}
+	return []events.Event{events.ProductReservationCommitted{OrderID: order, Quantity: q}}
+}

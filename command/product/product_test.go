@@ -1,0 +1,240 @@
+package product_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/memory"
+	"github.com/orders-reference/orders/money"
+)
+
+// given stores the events in an in-memory event store and loads the
+// product from there, so that every case also round-trips its events.
+func given(t *testing.T, id uuid.UUID, history ...events.Event) *product.State {
+	t.Helper()
+	ctx := context.Background()
+	store := memory.New()
+	stream := events.ProductStream(id)
+	for _, e := range history {
+		data, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Append(ctx, stream, eventstore.Any, eventstore.EventData{Type: e.EventType(), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := product.New(id)
+	if len(history) == 0 {
+		return s
+	}
+	recorded, err := store.ReadStream(ctx, stream, eventstore.Forward, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recorded {
+		e, err := events.Decode(r.Type, r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Apply(e, r.Version, r.RecordedAt)
+	}
+	return s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestDecisions(t *testing.T) {
+	id, order, other := uuid.New(), uuid.New(), uuid.New()
+	created := events.ProductCreated{ProductID: id, Name: "Laptop", Price: 150000, Stock: 3, IsActive: true}
+	reserved := events.ProductStockReserved{OrderID: order, Quantity: 2}
+
+	cases := []struct {
+		name    string
+		given   []events.Event
+		when    func(s *product.State) ([]events.Event, error)
+		then    []events.Event
+		wantErr error
+	}{
+		{
+			name: "create",
+			when: func(s *product.State) ([]events.Event, error) {
+				return s.Create("  Laptop ", "", 150000, 3, true)
+			},
+			then: []events.Event{created},
+		},
+		{
+			name:    "create twice",
+			given:   []events.Event{created},
+			when:    func(s *product.State) ([]events.Event, error) { return s.Create("Laptop", "", 150000, 3, true) },
+			wantErr: product.ErrAlreadyExists,
+		},
+		{
+			name:    "create with a zero price",
+			when:    func(s *product.State) ([]events.Event, error) { return s.Create("Laptop", "", 0, 3, true) },
+			wantErr: product.ErrInvalid,
+		},
+		{
+			name:    "create with negative stock",
+			when:    func(s *product.State) ([]events.Event, error) { return s.Create("Laptop", "", 100, -1, true) },
+			wantErr: product.ErrInvalid,
+		},
+		{
+			name:    "create with a blank name",
+			when:    func(s *product.State) ([]events.Event, error) { return s.Create("   ", "", 100, 1, true) },
+			wantErr: product.ErrInvalid,
+		},
+		{
+			name:  "change details and stock",
+			given: []events.Event{created},
+			when: func(s *product.State) ([]events.Event, error) {
+				return s.Change(product.Details{Name: ptr("Laptop"), Price: ptr(money.Amount(99900)), Stock: ptr(int64(10))})
+			},
+			then: []events.Event{
+				events.ProductDetailsChanged{Price: ptr(money.Amount(99900))},
+				events.ProductStockAdjusted{Available: 10, Delta: 7},
+			},
+		},
+		{
+			name:  "change nothing",
+			given: []events.Event{created},
+			when: func(s *product.State) ([]events.Event, error) {
+				return s.Change(product.Details{Name: ptr("Laptop"), Stock: ptr(int64(3))})
+			},
+		},
+		{
+			name:    "change a missing product",
+			when:    func(s *product.State) ([]events.Event, error) { return s.Change(product.Details{Name: ptr("x")}) },
+			wantErr: product.ErrNotFound,
+		},
+		{
+			name:  "reserve",
+			given: []events.Event{created},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 2) },
+			then:  []events.Event{reserved},
+		},
+		{
+			name:  "reserve the last units",
+			given: []events.Event{created, reserved},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Reserve(other, 1) },
+			then:  []events.Event{events.ProductStockReserved{OrderID: other, Quantity: 1}},
+		},
+		{
+			name:    "reserve more than available",
+			given:   []events.Event{created, reserved},
+			when:    func(s *product.State) ([]events.Event, error) { return s.Reserve(other, 2) },
+			wantErr: product.ErrInsufficientStock,
+		},
+		{
+			name:  "reserve again for the same order",
+			given: []events.Event{created, reserved},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 2) },
+		},
+		{
+			name:  "reserve again after release",
+			given: []events.Event{created, reserved, events.ProductReservationReleased{OrderID: order, Quantity: 2}},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 2) },
+		},
+		{
+			name:    "reserve an inactive product",
+			given:   []events.Event{created, events.ProductDetailsChanged{IsActive: ptr(false)}},
+			when:    func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 1) },
+			wantErr: product.ErrInactive,
+		},
+		{
+			name:    "reserve a missing product",
+			when:    func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 1) },
+			wantErr: product.ErrNotFound,
+		},
+		{
+			name:    "reserve nothing",
+			given:   []events.Event{created},
+			when:    func(s *product.State) ([]events.Event, error) { return s.Reserve(order, 0) },
+			wantErr: product.ErrInvalid,
+		},
+		{
+			name:  "release",
+			given: []events.Event{created, reserved},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Release(order, "payment_failed"), nil },
+			then:  []events.Event{events.ProductReservationReleased{OrderID: order, Quantity: 2, Reason: "payment_failed"}},
+		},
+		{
+			name:  "release twice",
+			given: []events.Event{created, reserved, events.ProductReservationReleased{OrderID: order, Quantity: 2}},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Release(order, "again"), nil },
+		},
+		{
+			name:  "release what was never reserved",
+			given: []events.Event{created},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Release(order, "x"), nil },
+		},
+		{
+			name:  "commit",
+			given: []events.Event{created, reserved},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order), nil },
+			then:  []events.Event{events.ProductReservationCommitted{OrderID: order, Quantity: 2}},
+		},
+		{
+			name:  "commit after release",
+			given: []events.Event{created, reserved, events.ProductReservationReleased{OrderID: order, Quantity: 2}},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order), nil },
+		},
+		{
+			name:  "release after commit",
+			given: []events.Event{created, reserved, events.ProductReservationCommitted{OrderID: order, Quantity: 2}},
+			when:  func(s *product.State) ([]events.Event, error) { return s.Release(order, "late"), nil },
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := given(t, id, c.given...)
+			got, err := c.when(s)
+			if c.wantErr != nil {
+				if !errors.Is(err, c.wantErr) {
+					t.Fatalf("error %v, want %v", err, c.wantErr)
+				}
+				if got != nil {
+					t.Fatalf("events %v alongside an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(c.then) || (len(got) > 0 && !reflect.DeepEqual(got, c.then)) {
+				t.Fatalf("decided %#v, want %#v", got, c.then)
+			}
+		})
+	}
+}
+
+// Stock accounting across a life: available + reserved + sold = stock ever added.
+func TestStockAccounting(t *testing.T) {
+	id := uuid.New()
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	s := given(t, id,
+		events.ProductCreated{ProductID: id, Name: "Pen", Price: 100, Stock: 10, IsActive: true},
+		events.ProductStockReserved{OrderID: a, Quantity: 3},
+		events.ProductStockReserved{OrderID: b, Quantity: 4},
+		events.ProductReservationCommitted{OrderID: a, Quantity: 3},
+		events.ProductReservationReleased{OrderID: b, Quantity: 4},
+		events.ProductStockReserved{OrderID: c, Quantity: 5},
+		events.ProductStockAdjusted{Available: 7, Delta: 5},
+	)
+	if s.Available != 7 || s.Reserved != 5 || s.Version != 6 {
+		t.Fatalf("available %d, reserved %d, version %d", s.Available, s.Reserved, s.Version)
+	}
+	if q, ok := s.ReservedFor(c); !ok || q != 5 {
+		t.Fatalf("reservation of c: %d %v", q, ok)
+	}
+	if _, ok := s.ReservedFor(a); ok {
+		t.Fatal("committed reservation still open")
+	}
+}
