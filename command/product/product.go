@@ -56,6 +56,15 @@ type State struct {
 
 	open    map[uuid.UUID]int64 // order -> reserved quantity
 	settled map[uuid.UUID]bool  // orders whose reservation was released or committed
+	undo    *undoLog            // set between Savepoint and Rollback/Keep
+}
+
+// undoLog remembers what Apply changed since a savepoint: the scalar
+// fields, and the previous entries of the order keys it touched.
+type undoLog struct {
+	scalars State // open, settled and undo left nil
+	open    map[uuid.UUID]*int64
+	settled map[uuid.UUID]bool // key present: it was touched; value: was it settled
 }
 
 // New returns the state of a product that does not exist yet.
@@ -70,6 +79,59 @@ func (s *State) Exists() bool { return s.Version >= 0 }
 func (s *State) ReservedFor(order uuid.UUID) (int64, bool) {
 	q, ok := s.open[order]
 	return q, ok
+}
+
+// Savepoint starts recording Applies so that Rollback can undo them, in
+// time proportional to what they touched rather than to the state's size
+// (a hot product holds many orders). Keep ends the recording.
+func (s *State) Savepoint() {
+	scalars := *s
+	scalars.open, scalars.settled, scalars.undo = nil, nil, nil
+	s.undo = &undoLog{scalars: scalars, open: map[uuid.UUID]*int64{}, settled: map[uuid.UUID]bool{}}
+}
+
+// Rollback undoes every Apply since Savepoint.
+func (s *State) Rollback() {
+	u := s.undo
+	if u == nil {
+		return
+	}
+	open, settled := s.open, s.settled
+	*s = u.scalars
+	s.open, s.settled = open, settled
+	for order, q := range u.open {
+		if q == nil {
+			delete(s.open, order)
+		} else {
+			s.open[order] = *q
+		}
+	}
+	for order, was := range u.settled {
+		if was {
+			s.settled[order] = true
+		} else {
+			delete(s.settled, order)
+		}
+	}
+}
+
+// Keep ends the savepoint, keeping the Applies since it.
+func (s *State) Keep() { s.undo = nil }
+
+func (s *State) touch(order uuid.UUID) {
+	if s.undo == nil {
+		return
+	}
+	if _, seen := s.undo.open[order]; !seen {
+		if q, ok := s.open[order]; ok {
+			s.undo.open[order] = &q
+		} else {
+			s.undo.open[order] = nil
+		}
+	}
+	if _, seen := s.undo.settled[order]; !seen {
+		s.undo.settled[order] = s.settled[order]
+	}
 }
 
 // Apply folds one stored event into the state.
@@ -94,6 +156,7 @@ func (s *State) Apply(e events.Event, version int64, at time.Time) {
 	case events.ProductStockAdjusted:
 		s.Available = e.Available
 	case events.ProductStockReserved:
+		s.touch(e.OrderID)
 		if s.open == nil {
 			s.open = map[uuid.UUID]int64{}
 		}
@@ -113,6 +176,7 @@ func (s *State) Apply(e events.Event, version int64, at time.Time) {
 }
 
 func (s *State) settle(order uuid.UUID) {
+	s.touch(order)
 	delete(s.open, order)
 	if s.settled == nil {
 		s.settled = map[uuid.UUID]bool{}

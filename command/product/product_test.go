@@ -238,3 +238,43 @@ func TestStockAccounting(t *testing.T) {
 		t.Fatal("committed reservation still open")
 	}
 }
+
+// Rollback restores exactly the state at the savepoint.
+func TestSavepointRollback(t *testing.T) {
+	id, a, b, c := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	s := given(t, id,
+		events.ProductCreated{ProductID: id, Name: "Pen", Price: 100, Stock: 10, IsActive: true},
+		events.ProductStockReserved{OrderID: a, Quantity: 3},
+		events.ProductStockReserved{OrderID: b, Quantity: 2},
+	)
+	want := *s
+	s.Savepoint()
+	s.Apply(events.ProductReservationReleased{OrderID: a, Quantity: 3}, 3, s.UpdatedAt)
+	s.Apply(events.ProductStockReserved{OrderID: c, Quantity: 4}, 4, s.UpdatedAt)
+	s.Apply(events.ProductReservationCommitted{OrderID: b, Quantity: 2}, 5, s.UpdatedAt)
+	s.Apply(events.ProductDetailsChanged{IsActive: ptr(false)}, 6, s.UpdatedAt)
+	s.Rollback()
+	if s.Available != want.Available || s.Reserved != want.Reserved || s.Version != want.Version || !s.IsActive {
+		t.Fatalf("scalars not restored: %+v", s)
+	}
+	for order, q := range map[uuid.UUID]int64{a: 3, b: 2} {
+		if got, ok := s.ReservedFor(order); !ok || got != q {
+			t.Fatalf("reservation of %s: %d %v", order, got, ok)
+		}
+	}
+	if _, ok := s.ReservedFor(c); ok {
+		t.Fatal("rolled-back reservation still open")
+	}
+	// a is no longer settled: releasing it decides again.
+	if evs := s.Release(a, "x"); len(evs) != 1 {
+		t.Fatalf("release after rollback decided %v", evs)
+	}
+	// Keep: the applied events stay.
+	s.Savepoint()
+	s.Apply(events.ProductStockReserved{OrderID: c, Quantity: 4}, 3, s.UpdatedAt)
+	s.Keep()
+	s.Rollback()
+	if _, ok := s.ReservedFor(c); !ok || s.Available != 1 {
+		t.Fatalf("kept reservation lost: available %d", s.Available)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,11 +14,11 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 )
 
-// Appends are group-committed: concurrent Append calls are combined into one
-// es_append_batch statement, one transaction and one WAL flush, while each
-// append keeps its own expected-version check and result. At most
-// Options.MaxInFlight batches run at once; a caller whose append is queued
-// behind them waits, and its append goes into the next batch.
+// Appends are group-committed (package internal/batch): concurrent Append
+// calls are combined into one es_append_batch statement, one transaction and
+// one WAL flush, while each append keeps its own expected-version check and
+// result. At most Options.MaxInFlight batches run at once; a caller whose
+// append is queued behind them waits, and its append goes into the next one.
 
 // Defaults for the group commit.
 const (
@@ -74,7 +73,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, fmt.Errorf("append to %q: %w", stream, err)
 	}
 
-	s.combiner.submit(req)
+	s.combiner.Submit(req)
 	select {
 	case <-req.done:
 		return req.res, req.err
@@ -83,78 +82,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		// as after any lost reply. Retrying with the same event ids is safe.
 		return eventstore.AppendResult{}, fmt.Errorf("append to %q: outcome unknown: %w", stream, ctx.Err())
 	}
-}
-
-// combiner groups concurrent requests into batches. Callers run the
-// batches themselves; a goroutine lives only while requests are queued.
-type combiner struct {
-	exec        func(batch []*appendRequest)
-	maxBatch    int
-	maxInFlight int
-
-	mu       sync.Mutex
-	pending  []*appendRequest
-	inFlight int
-}
-
-// submit queues req and, if a batch slot is free, runs batches until its
-// own request is done.
-func (c *combiner) submit(req *appendRequest) {
-	c.mu.Lock()
-	c.pending = append(c.pending, req)
-	run := c.inFlight < c.maxInFlight
-	if run {
-		c.inFlight++
-	}
-	c.mu.Unlock()
-	if run {
-		c.runOne()
-	}
-}
-
-// runOne runs the next batch in the caller's goroutine, then hands its slot
-// to a goroutine if more requests are waiting, or frees it.
-func (c *combiner) runOne() {
-	batch := c.take()
-	if batch == nil {
-		return // take freed the slot
-	}
-	c.exec(batch)
-	c.mu.Lock()
-	more := len(c.pending) > 0
-	if !more {
-		c.inFlight--
-	}
-	c.mu.Unlock()
-	if more {
-		go c.drain()
-	}
-}
-
-// drain runs batches until the queue is empty, then frees its slot.
-func (c *combiner) drain() {
-	for {
-		batch := c.take()
-		if batch == nil {
-			return
-		}
-		c.exec(batch)
-	}
-}
-
-// take removes the next batch from the queue; with an empty queue it frees
-// the caller's slot and returns nil.
-func (c *combiner) take() []*appendRequest {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.pending) == 0 {
-		c.inFlight--
-		return nil
-	}
-	n := min(len(c.pending), c.maxBatch)
-	batch := c.pending[:n:n]
-	c.pending = append([]*appendRequest(nil), c.pending[n:]...)
-	return batch
 }
 
 // execBatch runs batch as one statement and completes every request. If

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/batch"
 )
 
 // Defaults for Options.
@@ -62,7 +63,7 @@ type Store struct {
 	log      *slog.Logger
 	notifier *notifier
 	listener *listener
-	combiner *combiner
+	combiner *batch.Combiner[*appendRequest]
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -99,7 +100,7 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 		notifier: newNotifier(pool, opts.NotifyChannel, opts.NotifyInterval, log),
 		listener: newListener(pool, opts.NotifyChannel, log),
 	}
-	s.combiner = &combiner{exec: s.execBatch, maxBatch: opts.MaxBatch, maxInFlight: opts.MaxInFlight}
+	s.combiner = &batch.Combiner[*appendRequest]{Exec: s.execBatch, MaxBatch: opts.MaxBatch, MaxInFlight: opts.MaxInFlight}
 	return s
 }
 
