@@ -1,0 +1,31 @@
+package command
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// CancelReasonCustomer is recorded when the customer cancels.
+const CancelReasonCustomer = "customer_canceled"
+
+// CancelOrder cancels an order that is not paid yet and returns its stock,
+// exactly once however often it is called. Canceling a canceled order
+// returns it unchanged; a paid or rejected one is order.ErrIllegalTransition,
+// an unknown one order.ErrNotFound.
+func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
+	st, pos, err := s.decideOrder(ctx, id, meta, func(o *order.State) ([]events.Event, error) {
+		return o.Cancel(CancelReasonCustomer)
+	})
+	if err != nil {
+		return OrderView{}, err
+	}
+	if err := s.releaseAll(ctx, st, meta); err != nil {
+		return OrderView{}, err
+	}
+	return orderView(st, pos), nil
+}

@@ -1,0 +1,84 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// EventStore is what the write side needs from the event store.
+type EventStore interface {
+	Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, limit int) ([]eventstore.RecordedEvent, error)
+}
+
+// Actors recorded in event metadata.
+const (
+	ActorAdmin    = "admin"
+	ActorCustomer = "customer"
+	ActorProvider = "provider"
+	ActorSystem   = "system"
+)
+
+// readPage is how many events one stream read fetches.
+const readPage = 512
+
+// opTimeout bounds work done on behalf of several callers at once, which no
+// single caller's context may cancel.
+const opTimeout = 30 * time.Second
+
+// readStream calls apply for every event of stream from version from on.
+// A missing stream is not an error: there is nothing to apply.
+func readStream(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) error {
+	for {
+		recorded, err := store.ReadStream(ctx, stream, eventstore.Forward, from, readPage)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
+		}
+		for _, r := range recorded {
+			e, err := events.Decode(r.Type, r.Data)
+			if err != nil {
+				return fmt.Errorf("read %s@%d: %w", stream, r.Version, err)
+			}
+			apply(e, r.Version, r.RecordedAt)
+		}
+		if len(recorded) < readPage {
+			return nil
+		}
+		from = recorded[len(recorded)-1].Version + 1
+	}
+}
+
+// encode turns decided events into EventData with the given metadata.
+func encode(meta eventstore.Metadata, evs []events.Event) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, len(evs))
+	for i, e := range evs {
+		data, err := events.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("event id: %w", err)
+		}
+		out[i] = eventstore.EventData{ID: id, Type: e.EventType(), Data: data, Metadata: meta}
+	}
+	return out, nil
+}
+
+// expectedAt is the ExpectedVersion of a stream whose last version is v.
+func expectedAt(v int64) eventstore.ExpectedVersion {
+	if v < 0 {
+		return eventstore.NoStream
+	}
+	return eventstore.Exact(v)
+}

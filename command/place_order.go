@@ -1,0 +1,249 @@
+package command
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// PlaceOrder is a customer's order.
+type PlaceOrder struct {
+	// IdempotencyKey, if not empty, makes retries safe: the order id is
+	// derived from it, so the event store itself refuses a second order.
+	IdempotencyKey string
+	UserEmail      string
+	Lines          []order.Line
+	Meta           eventstore.Metadata
+}
+
+// Rejection reasons recorded on the order stream.
+const (
+	ReasonInsufficientStock = "insufficient_stock"
+	ReasonUnavailable       = "product_unavailable"
+)
+
+// idempotencyNamespace scopes order ids derived from Idempotency-Keys.
+var idempotencyNamespace = uuid.MustParse("6f1c2f4e-8a53-4b1d-9c51-0d3e5a7b9c21")
+
+// OrderIDForKey returns the order id an Idempotency-Key stands for.
+func OrderIDForKey(key string) uuid.UUID {
+	return uuid.NewSHA1(idempotencyNamespace, []byte(key))
+}
+
+// fingerprint identifies a request's content, independent of item order
+// and email case.
+func fingerprint(email string, lines []order.Line) string {
+	sorted := slices.Clone(lines)
+	slices.SortFunc(sorted, func(a, b order.Line) int { return strings.Compare(a.ProductID.String(), b.ProductID.String()) })
+	h := sha256.New()
+	h.Write([]byte(order.NormalizeEmail(email)))
+	for _, l := range sorted {
+		h.Write([]byte("\n" + l.ProductID.String() + ":" + strconv.FormatInt(l.Quantity, 10)))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// PlaceOrder records the order, reserves every item all-or-nothing and
+// returns the reserved order, or a *RejectedError after releasing whatever
+// it had reserved.
+//
+// The order stream is the saga's log and its outcome the commit point:
+// items are reserved one product at a time (each reservation is tied to the
+// order, so repeating one changes nothing), then order.reserved or
+// order.rejected is appended at the order's expected version, so exactly one
+// outcome wins however many parties complete the same placement. Stock is
+// released only once a rejection is recorded. A placement interrupted at any
+// step is completed the same way by Recovery.
+func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, error) {
+	if problems := order.ValidateRequest(cmd.UserEmail, cmd.Lines); len(problems) > 0 {
+		return OrderView{}, &ValidationError{Fields: problems}
+	}
+	hash := fingerprint(cmd.UserEmail, cmd.Lines)
+	id := OrderIDForKey(cmd.IdempotencyKey)
+	if cmd.IdempotencyKey == "" {
+		var err error
+		if id, err = uuid.NewV7(); err != nil {
+			return OrderView{}, err
+		}
+	} else if st, err := s.loadOrder(ctx, id); err != nil {
+		return OrderView{}, err
+	} else if st.Status != order.StatusNew {
+		return s.replay(ctx, st, hash, cmd.Meta)
+	}
+
+	items, err := s.price(ctx, cmd.Lines)
+	if err != nil {
+		return OrderView{}, err
+	}
+	st := order.New(id)
+	decided, err := st.Place(cmd.UserEmail, items, hash)
+	if err != nil {
+		return OrderView{}, &ValidationError{Fields: map[string]string{"order": err.Error()}}
+	}
+	data, err := encode(cmd.Meta, decided)
+	if err != nil {
+		return OrderView{}, err
+	}
+	if _, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...); err != nil {
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && cmd.IdempotencyKey != "" {
+			// The same key, concurrently: whoever placed it first wins.
+			st, err := s.loadOrder(ctx, id)
+			if err != nil {
+				return OrderView{}, err
+			}
+			return s.replay(ctx, st, hash, cmd.Meta)
+		}
+		return OrderView{}, fmt.Errorf("place order %s: %w", id, err)
+	}
+	if err := s.step(ctx, StepPlaced, id); err != nil {
+		return OrderView{}, err
+	}
+	return s.complete(ctx, id, cmd.Meta)
+}
+
+// replay answers a repeated Idempotency-Key from the stored order: the same
+// request gets the same outcome (completing the placement if it is still in
+// flight), a different one is refused.
+func (s *Service) replay(ctx context.Context, st *order.State, hash string, meta eventstore.Metadata) (OrderView, error) {
+	if st.RequestHash != hash {
+		return OrderView{}, fmt.Errorf("%w: order %s", ErrIdempotencyConflict, st.ID)
+	}
+	if st.Status == order.StatusCreated {
+		return s.complete(ctx, st.ID, meta)
+	}
+	return outcome(st, eventstore.Position{})
+}
+
+// outcome is the answer for an order whose placement is decided.
+func outcome(st *order.State, pos eventstore.Position) (OrderView, error) {
+	v := orderView(st, pos)
+	if st.Status == order.StatusRejected {
+		r := st.Rejection
+		return OrderView{}, &RejectedError{Order: v, Reason: r.Reason, Insufficient: r.Insufficient, Unavailable: r.Unavailable}
+	}
+	return v, nil
+}
+
+// price looks up every line's product and its current price. Unknown or
+// inactive products are a validation error naming the items.
+func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.OrderItem, error) {
+	items := make([]events.OrderItem, len(lines))
+	problems := map[string]string{}
+	for i, l := range lines {
+		v, err := s.stock.View(ctx, l.ProductID)
+		switch {
+		case errors.Is(err, product.ErrNotFound):
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "no such product"
+			continue
+		case err != nil:
+			return nil, err
+		case !v.IsActive:
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "product is not available"
+			continue
+		}
+		items[i] = events.OrderItem{ProductID: l.ProductID, Quantity: l.Quantity, UnitPrice: v.Price}
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{Fields: problems}
+	}
+	return items, nil
+}
+
+// complete reserves the order's items and records the outcome; it is what
+// both PlaceOrder and Recovery run, and any number of them may run it at
+// once for the same order.
+func (s *Service) complete(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return OrderView{}, err
+	}
+	if st.Status != order.StatusCreated {
+		return s.settle(ctx, st, eventstore.Position{}, meta)
+	}
+	lines := slices.Clone(st.Items)
+	// One product after another in a fixed order; a product's lock is never
+	// held while waiting for another, so there is nothing to deadlock on.
+	slices.SortFunc(lines, func(a, b events.OrderItem) int { return strings.Compare(a.ProductID.String(), b.ProductID.String()) })
+	var insufficient, unavailable []uuid.UUID
+	for _, it := range lines {
+		_, _, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
+			return p.Reserve(id, it.Quantity)
+		})
+		switch {
+		case errors.Is(err, product.ErrInsufficientStock):
+			insufficient = append(insufficient, it.ProductID)
+		case errors.Is(err, product.ErrInactive), errors.Is(err, product.ErrNotFound):
+			unavailable = append(unavailable, it.ProductID)
+		case err != nil:
+			return OrderView{}, err // interrupted: Recovery finishes it
+		}
+		if len(insufficient)+len(unavailable) > 0 {
+			break // all-or-nothing: no point reserving the rest
+		}
+		if err := s.step(ctx, StepReserved, id); err != nil {
+			return OrderView{}, err
+		}
+	}
+
+	decide := func(o *order.State) ([]events.Event, error) { return o.MarkReserved() }
+	if len(insufficient)+len(unavailable) > 0 {
+		reason := ReasonInsufficientStock
+		if len(insufficient) == 0 {
+			reason = ReasonUnavailable
+		}
+		rejection := events.OrderRejected{Reason: reason, Insufficient: insufficient, Unavailable: unavailable}
+		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }
+	}
+	st, pos, err := s.decideOrder(ctx, id, meta, func(o *order.State) ([]events.Event, error) {
+		if o.Status != order.StatusCreated {
+			return nil, nil // someone else decided: follow them
+		}
+		return decide(o)
+	})
+	if err != nil {
+		return OrderView{}, err
+	}
+	if err := s.step(ctx, StepDecided, id); err != nil {
+		return OrderView{}, err
+	}
+	return s.settle(ctx, st, pos, meta)
+}
+
+// settle makes the products agree with a decided order: a rejected or
+// canceled order holds no stock. It is idempotent.
+func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Position, meta eventstore.Metadata) (OrderView, error) {
+	if st.Status == order.StatusRejected || st.Status == order.StatusCanceled {
+		if err := s.releaseAll(ctx, st, meta); err != nil {
+			return OrderView{}, err
+		}
+	}
+	return outcome(st, pos)
+}
+
+// releaseAll releases every reservation the order holds.
+func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata) error {
+	reason := string(st.Status)
+	if st.CancelReason != "" {
+		reason = st.CancelReason
+	}
+	for _, it := range st.Items {
+		if _, _, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
+			return p.Release(st.ID, reason), nil
+		}); err != nil && !errors.Is(err, product.ErrNotFound) {
+			return fmt.Errorf("release order %s on product %s: %w", st.ID, it.ProductID, err)
+		}
+	}
+	return nil
+}

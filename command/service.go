@@ -1,0 +1,168 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// Errors of the write side that callers branch on (besides the aggregates'
+// own: product.ErrNotFound, order.ErrNotFound, order.ErrIllegalTransition…).
+var (
+	// ErrValidation: the command is malformed; the error is a
+	// *ValidationError naming the fields.
+	ErrValidation = errors.New("validation failed")
+	// ErrIdempotencyConflict: an Idempotency-Key was reused with a
+	// different request.
+	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
+	// ErrRejected: the order could not be reserved; the error is a
+	// *RejectedError naming the products.
+	ErrRejected = errors.New("order rejected")
+)
+
+// ValidationError lists what is wrong with a command, by field.
+type ValidationError struct {
+	Fields map[string]string
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for f, msg := range e.Fields {
+		parts = append(parts, f+": "+msg)
+	}
+	return "validation failed: " + strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrValidation) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrValidation }
+
+// RejectedError reports an order that was rejected, and why.
+type RejectedError struct {
+	Order        OrderView
+	Reason       string
+	Insufficient []uuid.UUID
+	Unavailable  []uuid.UUID
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("order %s rejected: %s (insufficient %v, unavailable %v)", e.Order.ID, e.Reason, e.Insufficient, e.Unavailable)
+}
+
+// Is makes errors.Is(err, ErrRejected) true.
+func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
+
+// Steps of a placement, reported to Options.AfterStep.
+const (
+	StepPlaced   = "placed"   // the order stream holds order.placed
+	StepReserved = "reserved" // one product's stock is reserved (once per item)
+	StepDecided  = "decided"  // the order stream holds the outcome
+)
+
+// Options tunes a Service. The zero value is ready to use.
+type Options struct {
+	// AfterStep, if set, runs after each placement step; an error aborts
+	// the placement on the spot, as a crash would (tests use it).
+	AfterStep func(ctx context.Context, step string, orderID uuid.UUID) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service executes the commands of Orders against the event store.
+type Service struct {
+	store EventStore
+	stock *Stock
+	opts  Options
+}
+
+// NewService returns a Service over store.
+func NewService(store EventStore, opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Service{store: store, stock: NewStock(store), opts: opts}
+}
+
+// Stock returns the service's product decisions runner.
+func (s *Service) Stock() *Stock { return s.stock }
+
+func (s *Service) step(ctx context.Context, step string, orderID uuid.UUID) error {
+	if s.opts.AfterStep == nil {
+		return nil
+	}
+	return s.opts.AfterStep(ctx, step, orderID)
+}
+
+// OrderView is a snapshot of an order as the write model knows it.
+type OrderView struct {
+	ID           uuid.UUID
+	Status       order.Status
+	UserEmail    string
+	Items        []events.OrderItem
+	Total        int64 // minor units
+	Currency     string
+	PaymentID    string
+	CancelReason string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int64
+	// Position is the global position of the last event this command
+	// appended to the order (zero if it appended none).
+	Position eventstore.Position
+}
+
+func orderView(s *order.State, pos eventstore.Position) OrderView {
+	return OrderView{
+		ID: s.ID, Status: s.Status, UserEmail: s.UserEmail, Items: append([]events.OrderItem(nil), s.Items...),
+		Total: int64(s.Total), Currency: s.Currency, PaymentID: s.PaymentID, CancelReason: s.CancelReason,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Version: s.Version, Position: pos,
+	}
+}
+
+// loadOrder reads an order from its stream.
+func (s *Service) loadOrder(ctx context.Context, id uuid.UUID) (*order.State, error) {
+	st := order.New(id)
+	if err := readStream(ctx, s.store, events.OrderStream(id), 0, st.Apply); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// decideOrder loads the order, runs decide and appends what it decides,
+// reloading and deciding again after a version conflict. It returns the
+// order after the events and the position of the last one appended.
+func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
+	for attempt := 1; ; attempt++ {
+		st, err := s.loadOrder(ctx, id)
+		if err != nil {
+			return nil, eventstore.Position{}, err
+		}
+		decided, err := decide(st)
+		if err != nil || len(decided) == 0 {
+			return st, eventstore.Position{}, err
+		}
+		data, err := encode(meta, decided)
+		if err != nil {
+			return nil, eventstore.Position{}, err
+		}
+		res, err := s.store.Append(ctx, events.OrderStream(id), expectedAt(st.Version), data...)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && attempt < 20 {
+			continue
+		}
+		if err != nil {
+			return nil, eventstore.Position{}, fmt.Errorf("order %s: %w", id, err)
+		}
+		now := s.opts.Now().UTC()
+		for _, e := range decided {
+			st.Apply(e, st.Version+1, now)
+		}
+		return st, res.Position, nil
+	}
+}

@@ -1,0 +1,224 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/batch"
+	"github.com/orders-reference/orders/money"
+)
+
+// Stock runs decisions on products. Products stay loaded in memory, so a
+// decision never replays a product's whole history: after a version conflict
+// (another instance wrote) only the stream's tail is read. Concurrent
+// decisions on one product are combined into one append (group commit)
+// instead of racing each other: a hot product costs one write per batch of
+// orders, not a retry storm.
+//
+// Correctness never depends on this process: every append is checked against
+// the product's stream version by the event store, and a batch that decides
+// nothing (a release of nothing, a refusal for lack of stock) first reads the
+// stream's tail, since no append will check it.
+type Stock struct {
+	store       EventStore
+	maxAttempts int
+
+	mu       sync.Mutex
+	products map[uuid.UUID]*stockEntry
+}
+
+// NewStock returns a Stock over store.
+func NewStock(store EventStore) *Stock {
+	return &Stock{store: store, maxAttempts: 50, products: map[uuid.UUID]*stockEntry{}}
+}
+
+// ProductView is a snapshot of a product as the write model knows it.
+type ProductView struct {
+	ID          uuid.UUID
+	Name        string
+	Description string
+	Price       money.Amount
+	IsActive    bool
+	Available   int64
+	Reserved    int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int64
+}
+
+func viewOf(s *product.State) ProductView {
+	return ProductView{
+		ID: s.ID, Name: s.Name, Description: s.Description, Price: s.Price, IsActive: s.IsActive,
+		Available: s.Available, Reserved: s.Reserved, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Version: s.Version,
+	}
+}
+
+// stockEntry is one product's cached state and its combiner. Only the batch
+// that holds the entry's lock reads or changes state.
+type stockEntry struct {
+	id       uuid.UUID
+	mu       sync.Mutex
+	state    *product.State // nil until loaded
+	combiner *batch.Combiner[*stockOp]
+}
+
+// stockOp is one decision waiting for its product's batch.
+type stockOp struct {
+	decide func(*product.State) ([]events.Event, error)
+	meta   eventstore.Metadata
+
+	decided []events.Event
+	view    ProductView
+	err     error
+	done    chan struct{}
+}
+
+func (s *Stock) entry(id uuid.UUID) *stockEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.products[id]
+	if !ok {
+		e = &stockEntry{id: id}
+		e.combiner = &batch.Combiner[*stockOp]{
+			Exec:        func(ops []*stockOp) { s.run(e, ops) },
+			MaxBatch:    256,
+			MaxInFlight: 1, // one batch per product at a time: each sees the last one's result
+		}
+		s.products[id] = e
+	}
+	return e
+}
+
+// Do runs decide against product id and appends what it decides. It
+// returns the decided events (nil if it decided nothing) and the product as
+// it stands after them.
+func (s *Stock) Do(ctx context.Context, id uuid.UUID, meta eventstore.Metadata, decide func(*product.State) ([]events.Event, error)) ([]events.Event, ProductView, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ProductView{}, err
+	}
+	op := &stockOp{decide: decide, meta: meta, done: make(chan struct{})}
+	s.entry(id).combiner.Submit(op)
+	select {
+	case <-op.done:
+		return op.decided, op.view, op.err
+	case <-ctx.Done():
+		return nil, ProductView{}, fmt.Errorf("product %s: outcome unknown: %w", id, ctx.Err())
+	}
+}
+
+// View returns the product as the write model knows it, reading the
+// stream's tail first so the answer is current.
+func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
+	_, v, err := s.Do(ctx, id, eventstore.Metadata{}, func(p *product.State) ([]events.Event, error) {
+		if !p.Exists() {
+			return nil, fmt.Errorf("%w: %s", product.ErrNotFound, id)
+		}
+		return nil, nil
+	})
+	return v, err
+}
+
+// run decides a batch of operations on one product and appends all their
+// events at once. Each operation sees the effect of the ones before it. On a
+// version conflict the stream's tail is read and the batch decided again.
+func (s *Stock) run(e *stockEntry, ops []*stockOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defer func() {
+		for _, op := range ops {
+			close(op.done)
+		}
+	}()
+	fail := func(err error) {
+		for _, op := range ops {
+			op.decided, op.err = nil, err
+		}
+	}
+
+	if e.state == nil {
+		st := product.New(e.id)
+		if err := readStream(ctx, s.store, events.ProductStream(e.id), 0, st.Apply); err != nil {
+			fail(err)
+			return
+		}
+		e.state = st
+	}
+	st := e.state
+	stream := events.ProductStream(e.id)
+	for attempt := 1; ; attempt++ {
+		base := st.Version
+		st.Savepoint()
+		var data []eventstore.EventData
+		now := time.Now().UTC()
+		for _, op := range ops {
+			op.decided, op.err = op.decide(st)
+			if op.err != nil {
+				op.decided = nil
+				continue
+			}
+			encoded, err := encode(op.meta, op.decided)
+			if err != nil {
+				op.decided, op.err = nil, err
+				continue
+			}
+			for _, d := range op.decided {
+				st.Apply(d, st.Version+1, now)
+			}
+			data = append(data, encoded...)
+			op.view = viewOf(st)
+		}
+		if len(data) == 0 {
+			// Nothing to append, so no version check will catch a stale
+			// cache: make sure no other instance wrote since, or decide again.
+			st.Rollback()
+			if err := readStream(ctx, s.store, stream, st.Version+1, st.Apply); err != nil {
+				fail(err)
+				return
+			}
+			if st.Version != base && attempt < s.maxAttempts {
+				continue
+			}
+			s.views(st, ops)
+			return
+		}
+		_, err := s.store.Append(ctx, stream, expectedAt(base), data...)
+		if err == nil {
+			st.Keep()
+			s.views(st, ops)
+			return
+		}
+		st.Rollback()
+		if !errors.Is(err, eventstore.ErrWrongExpectedVersion) || attempt >= s.maxAttempts {
+			if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+				err = fmt.Errorf("product %s: still conflicting after %d attempts: %w", e.id, attempt, err)
+			}
+			fail(err)
+			return
+		}
+		// Another writer got there first: catch up on its events only.
+		if err := readStream(ctx, s.store, stream, st.Version+1, st.Apply); err != nil {
+			fail(err)
+			return
+		}
+	}
+}
+
+// views gives operations that decided nothing the product's current view.
+func (s *Stock) views(st *product.State, ops []*stockOp) {
+	v := viewOf(st)
+	for _, op := range ops {
+		if op.err == nil && op.decided == nil {
+			op.view = v
+		}
+	}
+}
