@@ -1,0 +1,162 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+)
+
+var errCrash = errors.New("injected crash")
+
+// crashAt returns an AfterStep hook that fails the nth time step happens.
+func crashAt(step string, nth int) func(context.Context, string, uuid.UUID) error {
+	seen := 0
+	return func(_ context.Context, s string, _ uuid.UUID) error {
+		if s != step {
+			return nil
+		}
+		seen++
+		if seen == nth {
+			return errCrash
+		}
+		return nil
+	}
+}
+
+// runRecovery runs a Recovery that completes any undecided placement at
+// once, until the test ends.
+func runRecovery(t *testing.T, svc *command.Service, store command.Subscriber) *command.Recovery {
+	t.Helper()
+	r := command.NewRecovery(svc, store, command.RecoveryOptions{After: time.Nanosecond, Every: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("recovery: %v", err)
+		}
+	})
+	return r
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the event store against a deadline
+	}
+}
+
+// A placement killed after any step ends reserved (if stock allows) or
+// rejected with all its stock back, once Recovery has run: never with stock
+// held by an order nobody will complete.
+func TestCrashAfterEachPlacementStep(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		step        string
+		nth         int
+		scarce      bool // the second product lacks stock
+		want        order.Status
+		wantHeld    [2]int64
+		description string
+	}{
+		{command.StepPlaced, 1, false, order.StatusReserved, [2]int64{2, 3}, "after order.placed"},
+		{command.StepReserved, 1, false, order.StatusReserved, [2]int64{2, 3}, "after the first reservation"},
+		{command.StepReserved, 2, false, order.StatusReserved, [2]int64{2, 3}, "after the last reservation"},
+		{command.StepDecided, 1, false, order.StatusReserved, [2]int64{2, 3}, "after order.reserved"},
+		{command.StepPlaced, 1, true, order.StatusRejected, [2]int64{0, 0}, "after order.placed, stock short"},
+		{command.StepReserved, 1, true, order.StatusRejected, [2]int64{0, 0}, "holding one reservation, stock short"},
+		{command.StepDecided, 1, true, order.StatusRejected, [2]int64{0, 0}, "after order.rejected, before releasing"},
+	}
+	for _, c := range cases {
+		t.Run(c.description, func(t *testing.T) {
+			t.Parallel()
+			store := newStore(t)
+			crashing := command.NewService(store, command.Options{AfterStep: crashAt(c.step, c.nth)})
+			p1, p2 := newProduct(t, crashing, 10), newProduct(t, crashing, 10)
+			q2 := int64(3)
+			if c.scarce {
+				q2 = 11
+			}
+			lines := []order.Line{{ProductID: p1, Quantity: 2}, {ProductID: p2, Quantity: q2}}
+			if p2.String() < p1.String() { // reservations go in product id order
+				lines[0], lines[1] = lines[1], lines[0]
+			}
+			_, err := place(crashing, ctxT(t), "crash-key", "a@example.com", lines...)
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("placement did not crash at %s #%d: %v", c.step, c.nth, err)
+			}
+
+			// A fresh process: new caches, and Recovery catching up from the start.
+			svc := command.NewService(store, command.Options{})
+			runRecovery(t, svc, store)
+			id := command.OrderIDForKey("crash-key")
+			eventually(t, fmt.Sprintf("order is %s with stock settled", c.want), func() bool {
+				if orderOf(t, store, id).Status != c.want {
+					return false
+				}
+				s1, s2 := stockOf(t, store, p1), stockOf(t, store, p2)
+				h1, _ := s1.ReservedFor(id)
+				h2, _ := s2.ReservedFor(id)
+				return h1 == c.wantHeld[0] && h2 == c.wantHeld[1] &&
+					s1.Available+s1.Reserved == 10 && s2.Available+s2.Reserved == 10
+			})
+			// The customer's retry with the same key sees the outcome.
+			v, err := place(svc, ctxT(t), "crash-key", "a@example.com", lines...)
+			var rej *command.RejectedError
+			switch c.want {
+			case order.StatusReserved:
+				if err != nil || v.Status != order.StatusReserved {
+					t.Fatalf("retry after recovery: %+v, %v", v, err)
+				}
+			case order.StatusRejected:
+				if !errors.As(err, &rej) {
+					t.Fatalf("retry after recovery: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// A reservation that lands after its order was canceled is released.
+func TestLateReservationForClosedOrderIsReleased(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	svc := command.NewService(store, command.Options{})
+	p1, p2 := newProduct(t, svc, 5), newProduct(t, svc, 5)
+	v, err := place(svc, ctxT(t), "", "a@example.com", order.Line{ProductID: p1, Quantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CancelOrder(ctxT(t), v.ID, customer); err != nil {
+		t.Fatal(err)
+	}
+	// A placer that lost the race reserves for the canceled order.
+	if _, _, err := svc.Stock().Do(ctxT(t), p2, customer, func(p *product.State) ([]events.Event, error) {
+		return p.Reserve(v.ID, 2)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := stockOf(t, store, p2); st.Reserved != 2 {
+		t.Fatalf("setup: reserved %d", st.Reserved)
+	}
+	runRecovery(t, command.NewService(store, command.Options{}), store)
+	eventually(t, "the late reservation is released", func() bool {
+		st := stockOf(t, store, p2)
+		return st.Reserved == 0 && st.Available == 5
+	})
+}
