@@ -26,6 +26,10 @@ type PlaceOrder struct {
 	UserEmail      string
 	Lines          []order.Line
 	Meta           eventstore.Metadata
+	// Admit, if set, runs once the request is known to be a new order
+	// (not a replay of its Idempotency-Key) and before anything is stored;
+	// its error refuses the order (rate limiting uses it).
+	Admit func(ctx context.Context) error
 }
 
 // Rejection reasons recorded on the order stream.
@@ -86,6 +90,11 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	items, err := s.price(ctx, cmd.Lines)
 	if err != nil {
 		return OrderView{}, err
+	}
+	if cmd.Admit != nil {
+		if err := cmd.Admit(ctx); err != nil {
+			return OrderView{}, err
+		}
 	}
 	st := order.New(id)
 	decided, err := st.Place(cmd.UserEmail, items, hash)

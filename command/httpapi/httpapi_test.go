@@ -1,0 +1,352 @@
+package httpapi_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/internal/ratelimit"
+)
+
+const secret = "test-admin-secret"
+
+type env struct {
+	srv   *httptest.Server
+	store *postgres.Store
+}
+
+type envOptions struct {
+	limiter        httpapi.Limiter
+	failClosed     bool
+	onLimiterError func(error)
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	store := postgres.New(pgtest.NewPool(t, 40), postgres.Options{})
+	t.Cleanup(store.Close)
+	api := httpapi.New(httpapi.Config{
+		Commands: command.NewService(store, command.Options{}), AdminSecret: secret,
+		Limiter: o.limiter, FailClosed: o.failClosed, OnLimiterError: o.onLimiterError,
+	})
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID)
+	api.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, store: store}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (e *env) do(t *testing.T, method, path, body string, headers ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s %s: %d with content type %q", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return out
+}
+
+func (e *env) product(t *testing.T, stock int) string {
+	t.Helper()
+	r := e.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"Laptop","price":1500.00,"stock":%d}`, stock), "X-Admin-Secret", secret)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create product: %d %s", r.status, r.raw)
+	}
+	return r.body["id"].(string)
+}
+
+func (e *env) stock(t *testing.T, id string) (available, reserved int64) {
+	t.Helper()
+	st := product.New(uuid.MustParse(id))
+	evs, err := e.store.ReadStream(context.Background(), events.ProductStream(st.ID), eventstore.Forward, 0, 100_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range evs {
+		ev, _ := events.Decode(r.Type, r.Data)
+		st.Apply(ev, r.Version, r.RecordedAt)
+	}
+	return st.Available, st.Reserved
+}
+
+func orderBody(email, productID string, qty int) string {
+	return fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":%d}]}`, email, productID, qty)
+}
+
+func TestAdminSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	body := `{"name":"Laptop","price":"1500.00","stock":10}`
+	missing := e.do(t, "POST", "/admin/products", body)
+	wrong := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", "nope")
+	longer := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", secret+"x")
+	for _, r := range []response{missing, wrong, longer} {
+		if r.status != http.StatusUnauthorized || r.raw != missing.raw {
+			t.Fatalf("bad secret: %d %s", r.status, r.raw)
+		}
+	}
+	ok := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", secret)
+	if ok.status != http.StatusCreated || ok.body["price"] != "1500.00" || ok.body["stock"] != 10.0 || ok.body["reserved"] != 0.0 ||
+		ok.body["is_active"] != true || ok.body["version"] != 1.0 || ok.header.Get("Location") != "/products/"+ok.body["id"].(string) {
+		t.Fatalf("create: %d %s", ok.status, ok.raw)
+	}
+	if e.do(t, "PATCH", "/admin/products/"+ok.body["id"].(string), `{"stock":3}`).status != http.StatusUnauthorized {
+		t.Fatal("PATCH without the secret accepted")
+	}
+}
+
+func TestProductValidation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	admin := []string{"X-Admin-Secret", secret}
+	cases := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/admin/products", `{"name":"A","price":0,"stock":1}`, 422},
+		{"POST", "/admin/products", `{"name":"A","price":"1.234","stock":1}`, 400},
+		{"POST", "/admin/products", `{"name":"A","price":1.5,"stock":-1}`, 422},
+		{"POST", "/admin/products", `{"name":"","price":1.5,"stock":1}`, 422},
+		{"POST", "/admin/products", `{"name":"A","price":1.5}`, 422},
+		{"POST", "/admin/products", `{"name":"A","price":1.5,"stock":1,"color":"red"}`, 400},
+		{"POST", "/admin/products", `{"name":"A",`, 400},
+		{"POST", "/admin/products", `[]`, 400},
+		{"POST", "/admin/products", `{"name":"A","price":1.5,"stock":1} {}`, 400},
+		{"POST", "/admin/products", `{"name":"` + strings.Repeat("a", 1<<20) + `","price":1,"stock":1}`, 413},
+		{"PATCH", "/admin/products/not-a-uuid", `{"stock":1}`, 400},
+		{"PATCH", "/admin/products/" + uuid.NewString(), `{"stock":1}`, 404},
+	}
+	for _, c := range cases {
+		r := e.do(t, c.method, c.path, c.body, admin...)
+		if r.status != c.status || r.body["status"] != float64(c.status) || r.body["type"] == nil || r.body["title"] == nil {
+			t.Errorf("%s %s %.60s: %d %.200s, want %d", c.method, c.path, c.body, r.status, r.raw, c.status)
+		}
+	}
+	id := e.product(t, 5)
+	if r := e.do(t, "PATCH", "/admin/products/"+id, `{}`, admin...); r.status != 422 {
+		t.Errorf("empty patch: %d", r.status)
+	}
+	r := e.do(t, "PATCH", "/admin/products/"+id, `{"price":"99.90","stock":7,"is_active":false}`, admin...)
+	if r.status != 200 || r.body["price"] != "99.90" || r.body["stock"] != 7.0 || r.body["is_active"] != false || r.body["version"] != 3.0 {
+		t.Errorf("patch: %d %s", r.status, r.raw)
+	}
+}
+
+func TestPlaceReplayConflictCancel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := e.product(t, 10)
+	first := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 2), "Idempotency-Key", "unique-key-123")
+	if first.status != 201 || first.body["status"] != "reserved" || first.body["total_amount"] != "3000.00" ||
+		first.body["currency"] != "USD" || first.header.Get("X-Event-Position") == "" || first.body["payment_id"] != nil {
+		t.Fatalf("place: %d %s", first.status, first.raw)
+	}
+	items := first.body["items"].([]any)
+	if it := items[0].(map[string]any); it["unit_price"] != "1500.00" || it["line_total"] != "3000.00" || it["quantity"] != 2.0 {
+		t.Fatalf("item: %v", it)
+	}
+	replay := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 2), "Idempotency-Key", "unique-key-123")
+	if replay.status != 201 || replay.body["id"] != first.body["id"] || replay.body["status"] != "reserved" {
+		t.Fatalf("replay: %d %s", replay.status, replay.raw)
+	}
+	conflict := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 3), "Idempotency-Key", "unique-key-123")
+	if conflict.status != 409 || conflict.body["type"] != httpx.TypeIdempotencyConflict {
+		t.Fatalf("key conflict: %d %s", conflict.status, conflict.raw)
+	}
+	if a, r := e.stock(t, p); a != 8 || r != 2 {
+		t.Fatalf("stock after replays: available %d, reserved %d", a, r)
+	}
+
+	short := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 9))
+	if short.status != 409 || short.body["type"] != httpx.TypeInsufficientStock || fmt.Sprint(short.body["insufficient"]) != "["+p+"]" {
+		t.Fatalf("insufficient: %d %s", short.status, short.raw)
+	}
+
+	id := first.body["id"].(string)
+	for range 2 {
+		c := e.do(t, "POST", "/orders/"+id+"/cancel", "")
+		if c.status != 200 || c.body["status"] != "canceled" || c.body["cancel_reason"] != command.CancelReasonCustomer {
+			t.Fatalf("cancel: %d %s", c.status, c.raw)
+		}
+	}
+	if a, r := e.stock(t, p); a != 10 || r != 0 {
+		t.Fatalf("stock after cancel: available %d, reserved %d", a, r)
+	}
+	if r := e.do(t, "POST", "/orders/"+uuid.NewString()+"/cancel", ""); r.status != 404 {
+		t.Fatalf("cancel unknown: %d", r.status)
+	}
+	if r := e.do(t, "POST", "/orders/xyz/cancel", ""); r.status != 400 {
+		t.Fatalf("cancel malformed id: %d", r.status)
+	}
+	for name, body := range map[string]string{
+		"bad email":       orderBody("nope", p, 1),
+		"bad product id":  orderBody("a@example.com", "123", 1),
+		"zero quantity":   orderBody("a@example.com", p, 0),
+		"too many":        orderBody("a@example.com", p, 10_001),
+		"unknown product": orderBody("a@example.com", uuid.NewString(), 1),
+		"no items":        `{"user_email":"a@example.com","items":[]}`,
+	} {
+		if r := e.do(t, "POST", "/orders", body); r.status != 422 || r.body["errors"] == nil {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1), "Idempotency-Key", strings.Repeat("k", 256)); r.status != 400 {
+		t.Errorf("long key: %d", r.status)
+	}
+}
+
+func TestConcurrentLastUnitOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := e.product(t, 1)
+	var created, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch r := e.do(t, "POST", "/orders", orderBody(fmt.Sprintf("c%d@example.com", i), p, 1)); r.status {
+			case 201:
+				created.Add(1)
+			case 409:
+				conflicts.Add(1)
+			default:
+				t.Errorf("%d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 1 || conflicts.Load() != 1 {
+		t.Fatalf("%d created, %d conflicts", created.Load(), conflicts.Load())
+	}
+}
+
+func redisPrefix(t *testing.T) (*redis.Client, string) {
+	t.Helper()
+	url := os.Getenv("ORDERS_TEST_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "orders-test:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		keys, _ := c.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			c.Del(context.Background(), keys...)
+		}
+		c.Close()
+	})
+	return c, prefix
+}
+
+// 20 concurrent orders for one email, limit 5: exactly 5 pass; the others
+// get 429 with the limit headers and reserve nothing.
+func TestRateLimitPerEmail(t *testing.T) {
+	t.Parallel()
+	c, prefix := redisPrefix(t)
+	e := newEnv(t, envOptions{limiter: ratelimit.NewRedis(c, prefix, 5, time.Minute)})
+	p := e.product(t, 100)
+	var created, limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			email := "Customer@Example.com"
+			if i%2 == 0 {
+				email = "  customer@example.COM "
+			}
+			r := e.do(t, "POST", "/orders", orderBody(email, p, 1))
+			switch r.status {
+			case 201:
+				created.Add(1)
+			case 429:
+				limited.Add(1)
+				if r.header.Get("Retry-After") == "" || !strings.Contains(r.header.Get("RateLimit-Policy"), "q=5;w=60") ||
+					!strings.Contains(r.header.Get("RateLimit"), "r=0") || r.body["type"] != httpx.TypeRateLimited {
+					t.Errorf("429 without the limit headers: %v %s", r.header, r.raw)
+				}
+			default:
+				t.Errorf("%d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 5 || limited.Load() != 15 {
+		t.Fatalf("%d created, %d limited; want 5 and 15", created.Load(), limited.Load())
+	}
+	if a, r := e.stock(t, p); a != 95 || r != 5 {
+		t.Fatalf("limited requests reserved stock: available %d, reserved %d", a, r)
+	}
+}
+
+func TestRateLimiterDown(t *testing.T) {
+	t.Parallel()
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { dead.Close() })
+	var errs atomic.Int32
+	open := newEnv(t, envOptions{limiter: ratelimit.NewRedis(dead, "x:", 5, time.Minute), onLimiterError: func(error) { errs.Add(1) }})
+	p := open.product(t, 10)
+	if r := open.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != 201 || errs.Load() != 1 {
+		t.Fatalf("fail open: %d, %d limiter errors", r.status, errs.Load())
+	}
+	closed := newEnv(t, envOptions{limiter: ratelimit.NewRedis(dead, "x:", 5, time.Minute), failClosed: true})
+	p = closed.product(t, 10)
+	if r := closed.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != 503 {
+		t.Fatalf("fail closed: %d %s", r.status, r.raw)
+	}
+	if a, r := closed.stock(t, p); a != 10 || r != 0 {
+		t.Fatalf("refused order reserved stock: %d/%d", a, r)
+	}
+}

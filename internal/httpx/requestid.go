@@ -1,0 +1,43 @@
+package httpx
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/google/uuid"
+)
+
+type requestIDKey struct{}
+
+// RequestID gives every request an id: the caller's X-Request-ID if it is
+// sensible (1-128 printable ASCII characters), else a new UUID. The id is
+// echoed in the response and becomes the correlation id of the events the
+// request causes.
+func RequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !printable(id) {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-ID", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// RequestIDFrom returns the request id RequestID stored in ctx.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func printable(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
