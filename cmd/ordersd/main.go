@@ -1,7 +1,8 @@
-// Command ordersd is the Orders server. For now it prepares the database
-// (creates it if missing, migrates it unless MIGRATE_ON_START=false), opens
-// the event store and serves /healthz and /readyz on HTTP_ADDR; the command
-// API, query API, projector and process manager join it as they are built.
+// Command ordersd is the Orders server. It prepares the database (creates it
+// if missing, migrates it unless MIGRATE_ON_START=false), opens the event
+// store, and serves the command API with /healthz and /readyz on HTTP_ADDR,
+// while Recovery finishes placements that a crash interrupted. The query
+// API, projector and process manager join it as they are built.
 package main
 
 import (
@@ -17,11 +18,16 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/httpx"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/ratelimit"
 )
 
 func main() {
@@ -68,8 +74,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	}
 	store := postgres.New(pool, postgres.Options{Logger: logger})
 	defer store.Close()
+	svc := command.NewService(store, command.Options{})
+	recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
+	limiter, closeLimiter := newLimiter(ctx, cfg, logger)
+	defer closeLimiter()
 
 	r := chi.NewRouter()
+	r.Use(httpx.RequestID)
+	httpapi.New(httpapi.Config{
+		Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
+	}).Mount(r)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
@@ -103,6 +117,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return nil
 	})
 	g.Go(func() error {
+		if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("ordersd shutting down")
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -110,6 +130,28 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return srv.Shutdown(shutdownCtx)
 	})
 	return g.Wait()
+}
+
+// newLimiter returns the per-email order limiter: in Redis when REDIS_URL is
+// set (an unreachable Redis is logged, not fatal: the limiter fails open or
+// closed as configured), else in process.
+func newLimiter(ctx context.Context, cfg config.Config, logger *slog.Logger) (httpapi.Limiter, func()) {
+	if cfg.RedisURL == "" {
+		logger.Warn("REDIS_URL is empty: rate limiting in process, correct for a single instance only")
+		return ratelimit.NewMemory(cfg.RateLimitOrdersPerMinute, time.Minute, nil), func() {}
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil { // validated by config.Load; kept for safety
+		logger.Error("REDIS_URL unusable; rate limiting in process", "error", err)
+		return ratelimit.NewMemory(cfg.RateLimitOrdersPerMinute, time.Minute, nil), func() {}
+	}
+	client := redis.NewClient(opts)
+	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx).Err(); err != nil {
+		logger.Error("redis unreachable at start", "redis", config.Redacted(cfg.RedisURL), "error", err, "fail_closed", cfg.RateLimitFailClosed)
+	}
+	return ratelimit.NewRedis(client, "orders:ratelimit:", cfg.RateLimitOrdersPerMinute, time.Minute), func() { _ = client.Close() }
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -36,6 +38,17 @@ func TestServeHealthAndShutdown(t *testing.T) {
 			t.Errorf("%s: %s", path, body)
 		}
 	}
+	// The command API is wired: create a product, order it, cancel.
+	email := fmt.Sprintf("smoke-%d@example.com", time.Now().UnixNano())
+	product := post(t, base+"/admin/products", `{"name":"Laptop","price":1500.00,"stock":10}`, http.StatusCreated, "X-Admin-Secret", cfg.AdminSecret)
+	order := post(t, base+"/orders", fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":2}]}`, email, product["id"]), http.StatusCreated)
+	if order["status"] != "reserved" {
+		t.Fatalf("order: %v", order)
+	}
+	if c := post(t, base+"/orders/"+order["id"].(string)+"/cancel", "", http.StatusOK); c["status"] != "canceled" {
+		t.Fatalf("cancel: %v", c)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -60,6 +73,27 @@ func TestRefusesEventStoreDBUntilTheAdapterExists(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "EVENTSTORE_URL") {
 		t.Fatalf("run with an EventStoreDB URL: %v", err)
 	}
+}
+
+func post(t *testing.T, url, body string, want int, headers ...string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	if resp.StatusCode != want {
+		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, raw)
+	}
+	return out
 }
 
 // getEventually GETs url until it answers 200 (the server may still be

@@ -33,6 +33,9 @@ type Config struct {
 	FakePaymentDelay       time.Duration `env:"FAKE_PAYMENT_DELAY" envDefault:"1s"`
 
 	RateLimitOrdersPerMinute int `env:"RATE_LIMIT_ORDERS_PER_MINUTE" envDefault:"5"`
+	// RateLimitFailClosed refuses orders while Redis is unreachable instead
+	// of letting them through.
+	RateLimitFailClosed bool `env:"RATE_LIMIT_FAIL_CLOSED" envDefault:"false"`
 
 	// MigrateOnStart applies pending migrations when the server starts.
 	MigrateOnStart bool `env:"MIGRATE_ON_START" envDefault:"true"`
