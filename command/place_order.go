@@ -119,7 +119,8 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	if err := s.step(ctx, StepPlaced, id); err != nil {
 		return OrderView{}, err
 	}
-	return s.complete(ctx, id, cmd.Meta)
+	st.Apply(decided[0], 0, s.opts.Now().UTC())
+	return s.completeFrom(ctx, st, cmd.Meta)
 }
 
 // replay answers a repeated Idempotency-Key from the stored order: the same
@@ -178,6 +179,12 @@ func (s *Service) complete(ctx context.Context, id uuid.UUID, meta eventstore.Me
 	if err != nil {
 		return OrderView{}, err
 	}
+	return s.completeFrom(ctx, st, meta)
+}
+
+// completeFrom is complete for an order already loaded (or just placed).
+func (s *Service) completeFrom(ctx context.Context, st *order.State, meta eventstore.Metadata) (OrderView, error) {
+	id := st.ID
 	if st.Status != order.StatusCreated {
 		return s.settle(ctx, st, eventstore.Position{}, meta)
 	}
@@ -215,7 +222,7 @@ func (s *Service) complete(ctx context.Context, id uuid.UUID, meta eventstore.Me
 		rejection := events.OrderRejected{Reason: reason, Insufficient: insufficient, Unavailable: unavailable}
 		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }
 	}
-	st, pos, err := s.decideOrder(ctx, id, meta, func(o *order.State) ([]events.Event, error) {
+	st, pos, err := s.decideOrder(ctx, id, st, meta, func(o *order.State) ([]events.Event, error) {
 		if o.Status != order.StatusCreated {
 			return nil, nil // someone else decided: follow them
 		}

@@ -135,16 +135,26 @@ func (s *Service) loadOrder(ctx context.Context, id uuid.UUID) (*order.State, er
 	return st, nil
 }
 
-// decideOrder loads the order, runs decide and appends what it decides,
-// reloading and deciding again after a version conflict. It returns the
-// order after the events and the position of the last one appended.
-func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
+// decideOrder runs decide on the order and appends what it decides,
+// reloading and deciding again after a version conflict. known, if not nil,
+// is the order as this caller last saw it and saves the first read; a
+// decision to do nothing is only trusted on a freshly read order, since no
+// append checks it. It returns the order after the events and the position
+// of the last one appended.
+func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.State, meta eventstore.Metadata, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
 	for attempt := 1; ; attempt++ {
-		st, err := s.loadOrder(ctx, id)
-		if err != nil {
-			return nil, eventstore.Position{}, err
+		st, fresh := known, false
+		if st == nil || attempt > 1 {
+			var err error
+			if st, err = s.loadOrder(ctx, id); err != nil {
+				return nil, eventstore.Position{}, err
+			}
+			fresh = true
 		}
 		decided, err := decide(st)
+		if err == nil && len(decided) == 0 && !fresh {
+			continue
+		}
 		if err != nil || len(decided) == 0 {
 			return st, eventstore.Position{}, err
 		}
