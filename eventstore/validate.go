@@ -1,8 +1,11 @@
 package eventstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -10,13 +13,19 @@ import (
 // MaxStreamIDLength is the longest stream id a store accepts.
 const MaxStreamIDLength = 255
 
+// text reports whether s is valid UTF-8 without NUL bytes, which
+// PostgreSQL text and json cannot hold.
+func text(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
 // PrepareAppend validates an append before any adapter touches storage and
 // returns the events with a fresh ID for each zero one. Adapters call it first
 // so that every store rejects the same input the same way. Empty metadata is
 // stored as an empty JSON object.
 func PrepareAppend(stream string, events []EventData) ([]EventData, error) {
-	if stream == "" || len(stream) > MaxStreamIDLength {
-		return nil, fmt.Errorf("%w: stream id must be 1-%d bytes", ErrInvalidEvent, MaxStreamIDLength)
+	if stream == "" || len(stream) > MaxStreamIDLength || !text(stream) {
+		return nil, fmt.Errorf("%w: stream id must be 1-%d bytes of UTF-8 without NUL", ErrInvalidEvent, MaxStreamIDLength)
 	}
 	if len(events) == 0 {
 		return nil, fmt.Errorf("%w: append to %q has no events", ErrInvalidEvent, stream)
@@ -24,12 +33,15 @@ func PrepareAppend(stream string, events []EventData) ([]EventData, error) {
 	out := make([]EventData, len(events))
 	seen := make(map[uuid.UUID]struct{}, len(events))
 	for i, e := range events {
-		if e.Type == "" {
-			return nil, fmt.Errorf("%w: event %d of %q has no type", ErrInvalidEvent, i, stream)
+		if e.Type == "" || !text(e.Type) {
+			return nil, fmt.Errorf("%w: event %d of %q needs a type of UTF-8 without NUL", ErrInvalidEvent, i, stream)
 		}
-		if !json.Valid(e.Data) {
-			return nil, fmt.Errorf("%w: event %d (%s) of %q: data is not valid JSON", ErrInvalidEvent, i, e.Type, stream)
+		if !json.Valid(e.Data) || !text(string(e.Data)) {
+			return nil, fmt.Errorf("%w: event %d (%s) of %q: data is not valid UTF-8 JSON", ErrInvalidEvent, i, e.Type, stream)
 		}
+		// The caller may reuse its buffer once Append returns, even when
+		// the append is still queued (its context ended first).
+		e.Data = bytes.Clone(e.Data)
 		if e.ID == uuid.Nil {
 			id, err := uuid.NewV7()
 			if err != nil {

@@ -209,7 +209,8 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 			page.Events = append(page.Events, e)
 		}
 	}
-	page.AtEnd = i == len(s.log)
+	// Like PostgreSQL, a full page does not know whether more follows.
+	page.AtEnd = page.Scanned < limit
 	return page, nil
 }
 

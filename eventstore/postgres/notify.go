@@ -29,7 +29,10 @@ type notifier struct {
 
 	dirty   atomic.Bool
 	running atomic.Bool
-	wg      sync.WaitGroup
+
+	mu     sync.Mutex // orders wg.Add before wait's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
 }
 
 func newNotifier(pool *pgxpool.Pool, channel string, minInterval time.Duration, log *slog.Logger) *notifier {
@@ -40,6 +43,11 @@ func newNotifier(pool *pgxpool.Pool, channel string, minInterval time.Duration, 
 func (n *notifier) poke() {
 	n.dirty.Store(true)
 	if n.running.CompareAndSwap(false, true) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed {
+			return
+		}
 		n.wg.Add(1)
 		go n.run()
 	}
@@ -69,8 +77,13 @@ func (n *notifier) send() {
 	}
 }
 
-// wait blocks until no notification is being sent.
-func (n *notifier) wait() { n.wg.Wait() }
+// close stops further notifications and waits for the one being sent.
+func (n *notifier) close() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.wg.Wait()
+}
 
 // listener holds one LISTEN connection per Store while it has subscribers
 // and wakes them on every notification.

