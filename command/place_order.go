@@ -146,13 +146,15 @@ func outcome(st *order.State, pos eventstore.Position) (OrderView, error) {
 	return v, nil
 }
 
-// price looks up every line's product and its current price. Unknown or
-// inactive products are a validation error naming the items.
+// price looks up every line's product and its price, as this process last
+// saw it (a price changed a moment ago elsewhere may not be seen yet; the
+// reservation itself is always checked against the product's stream).
+// Unknown or inactive products are a validation error naming the items.
 func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.OrderItem, error) {
 	items := make([]events.OrderItem, len(lines))
 	problems := map[string]string{}
 	for i, l := range lines {
-		v, err := s.stock.View(ctx, l.ProductID)
+		v, err := s.stock.Peek(ctx, l.ProductID)
 		switch {
 		case errors.Is(err, product.ErrNotFound):
 			problems[fmt.Sprintf("items[%d].product_id", i)] = "no such product"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -68,6 +69,8 @@ type stockEntry struct {
 	mu       sync.Mutex
 	state    *product.State // nil until loaded
 	combiner *batch.Combiner[*stockOp]
+	// last is the view after the latest batch, for Peek.
+	last atomic.Pointer[ProductView]
 }
 
 // stockOp is one decision waiting for its product's batch.
@@ -124,6 +127,18 @@ func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
 		return nil, nil
 	})
 	return v, err
+}
+
+// Peek returns the product as this process last saw it, without asking
+// the event store unless the product was never loaded. It may be a moment
+// behind another instance's writes: good for pricing an order, not for
+// deciding (decisions go through Do, which the store's version check
+// guards).
+func (s *Stock) Peek(ctx context.Context, id uuid.UUID) (ProductView, error) {
+	if v := s.entry(id).last.Load(); v != nil && v.Version >= 0 {
+		return *v, nil
+	}
+	return s.View(ctx, id)
 }
 
 // run decides a batch of operations on one product and appends all their
@@ -188,13 +203,13 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			if st.Version != base && attempt < s.maxAttempts {
 				continue
 			}
-			s.views(st, ops)
+			s.views(e, st, ops)
 			return
 		}
 		_, err := s.store.Append(ctx, stream, expectedAt(base), data...)
 		if err == nil {
 			st.Keep()
-			s.views(st, ops)
+			s.views(e, st, ops)
 			return
 		}
 		st.Rollback()
@@ -213,9 +228,11 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 	}
 }
 
-// views gives operations that decided nothing the product's current view.
-func (s *Stock) views(st *product.State, ops []*stockOp) {
+// views gives operations that decided nothing the product's current view,
+// and keeps it for Peek.
+func (s *Stock) views(e *stockEntry, st *product.State, ops []*stockOp) {
 	v := viewOf(st)
+	e.last.Store(&v)
 	for _, op := range ops {
 		if op.err == nil && op.decided == nil {
 			op.view = v
