@@ -116,6 +116,9 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		}
 		return OrderView{}, fmt.Errorf("place order %s: %w", id, err)
 	}
+	if s.opts.OnOrderPlaced != nil {
+		s.opts.OnOrderPlaced()
+	}
 	if err := s.step(ctx, StepPlaced, id); err != nil {
 		return OrderView{}, err
 	}

@@ -73,6 +73,8 @@ type Options struct {
 	AfterStep func(ctx context.Context, step string, orderID uuid.UUID) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OnOrderPlaced, if set, is told of every new order (not of replays).
+	OnOrderPlaced func()
 }
 
 // Service executes the commands of Orders against the event store.

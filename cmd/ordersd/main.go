@@ -26,6 +26,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/ratelimit"
 )
@@ -72,9 +73,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 			return err
 		}
 	}
-	store := postgres.New(pool, postgres.Options{Logger: logger})
+	m := metrics.New()
+	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
 	defer store.Close()
-	svc := command.NewService(store, command.Options{})
+	svc := command.NewService(store, command.Options{OnOrderPlaced: m.OrdersTotal.Inc})
 	recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
 	limiter, closeLimiter := newLimiter(ctx, cfg, logger)
 	defer closeLimiter()
@@ -83,7 +85,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	r.Use(httpx.RequestID)
 	httpapi.New(httpapi.Config{
 		Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
+		OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
 	}).Mount(r)
+	r.Method(http.MethodGet, "/metrics", m.Handler())
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})

@@ -49,6 +49,10 @@ func TestServeHealthAndShutdown(t *testing.T) {
 		t.Fatalf("cancel: %v", c)
 	}
 
+	if body := getEventually(t, base+"/metrics"); !strings.Contains(body, "orders_total 1") || !strings.Contains(body, "eventstore_append_duration_seconds_count") {
+		t.Errorf("metrics:\n%.2000s", body)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
