@@ -1,5 +1,5 @@
 # Orders: the two commands a developer needs are `make run` and `make test`.
-# Tests need PostgreSQL (and, later, Redis) on localhost; see README.md.
+# Tests need PostgreSQL and Redis on localhost; see README.md.
 
 GO        ?= go
 BIN       := bin
@@ -21,8 +21,8 @@ lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-bench: ## event store benchmarks (numbers go to docs/benchmarks.md)
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/
+bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./command/
 
 migrate: ## apply migrations to DATABASE_URL
 	$(GO) run ./cmd/ordersctl migrate up
