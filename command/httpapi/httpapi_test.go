@@ -1,15 +1,11 @@
 package httpapi_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,11 +20,12 @@ import (
 	"github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
-	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/internal/redistest"
 )
 
 const secret = "test-admin-secret"
@@ -103,14 +100,7 @@ func (e *env) product(t *testing.T, stock int) string {
 func (e *env) stock(t *testing.T, id string) (available, reserved int64) {
 	t.Helper()
 	st := product.New(uuid.MustParse(id))
-	evs, err := e.store.ReadStream(context.Background(), events.ProductStream(st.ID), eventstore.Forward, 0, 100_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range evs {
-		ev, _ := events.Decode(r.Type, r.Data)
-		st.Apply(ev, r.Version, r.RecordedAt)
-	}
+	eventtest.Load(t, e.store, events.ProductStream(st.ID), st.Apply)
 	return st.Available, st.Reserved
 }
 
@@ -266,35 +256,11 @@ func TestConcurrentLastUnitOverHTTP(t *testing.T) {
 	}
 }
 
-func redisPrefix(t *testing.T) (*redis.Client, string) {
-	t.Helper()
-	url := os.Getenv("ORDERS_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "orders-test:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		keys, _ := c.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(context.Background(), keys...)
-		}
-		c.Close()
-	})
-	return c, prefix
-}
-
 // 20 concurrent orders for one email, limit 5: exactly 5 pass; the others
 // get 429 with the limit headers and reserve nothing.
 func TestRateLimitPerEmail(t *testing.T) {
 	t.Parallel()
-	c, prefix := redisPrefix(t)
+	c, prefix := redistest.New(t)
 	e := newEnv(t, envOptions{limiter: ratelimit.NewRedis(c, prefix, 5, time.Minute)})
 	p := e.product(t, 100)
 	var created, limited atomic.Int32

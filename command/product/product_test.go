@@ -1,7 +1,6 @@
 package product_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"testing"
@@ -10,42 +9,16 @@ import (
 
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
-	"github.com/orders-reference/orders/eventstore"
-	"github.com/orders-reference/orders/eventstore/memory"
+	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/money"
 )
 
-// given stores the events in an in-memory event store and loads the
-// product from there, so that every case also round-trips its events.
+// given builds the product from history, stored in and read back from an
+// in-memory event store.
 func given(t *testing.T, id uuid.UUID, history ...events.Event) *product.State {
 	t.Helper()
-	ctx := context.Background()
-	store := memory.New()
-	stream := events.ProductStream(id)
-	for _, e := range history {
-		data, err := events.Encode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := store.Append(ctx, stream, eventstore.Any, eventstore.EventData{Type: e.EventType(), Data: data}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	s := product.New(id)
-	if len(history) == 0 {
-		return s
-	}
-	recorded, err := store.ReadStream(ctx, stream, eventstore.Forward, 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recorded {
-		e, err := events.Decode(r.Type, r.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Apply(e, r.Version, r.RecordedAt)
-	}
+	eventtest.Given(t, events.ProductStream(id), history, s.Apply)
 	return s
 }
 

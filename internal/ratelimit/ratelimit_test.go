@@ -2,53 +2,19 @@ package ratelimit_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/internal/redistest"
 )
-
-// redisClient connects to the test Redis (ORDERS_TEST_REDIS_URL, default
-// the local one) and gives the test its own key prefix, deleted afterwards.
-func redisClient(t *testing.T) (*redis.Client, string) {
-	t.Helper()
-	url := os.Getenv("ORDERS_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", url, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "orders-test:" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		keys, _ := c.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			c.Del(ctx, keys...)
-		}
-		c.Close()
-	})
-	return c, prefix
-}
 
 // 20 concurrent actions for one key with a limit of 5: exactly 5 pass.
 func TestRedisConcurrentExactlyLimit(t *testing.T) {
 	t.Parallel()
-	c, prefix := redisClient(t)
+	c, prefix := redistest.New(t)
 	l := ratelimit.NewRedis(c, prefix, 5, time.Minute)
 	var allowed atomic.Int32
 	var wg sync.WaitGroup
@@ -82,7 +48,7 @@ func TestRedisConcurrentExactlyLimit(t *testing.T) {
 // was made, not at a fixed boundary.
 func TestRedisWindowSlides(t *testing.T) {
 	t.Parallel()
-	c, prefix := redisClient(t)
+	c, prefix := redistest.New(t)
 	const window = 400 * time.Millisecond
 	l := ratelimit.NewRedis(c, prefix, 2, window)
 	ctx := context.Background()
