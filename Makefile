@@ -18,7 +18,7 @@ run: ## run the server on :8000 against local PostgreSQL (created and migrated o
 	$(GO) run ./cmd/ordersd
 
 lint: ## formatting and vet
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
 bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/memory"
-	"github.com/orders-reference/orders/events"
 )
 
 // Reader reads a stream.
