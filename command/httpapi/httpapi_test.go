@@ -139,7 +139,9 @@ func TestProductValidation(t *testing.T) {
 		status             int
 	}{
 		{"POST", "/admin/products", `{"name":"A","price":0,"stock":1}`, 422},
-		{"POST", "/admin/products", `{"name":"A","price":"1.234","stock":1}`, 400},
+		{"POST", "/admin/products", `{"name":"A","price":"1.234","stock":1}`, 422},
+		{"POST", "/admin/products", `{"name":"A","price":1e3,"stock":1}`, 422},
+		{"POST", "/admin/products", `{"name":"A","price":null,"stock":1}`, 422},
 		{"POST", "/admin/products", `{"name":"A","price":1.5,"stock":-1}`, 422},
 		{"POST", "/admin/products", `{"name":"","price":1.5,"stock":1}`, 422},
 		{"POST", "/admin/products", `{"name":"A","price":1.5}`, 422},

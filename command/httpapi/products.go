@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -33,11 +34,26 @@ func productOf(v command.ProductView) productJSON {
 }
 
 type createProductRequest struct {
-	Name        *string       `json:"name"`
-	Description *string       `json:"description"`
-	Price       *money.Amount `json:"price"`
-	Stock       *int64        `json:"stock"`
-	IsActive    *bool         `json:"is_active"`
+	Name        *string `json:"name"`
+	Description *string `json:"description"`
+	// Price is parsed after decoding, so that a bad amount is a field
+	// error (422) rather than an unreadable body.
+	Price    json.RawMessage `json:"price"`
+	Stock    *int64          `json:"stock"`
+	IsActive *bool           `json:"is_active"`
+}
+
+// price parses the price, if present, recording a problem in bad.
+func (r createProductRequest) price(bad map[string]string) *money.Amount {
+	if r.Price == nil {
+		return nil
+	}
+	var a money.Amount
+	if err := a.UnmarshalJSON(r.Price); err != nil {
+		bad["price"] = "must be a decimal amount with at most two fraction digits, e.g. 1500.00"
+		return nil
+	}
+	return &a
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
@@ -45,21 +61,22 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
-	missing := map[string]string{}
+	bad := map[string]string{}
+	price := req.price(bad)
 	if req.Name == nil {
-		missing["name"] = "is required"
+		bad["name"] = "is required"
 	}
 	if req.Price == nil {
-		missing["price"] = "is required"
+		bad["price"] = "is required"
 	}
 	if req.Stock == nil {
-		missing["stock"] = "is required"
+		bad["stock"] = "is required"
 	}
-	if len(missing) > 0 {
-		a.writeError(w, r, &command.ValidationError{Fields: missing})
+	if len(bad) > 0 {
+		a.writeError(w, r, &command.ValidationError{Fields: bad})
 		return
 	}
-	cmd := command.CreateProduct{Name: *req.Name, Price: *req.Price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, command.ActorAdmin)}
+	cmd := command.CreateProduct{Name: *req.Name, Price: *price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, command.ActorAdmin)}
 	if req.Description != nil {
 		cmd.Description = *req.Description
 	}
@@ -81,12 +98,17 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
-	if req == (createProductRequest{}) {
-		a.writeError(w, r, &command.ValidationError{Fields: map[string]string{"body": "name, description, price, stock or is_active is required"}})
+	bad := map[string]string{}
+	price := req.price(bad)
+	if req.Name == nil && req.Description == nil && req.Price == nil && req.Stock == nil && req.IsActive == nil {
+		bad["body"] = "name, description, price, stock or is_active is required"
+	}
+	if len(bad) > 0 {
+		a.writeError(w, r, &command.ValidationError{Fields: bad})
 		return
 	}
 	v, err := a.cfg.Commands.UpdateProduct(r.Context(), id, product.Details{
-		Name: req.Name, Description: req.Description, Price: req.Price, IsActive: req.IsActive, Stock: req.Stock,
+		Name: req.Name, Description: req.Description, Price: price, IsActive: req.IsActive, Stock: req.Stock,
 	}, meta(r, command.ActorAdmin))
 	if err != nil {
 		a.writeError(w, r, err)
