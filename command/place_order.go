@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -28,8 +29,10 @@ type PlaceOrder struct {
 	Meta           eventstore.Metadata
 	// Admit, if set, runs once the request is known to be a new order
 	// (not a replay of its Idempotency-Key) and before anything is stored;
-	// its error refuses the order (rate limiting uses it).
-	Admit func(ctx context.Context) error
+	// its error refuses the order (rate limiting uses it). orderID is the
+	// order's id: concurrent retries of one key share it, so a limiter can
+	// count them once.
+	Admit func(ctx context.Context, orderID uuid.UUID) error
 }
 
 // Rejection reasons recorded on the order stream.
@@ -38,12 +41,20 @@ const (
 	ReasonUnavailable       = "product_unavailable"
 )
 
-// idempotencyNamespace scopes order ids derived from Idempotency-Keys.
-var idempotencyNamespace = uuid.MustParse("6f1c2f4e-8a53-4b1d-9c51-0d3e5a7b9c21")
-
-// OrderIDForKey returns the order id an Idempotency-Key stands for.
-func OrderIDForKey(key string) uuid.UUID {
-	return uuid.NewSHA1(idempotencyNamespace, []byte(key))
+// OrderIDForKey returns the order id that a customer's Idempotency-Key
+// stands for. Keys are scoped to the customer (two customers may use the
+// same key) and the id is an HMAC under the service's secret, so knowing a
+// customer's email and key is not enough to compute their order id.
+func (s *Service) OrderIDForKey(email, key string) uuid.UUID {
+	mac := hmac.New(sha256.New, s.opts.KeySecret)
+	mac.Write([]byte(order.NormalizeEmail(email)))
+	mac.Write([]byte{0})
+	mac.Write([]byte(key))
+	var id uuid.UUID
+	copy(id[:], mac.Sum(nil))
+	id[6] = id[6]&0x0f | 0x80 // version 8: application-defined
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id
 }
 
 // fingerprint identifies a request's content, independent of item order
@@ -75,7 +86,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		return OrderView{}, &ValidationError{Fields: problems}
 	}
 	hash := fingerprint(cmd.UserEmail, cmd.Lines)
-	id := OrderIDForKey(cmd.IdempotencyKey)
+	id := s.OrderIDForKey(cmd.UserEmail, cmd.IdempotencyKey)
 	if cmd.IdempotencyKey == "" {
 		var err error
 		if id, err = uuid.NewV7(); err != nil {
@@ -92,7 +103,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		return OrderView{}, err
 	}
 	if cmd.Admit != nil {
-		if err := cmd.Admit(ctx); err != nil {
+		if err := cmd.Admit(ctx, id); err != nil {
 			return OrderView{}, err
 		}
 	}

@@ -104,7 +104,7 @@ func TestCrashAfterEachPlacementStep(t *testing.T) {
 			// A fresh process: new caches, and Recovery catching up from the start.
 			svc := command.NewService(store, command.Options{})
 			runRecovery(t, svc, store)
-			id := command.OrderIDForKey("crash-key")
+			id := svc.OrderIDForKey("a@example.com", "crash-key")
 			eventually(t, fmt.Sprintf("order is %s with stock settled", c.want), func() bool {
 				if orderOf(t, store, id).Status != c.want {
 					return false

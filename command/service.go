@@ -75,6 +75,9 @@ type Options struct {
 	Now func() time.Time
 	// OnOrderPlaced, if set, is told of every new order (not of replays).
 	OnOrderPlaced func()
+	// KeySecret keys the derivation of order ids from Idempotency-Keys.
+	// Keep it stable: a new secret makes old keys place new orders.
+	KeySecret []byte
 }
 
 // Service executes the commands of Orders against the event store.

@@ -155,7 +155,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	wg.Wait()
 	close(ids)
-	want := command.OrderIDForKey("key-2")
+	want := svc.OrderIDForKey("b@example.com", "key-2")
 	for id := range ids {
 		if id != want {
 			t.Fatalf("concurrent replay returned order %s, want %s", id, want)
@@ -163,6 +163,12 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	if st := stockOf(t, store, p); st.Reserved != 8 || st.Available != 92 {
 		t.Fatalf("after 50 concurrent requests: reserved %d, available %d", st.Reserved, st.Available)
+	}
+
+	// Keys belong to their customer: another customer's "key-1" is a new order.
+	other, err := place(svc, ctx, "key-1", "someone-else@example.com", line)
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("another customer's key-1: %+v, %v", other, err)
 	}
 
 	// A rejected order replays as the same rejection.

@@ -76,7 +76,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	m := metrics.New()
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
 	defer store.Close()
-	svc := command.NewService(store, command.Options{OnOrderPlaced: m.OrdersTotal.Inc})
+	svc := command.NewService(store, command.Options{OnOrderPlaced: m.OrdersTotal.Inc, KeySecret: []byte(cfg.IdempotencyKeySecret)})
 	recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
 	limiter, closeLimiter := newLimiter(ctx, cfg, logger)
 	defer closeLimiter()

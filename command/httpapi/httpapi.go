@@ -34,7 +34,7 @@ type Commands interface {
 
 // Limiter is what the API needs from a rate limiter.
 type Limiter interface {
-	Allow(ctx context.Context, key string) (ratelimit.Decision, error)
+	Allow(ctx context.Context, key, token string) (ratelimit.Decision, error)
 }
 
 // Config wires the API.
@@ -103,12 +103,14 @@ func (e errRateLimited) Error() string { return "rate limited" }
 var errLimiterDown = errors.New("rate limiter unavailable")
 
 // admit applies the per-email limit to a new order.
-func (a *API) admit(w http.ResponseWriter, email string) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
+// The order id is the action's token: concurrent retries of one
+// Idempotency-Key share it and are counted once.
+func (a *API) admit(w http.ResponseWriter, email string) func(ctx context.Context, orderID uuid.UUID) error {
+	return func(ctx context.Context, orderID uuid.UUID) error {
 		if a.cfg.Limiter == nil {
 			return nil
 		}
-		d, err := a.cfg.Limiter.Allow(ctx, order.NormalizeEmail(email))
+		d, err := a.cfg.Limiter.Allow(ctx, order.NormalizeEmail(email), orderID.String())
 		if err != nil {
 			a.log.ErrorContext(ctx, "rate limiter failed", "error", err, "fail_closed", a.cfg.FailClosed)
 			if a.cfg.OnLimiterError != nil {

@@ -318,3 +318,39 @@ func TestRateLimiterDown(t *testing.T) {
 		t.Fatalf("refused order reserved stock: %d/%d", a, r)
 	}
 }
+
+// Retries of one Idempotency-Key, even concurrent ones, all get the order
+// and use up one slot of the customer's limit.
+func TestRetriesOfOneKeyCountOnce(t *testing.T) {
+	t.Parallel()
+	c, prefix := redistest.New(t)
+	e := newEnv(t, envOptions{limiter: ratelimit.NewRedis(c, prefix, 3, time.Minute)})
+	p := e.product(t, 100)
+	ids := make(chan string, 6)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1), "Idempotency-Key", "retried")
+			if r.status != 201 {
+				t.Errorf("retry: %d %s", r.status, r.raw)
+				return
+			}
+			ids <- r.body["id"].(string)
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	first := <-ids
+	for id := range ids {
+		if id != first {
+			t.Fatalf("retries returned orders %s and %s", first, id)
+		}
+	}
+	for i, want := range []int{201, 201, 429} {
+		if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != want {
+			t.Fatalf("new order %d after the retries: %d, want %d", i, r.status, want)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type Config struct {
 	AdminSecret          string     `env:"ADMIN_SECRET" envDefault:"dev-admin-secret"`
 	PaymentWebhookSecret string     `env:"PAYMENT_WEBHOOK_SECRET" envDefault:"dev-webhook-secret"`
 	LogLevel             slog.Level `env:"LOG_LEVEL" envDefault:"INFO"`
+	// IdempotencyKeySecret keys the derivation of order ids from
+	// Idempotency-Keys; changing it makes old keys place new orders.
+	IdempotencyKeySecret string `env:"IDEMPOTENCY_KEY_SECRET" envDefault:"dev-idempotency-secret"`
 
 	FakePaymentEnabled     bool          `env:"FAKE_PAYMENT_ENABLED" envDefault:"true"`
 	FakePaymentSuccessRate float64       `env:"FAKE_PAYMENT_SUCCESS_RATE" envDefault:"0.8"`
@@ -57,7 +60,7 @@ func Load(environ []string) (Config, error) {
 		cfg.RedisURL = ""
 	}
 	var problems []error
-	for _, name := range []string{"ADMIN_SECRET", "PAYMENT_WEBHOOK_SECRET"} {
+	for _, name := range []string{"ADMIN_SECRET", "PAYMENT_WEBHOOK_SECRET", "IDEMPOTENCY_KEY_SECRET"} {
 		if v, ok := vars[name]; ok && strings.TrimSpace(v) == "" {
 			problems = append(problems, fmt.Errorf("%s is set but empty: set a secret or unset it to use the development default", name))
 		}

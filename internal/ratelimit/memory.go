@@ -14,8 +14,13 @@ type Memory struct {
 	now    func() time.Time
 
 	mu   sync.Mutex
-	logs map[string][]time.Time
+	logs map[string][]action
 	ops  int
+}
+
+type action struct {
+	at    time.Time
+	token string
 }
 
 var _ Limiter = (*Memory)(nil)
@@ -26,23 +31,26 @@ func NewMemory(limit int, window time.Duration, now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{limit: limit, window: window, now: now, logs: map[string][]time.Time{}}
+	return &Memory{limit: limit, window: window, now: now, logs: map[string][]action{}}
 }
 
 // Allow implements Limiter.
-func (l *Memory) Allow(_ context.Context, key string) (Decision, error) {
+func (l *Memory) Allow(_ context.Context, key, token string) (Decision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	log := prune(l.logs[key], now.Add(-l.window))
 	d := Decision{Limit: l.limit, Window: l.window}
-	if len(log) < l.limit {
-		log = append(log, now)
+	switch {
+	case logged(log, token):
+		d.Allowed, d.Remaining = true, max(l.limit-len(log), 0)
+	case len(log) < l.limit:
+		log = append(log, action{at: now, token: token})
 		d.Allowed, d.Remaining = true, l.limit-len(log)
-	} else {
-		d.RetryAfter = log[0].Add(l.window).Sub(now)
+	default:
+		d.RetryAfter = log[0].at.Add(l.window).Sub(now)
 	}
-	d.Reset = log[0].Add(l.window).Sub(now)
+	d.Reset = log[0].at.Add(l.window).Sub(now)
 	l.logs[key] = log
 	l.ops++
 	if l.ops%1024 == 0 { // drop idle keys now and then
@@ -55,10 +63,19 @@ func (l *Memory) Allow(_ context.Context, key string) (Decision, error) {
 	return d, nil
 }
 
+func logged(log []action, token string) bool {
+	for _, a := range log {
+		if a.token == token {
+			return true
+		}
+	}
+	return false
+}
+
 // prune drops the actions at or before cutoff.
-func prune(log []time.Time, cutoff time.Time) []time.Time {
+func prune(log []action, cutoff time.Time) []action {
 	i := 0
-	for i < len(log) && !log[i].After(cutoff) {
+	for i < len(log) && !log[i].at.After(cutoff) {
 		i++
 	}
 	return log[i:]

@@ -28,7 +28,9 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// Limiter decides whether key may act now, and if so records the action.
+// Limiter decides whether key may act now, and if so records the action
+// under token. An action already recorded under the same token (a retry of
+// it) is allowed again without being counted twice.
 type Limiter interface {
-	Allow(ctx context.Context, key string) (Decision, error)
+	Allow(ctx context.Context, key, token string) (Decision, error)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/orders-reference/orders/internal/ratelimit"
 	"github.com/orders-reference/orders/internal/redistest"
 )
@@ -22,7 +24,7 @@ func TestRedisConcurrentExactlyLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, err := l.Allow(context.Background(), "a@example.com")
+			d, err := l.Allow(context.Background(), "a@example.com", uuid.NewString())
 			if err != nil {
 				t.Error(err)
 				return
@@ -39,7 +41,7 @@ func TestRedisConcurrentExactlyLimit(t *testing.T) {
 		t.Fatalf("%d of 20 allowed, want 5", n)
 	}
 	// Another key is not affected.
-	if d, err := l.Allow(context.Background(), "b@example.com"); err != nil || !d.Allowed || d.Remaining != 4 {
+	if d, err := l.Allow(context.Background(), "b@example.com", "t1"); err != nil || !d.Allowed || d.Remaining != 4 {
 		t.Fatalf("other key: %+v, %v", d, err)
 	}
 }
@@ -53,17 +55,17 @@ func TestRedisWindowSlides(t *testing.T) {
 	l := ratelimit.NewRedis(c, prefix, 2, window)
 	ctx := context.Background()
 	for i := range 2 {
-		if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed || d.Remaining != 1-i {
+		if d, err := l.Allow(ctx, "k", uuid.NewString()); err != nil || !d.Allowed || d.Remaining != 1-i {
 			t.Fatalf("action %d: %+v, %v", i, d, err)
 		}
 	}
-	d, err := l.Allow(ctx, "k")
+	d, err := l.Allow(ctx, "k", uuid.NewString())
 	if err != nil || d.Allowed || d.RetryAfter <= 0 || d.RetryAfter > window {
 		t.Fatalf("third action: %+v, %v", d, err)
 	}
 	// Waiting out RetryAfter is the behaviour under test, not synchronisation.
 	time.Sleep(d.RetryAfter + 20*time.Millisecond)
-	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+	if d, err := l.Allow(ctx, "k", uuid.NewString()); err != nil || !d.Allowed {
 		t.Fatalf("after the oldest left the window: %+v, %v", d, err)
 	}
 }
@@ -75,20 +77,20 @@ func TestMemorySlidingWindow(t *testing.T) {
 	ctx := context.Background()
 	for i := range 5 {
 		now = now.Add(10 * time.Second) // t = 10..50s
-		if d, _ := l.Allow(ctx, "k"); !d.Allowed || d.Remaining != 4-i {
+		if d, _ := l.Allow(ctx, "k", uuid.NewString()); !d.Allowed || d.Remaining != 4-i {
 			t.Fatalf("action %d: %+v", i, d)
 		}
 	}
 	now = now.Add(5 * time.Second) // t = 55s
-	d, _ := l.Allow(ctx, "k")
+	d, _ := l.Allow(ctx, "k", uuid.NewString())
 	if d.Allowed || d.RetryAfter != 15*time.Second {
 		t.Fatalf("sixth action: %+v, want denied for 15s (until t=70s)", d)
 	}
 	now = now.Add(15 * time.Second) // t = 70s: the action at t=10s has left
-	if d, _ := l.Allow(ctx, "k"); !d.Allowed || d.Remaining != 0 {
+	if d, _ := l.Allow(ctx, "k", uuid.NewString()); !d.Allowed || d.Remaining != 0 {
 		t.Fatalf("at t=70s: %+v", d)
 	}
-	if d, _ := l.Allow(ctx, "k"); d.Allowed {
+	if d, _ := l.Allow(ctx, "k", uuid.NewString()); d.Allowed {
 		t.Fatalf("at t=70s again: %+v", d)
 	}
 }
@@ -101,7 +103,7 @@ func TestMemoryConcurrentExactlyLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if d, _ := l.Allow(context.Background(), "k"); d.Allowed {
+			if d, _ := l.Allow(context.Background(), "k", uuid.NewString()); d.Allowed {
 				allowed.Add(1)
 			}
 		}()
@@ -109,5 +111,31 @@ func TestMemoryConcurrentExactlyLimit(t *testing.T) {
 	wg.Wait()
 	if allowed.Load() != 5 {
 		t.Fatalf("%d allowed, want 5", allowed.Load())
+	}
+}
+
+// A retried action (same token) is allowed again and counted once, in both
+// limiters.
+func TestRetriesCountOnce(t *testing.T) {
+	c, prefix := redistest.New(t)
+	for name, l := range map[string]ratelimit.Limiter{
+		"redis":  ratelimit.NewRedis(c, prefix, 2, time.Minute),
+		"memory": ratelimit.NewMemory(2, time.Minute, nil),
+	} {
+		ctx := context.Background()
+		for i := range 5 {
+			if d, err := l.Allow(ctx, "k", "order-1"); err != nil || !d.Allowed || d.Remaining != 1 {
+				t.Fatalf("%s: retry %d of one action: %+v, %v", name, i, d, err)
+			}
+		}
+		if d, _ := l.Allow(ctx, "k", "order-2"); !d.Allowed || d.Remaining != 0 {
+			t.Fatalf("%s: second action: %+v", name, d)
+		}
+		if d, _ := l.Allow(ctx, "k", "order-3"); d.Allowed {
+			t.Fatalf("%s: third action allowed: %+v", name, d)
+		}
+		if d, _ := l.Allow(ctx, "k", "order-1"); !d.Allowed {
+			t.Fatalf("%s: a retry of a counted action refused: %+v", name, d)
+		}
 	}
 }

@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -15,8 +13,9 @@ import (
 // drops actions older than the window, counts the rest and, if under the
 // limit, records this one.
 //
-// KEYS[1] the key; ARGV[1] limit, ARGV[2] window in microseconds, ARGV[3] a
-// unique member. Returns {allowed, remaining, retry_after_us, reset_us}.
+// KEYS[1] the key; ARGV[1] limit, ARGV[2] window in microseconds, ARGV[3]
+// the action's token (its member: a retry finds itself and is not counted
+// again). Returns {allowed, remaining, retry_after_us, reset_us}.
 var slidingWindow = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -24,6 +23,10 @@ local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[3]) then
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+  return {1, math.max(limit - count, 0), 0, oldest + window - now}
+end
 if count < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
@@ -51,11 +54,9 @@ func NewRedis(client redis.UniversalClient, prefix string, limit int, window tim
 }
 
 // Allow implements Limiter.
-func (l *Redis) Allow(ctx context.Context, key string) (Decision, error) {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
+func (l *Redis) Allow(ctx context.Context, key, token string) (Decision, error) {
 	res, err := slidingWindow.Run(ctx, l.client, []string{l.prefix + key},
-		l.limit, l.window.Microseconds(), hex.EncodeToString(b[:])).Int64Slice()
+		l.limit, l.window.Microseconds(), token).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("rate limit in redis: %w", err)
 	}
