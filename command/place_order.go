@@ -169,6 +169,10 @@ func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.Order
 	problems := map[string]string{}
 	for i, l := range lines {
 		v, err := s.stock.Peek(ctx, l.ProductID)
+		if err == nil && !v.IsActive {
+			// Refusing is not checked by any append: ask the store first.
+			v, err = s.stock.View(ctx, l.ProductID)
+		}
 		switch {
 		case errors.Is(err, product.ErrNotFound):
 			problems[fmt.Sprintf("items[%d].product_id", i)] = "no such product"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // Subscriber is what Recovery needs from the event store.
 type Subscriber interface {
 	Subscribe(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions, handle eventstore.BatchHandler) error
+	Head(ctx context.Context) (eventstore.Position, error)
 }
 
 // RecoveryOptions tunes Recovery.
@@ -57,8 +59,14 @@ type Recovery struct {
 	mu      sync.Mutex
 	pending map[uuid.UUID]time.Time          // placed, not decided: when it was placed
 	held    map[uuid.UUID]map[uuid.UUID]bool // order -> products it holds stock of
-	closed  map[uuid.UUID]bool               // rejected or canceled orders
-	ready   bool                             // caught up with the stream at least once
+	// closed holds rejected and canceled orders, to catch reservations
+	// that arrive after the outcome. (It grows with such orders; a durable
+	// checkpoint is the next step.)
+	closed map[uuid.UUID]bool
+	// caughtUp: the stream has been read up to where it stood at start, so
+	// pending holds every undecided placement and Sweep may act.
+	caughtUp  bool
+	startHead eventstore.Position
 }
 
 // NewRecovery returns a Recovery for svc's orders, following store.
@@ -86,8 +94,22 @@ func NewRecovery(svc *Service, store Subscriber, opts RecoveryOptions) *Recovery
 
 var recoveryMeta = eventstore.Metadata{Actor: ActorSystem, CausationID: "recovery"}
 
-// Run works until ctx ends.
+// Run works until ctx ends. Errors on the way (a database that is briefly
+// away) are logged and retried; they never end it.
 func (r *Recovery) Run(ctx context.Context) error {
+	for {
+		head, err := r.store.Head(ctx)
+		if err == nil {
+			r.mu.Lock()
+			r.startHead = head
+			r.mu.Unlock()
+			break
+		}
+		r.log.WarnContext(ctx, "recovery: reading the head failed, retrying", "error", err)
+		if err := pause(ctx, time.Second); err != nil {
+			return err
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return r.store.Subscribe(ctx, eventstore.Start, eventstore.SubscribeOptions{
@@ -112,16 +134,44 @@ func (r *Recovery) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// handle applies a batch. An event that fails (the database is away) is
+// retried with backoff until it succeeds: every step is idempotent, and
+// skipping one could leave stock held. Only ctx ends the wait.
 func (r *Recovery) handle(ctx context.Context, b eventstore.Batch) error {
 	for _, rec := range b.Events {
 		e, err := events.Decode(rec.Type, rec.Data)
 		if err != nil {
-			return err
+			r.log.ErrorContext(ctx, "recovery: undecodable event skipped", "stream", rec.StreamID, "version", rec.Version, "error", err)
+			continue
 		}
-		if err := r.apply(ctx, rec, e); err != nil {
-			return err
+		for delay := 50 * time.Millisecond; ; delay = min(2*delay, 5*time.Second) {
+			err := r.apply(ctx, rec, e)
+			if err == nil {
+				break
+			}
+			r.log.WarnContext(ctx, "recovery: handling an event failed, retrying", "stream", rec.StreamID, "version", rec.Version, "error", err)
+			if err := pause(ctx, delay); err != nil {
+				return err
+			}
 		}
 	}
+	r.mu.Lock()
+	if !b.Checkpoint.Less(r.startHead) {
+		r.caughtUp = true
+	}
+	r.mu.Unlock()
 	return nil
 }
 
@@ -149,8 +199,8 @@ func (r *Recovery) apply(ctx context.Context, rec eventstore.RecordedEvent, e ev
 			}
 		}
 	case events.ProductStockReserved:
-		p, err := uuid.Parse(rec.StreamID[len(events.ProductStreamPrefix):])
-		if err != nil {
+		p, ok := streamID(rec.StreamID, events.ProductStreamPrefix)
+		if !ok {
 			return nil
 		}
 		r.mu.Lock()
@@ -182,9 +232,19 @@ func (r *Recovery) apply(ctx context.Context, rec eventstore.RecordedEvent, e ev
 	return nil
 }
 
+// streamID parses the id out of a stream name with the given prefix.
+func streamID(stream, prefix string) (uuid.UUID, bool) {
+	rest, ok := strings.CutPrefix(stream, prefix)
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(rest)
+	return id, err == nil
+}
+
 func (r *Recovery) forget(stream string) (uuid.UUID, bool) {
-	id, err := uuid.Parse(stream[len(events.OrderStreamPrefix):])
-	if err != nil {
+	id, ok := streamID(stream, events.OrderStreamPrefix)
+	if !ok {
 		return uuid.Nil, false
 	}
 	r.mu.Lock()
@@ -194,8 +254,8 @@ func (r *Recovery) forget(stream string) (uuid.UUID, bool) {
 }
 
 func (r *Recovery) unhold(orderID uuid.UUID, stream string) {
-	p, err := uuid.Parse(stream[len(events.ProductStreamPrefix):])
-	if err != nil {
+	p, ok := streamID(stream, events.ProductStreamPrefix)
+	if !ok {
 		return
 	}
 	r.mu.Lock()
@@ -219,11 +279,16 @@ func (r *Recovery) release(ctx context.Context, productID, orderID uuid.UUID) er
 	return nil
 }
 
-// Sweep completes every placement older than After. Run calls it every
-// Every; tests call it directly.
+// Sweep completes every placement older than After, once Recovery has
+// caught up with the stream (before that, a placement that looks undecided
+// may just have its outcome further on). Run calls it every Every.
 func (r *Recovery) Sweep(ctx context.Context) {
 	cutoff := r.opts.Now().Add(-r.opts.After)
 	r.mu.Lock()
+	if !r.caughtUp {
+		r.mu.Unlock()
+		return
+	}
 	var due []uuid.UUID
 	for id, at := range r.pending {
 		if !at.After(cutoff) {

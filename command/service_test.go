@@ -402,3 +402,37 @@ func TestOppositeProductOrderNeitherDeadlocksNorLivelocks(t *testing.T) {
 		}
 	}
 }
+
+// An instance whose cache says a product is inactive asks the store before
+// refusing an order: another instance may have reactivated it.
+func TestStaleInactiveProductIsRechecked(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	a, b := command.NewService(store, command.Options{}), command.NewService(store, command.Options{})
+	p := newProduct(t, a, 5)
+	if _, err := a.UpdateProduct(ctxT(t), p, product.Details{IsActive: ptr(false)}, customer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateProduct(ctxT(t), p, product.Details{IsActive: ptr(true)}, customer); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := place(a, ctxT(t), "", "a@example.com", order.Line{ProductID: p, Quantity: 1}); err != nil || v.Status != order.StatusReserved {
+		t.Fatalf("order on the stale instance: %+v, %v", v.Status, err)
+	}
+}
+
+// Unknown product ids are not kept in the cache (they cost memory and
+// anyone can send them).
+func TestUnknownProductsAreNotCached(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	svc := command.NewService(store, command.Options{})
+	for range 20 {
+		if _, err := svc.Stock().View(ctxT(t), uuid.New()); !errors.Is(err, product.ErrNotFound) {
+			t.Fatalf("unknown product: %v", err)
+		}
+	}
+	if n := svc.Stock().Cached(); n != 0 {
+		t.Fatalf("%d unknown products cached", n)
+	}
+}

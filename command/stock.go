@@ -129,6 +129,23 @@ func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
 	return v, err
 }
 
+// Cached returns how many products are in the cache.
+func (s *Stock) Cached() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.products)
+}
+
+// forget drops e from the cache (the caller holds e.mu).
+func (s *Stock) forget(e *stockEntry) {
+	e.state = nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.products[e.id] == e {
+		delete(s.products, e.id)
+	}
+}
+
 // Peek returns the product as this process last saw it, without asking
 // the event store unless the product was never loaded. It may be a moment
 // behind another instance's writes: good for pricing an order, not for
@@ -200,8 +217,16 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 				fail(err)
 				return
 			}
-			if st.Version != base && attempt < s.maxAttempts {
-				continue
+			if st.Version != base {
+				if attempt < s.maxAttempts {
+					continue
+				}
+				fail(fmt.Errorf("product %s: still changing after %d reads", e.id, attempt))
+				return
+			}
+			if !st.Exists() {
+				// Do not keep entries for ids that name no product.
+				s.forget(e)
 			}
 			s.views(e, st, ops)
 			return
@@ -232,7 +257,9 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 // and keeps it for Peek.
 func (s *Stock) views(e *stockEntry, st *product.State, ops []*stockOp) {
 	v := viewOf(st)
-	e.last.Store(&v)
+	if st.Exists() {
+		e.last.Store(&v)
+	}
 	for _, op := range ops {
 		if op.err == nil && op.decided == nil {
 			op.view = v
