@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,4 +211,114 @@ func TestRecoveryRetriesAfterErrors(t *testing.T) {
 	if flaky.failures.Load() >= 0 {
 		t.Fatal("the store never failed: the test did not test anything")
 	}
+}
+
+// The hardest mix: three instances place orders (some crash mid-way),
+// customers cancel orders while they are still being placed, and Recovery
+// runs twice over. Afterwards every order has one outcome, stock adds up,
+// and only reserved orders hold stock.
+func TestChaosPlacementsCancelsCrashesRecovery(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	crashy := func() func(context.Context, string, uuid.UUID) error {
+		var n atomic.Int64
+		return func(context.Context, string, uuid.UUID) error {
+			if n.Add(1)%17 == 0 {
+				return errCrash
+			}
+			return nil
+		}
+	}
+	instances := []*command.Service{
+		command.NewService(store, command.Options{}),
+		command.NewService(store, command.Options{AfterStep: crashy()}),
+		command.NewService(store, command.Options{AfterStep: crashy()}),
+	}
+	const initial = 20
+	products := make([]uuid.UUID, 3)
+	for i := range products {
+		products[i] = newProduct(t, instances[0], initial)
+	}
+	runRecovery(t, command.NewService(store, command.Options{}), store)
+	runRecovery(t, command.NewService(store, command.Options{}), store)
+
+	type placed struct{ email, key string }
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		all []placed
+	)
+	for w := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := instances[w%len(instances)]
+			for i := range 12 {
+				email, key := fmt.Sprintf("w%d@example.com", w), fmt.Sprintf("k%d", i)
+				mu.Lock()
+				all = append(all, placed{email, key})
+				mu.Unlock()
+				if i%3 == 2 { // cancel an order of this worker that may still be in flight
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						id := svc.OrderIDForKey(email, fmt.Sprintf("k%d", i-1))
+						_, _ = instances[(w+1)%len(instances)].CancelOrder(ctxT(t), id, customer)
+					}()
+				}
+				perm := rand.Perm(len(products))[:1+rand.IntN(2)]
+				var lines []order.Line
+				for _, k := range perm {
+					lines = append(lines, order.Line{ProductID: products[k], Quantity: 1 + rand.Int64N(3)})
+				}
+				_, err := place(svc, ctxT(t), key, email, lines...)
+				var rej *command.RejectedError
+				if err != nil && !errors.Is(err, errCrash) && !errors.As(err, &rej) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	ids := make([]uuid.UUID, len(all))
+	for i, p := range all {
+		ids[i] = instances[0].OrderIDForKey(p.email, p.key)
+	}
+	eventually(t, "every order is decided and stock matches the orders", func() bool {
+		hold := map[uuid.UUID]map[uuid.UUID]int64{}
+		for _, id := range ids {
+			o := orderOf(t, store, id)
+			switch o.Status {
+			case order.StatusCreated:
+				return false // Recovery has not finished it yet
+			case order.StatusReserved:
+				for _, it := range o.Items {
+					if hold[it.ProductID] == nil {
+						hold[it.ProductID] = map[uuid.UUID]int64{}
+					}
+					hold[it.ProductID][id] = it.Quantity
+				}
+			}
+		}
+		for _, p := range products {
+			st := stockOf(t, store, p)
+			if st.Available < 0 || st.Available+st.Reserved != initial {
+				t.Fatalf("product %s: available %d + reserved %d != %d", p, st.Available, st.Reserved, initial)
+			}
+			var want int64
+			for _, q := range hold[p] {
+				want += q
+			}
+			if st.Reserved != want {
+				return false // a release may still be on its way
+			}
+			for id, q := range hold[p] {
+				if got, ok := st.ReservedFor(id); !ok || got != q {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
