@@ -1,0 +1,339 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventtest"
+	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/projections"
+)
+
+type env struct {
+	pool  *pgxpool.Pool
+	store *postgres.Store
+	svc   *command.Service
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	pool := pgtest.NewPool(t, 30)
+	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
+	t.Cleanup(store.Close)
+	return &env{pool: pool, store: store, svc: command.NewService(store, command.Options{})}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// run starts a runner until the test ends and returns a channel with its
+// result.
+func run(t *testing.T, r *projections.Runner) (stop func(), done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-ch; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop, ch
+}
+
+// checkpoint reads a projection's checkpoint row.
+func (e *env) checkpoint(t *testing.T, name string) (eventstore.Position, string, string) {
+	t.Helper()
+	var c, p int64
+	var state, msg string
+	err := e.pool.QueryRow(context.Background(), `SELECT position_commit, position_prepare, state, error FROM projection_checkpoints WHERE name = $1`, name).Scan(&c, &p, &state, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Start, "", ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, state, msg
+}
+
+// waitCaughtUp waits until the projection has passed everything appended
+// so far. (The store's head can lag a moment behind the latest append, so
+// the test appends a marker event and waits for the checkpoint to pass it.)
+func (e *env) waitCaughtUp(t *testing.T, name string) {
+	t.Helper()
+	res, err := e.store.Append(ctxT(t), "marker-"+uuid.NewString(), eventstore.NoStream,
+		eventstore.EventData{Type: "test.marker", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, name+" catches up", func() bool {
+		cp, _, _ := e.checkpoint(t, name)
+		return !cp.Less(res.Position)
+	})
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the database against a deadline
+	}
+}
+
+var customer = eventstore.Metadata{Actor: command.ActorCustomer}
+
+// workload creates products and a mix of placed, rejected and canceled
+// orders, returning the product and order ids.
+func (e *env) workload(t *testing.T) ([]uuid.UUID, []uuid.UUID) {
+	t.Helper()
+	ctx := ctxT(t)
+	var products, orders []uuid.UUID
+	for i := range 3 {
+		v, err := e.svc.CreateProduct(ctx, command.CreateProduct{Name: fmt.Sprintf("p%d", i), Price: 1000 + 1, Stock: 10, Meta: customer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		products = append(products, v.ID)
+	}
+	if _, err := e.svc.UpdateProduct(ctx, products[0], product.Details{Name: ptr("renamed"), Stock: ptr(int64(12))}, customer); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		v, err := e.svc.PlaceOrder(ctx, command.PlaceOrder{UserEmail: fmt.Sprintf("c%d@example.com", i%3),
+			Lines: []order.Line{{ProductID: products[i%3], Quantity: 1 + int64(i%4)}}, Meta: customer})
+		var rej *command.RejectedError
+		switch {
+		case err == nil:
+			orders = append(orders, v.ID)
+			if i%5 == 0 {
+				if _, err := e.svc.CancelOrder(ctx, v.ID, customer); err != nil {
+					t.Fatal(err)
+				}
+			}
+		case errors.As(err, &rej):
+			orders = append(orders, rej.Order.ID)
+		default:
+			t.Fatal(err)
+		}
+	}
+	return products, orders
+}
+
+// checkAgainstWriteModel compares every read-model row with the streams.
+func (e *env) checkAgainstWriteModel(t *testing.T, products, orders []uuid.UUID) {
+	t.Helper()
+	for _, id := range products {
+		st := product.New(id)
+		eventtest.Load(t, e.store, events.ProductStream(id), st.Apply)
+		var name string
+		var price, stock, reserved, version int64
+		if err := e.pool.QueryRow(context.Background(), `SELECT name, price, stock, reserved, version FROM read_products WHERE id = $1`, id).
+			Scan(&name, &price, &stock, &reserved, &version); err != nil {
+			t.Fatalf("product %s: %v", id, err)
+		}
+		if name != st.Name || price != int64(st.Price) || stock != st.Available || reserved != st.Reserved || version != st.Version+1 {
+			t.Errorf("product %s: read model (%s, %d, %d, %d, v%d), streams (%s, %d, %d, %d, v%d)",
+				id, name, price, stock, reserved, version, st.Name, st.Price, st.Available, st.Reserved, st.Version+1)
+		}
+	}
+	for _, id := range orders {
+		st := order.New(id)
+		eventtest.Load(t, e.store, events.OrderStream(id), st.Apply)
+		want := string(st.Status)
+		if st.Status == order.StatusRejected {
+			want = "canceled"
+		}
+		var status string
+		var version int64
+		if err := e.pool.QueryRow(context.Background(), `SELECT status, version FROM read_orders WHERE id = $1`, id).Scan(&status, &version); err != nil {
+			t.Fatalf("order %s: %v", id, err)
+		}
+		if status != want || version != st.Version+1 {
+			t.Errorf("order %s: read model %s v%d, stream %s v%d", id, status, version, want, st.Version+1)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestProjectionsMatchTheWriteModel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	products, orders := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{BatchSize: 7}))
+	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{BatchSize: 7}))
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	e.checkAgainstWriteModel(t, products, orders)
+
+	// Live: more writes after catching up.
+	more, moreOrders := e.workload(t)
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	e.checkAgainstWriteModel(t, append(products, more...), append(orders, moreOrders...))
+}
+
+// crashing kills its own database connection in the middle of a batch,
+// after the batch's statements ran and before the commit, a given number of
+// times.
+type crashing struct {
+	projections.Projector
+	crashes atomic.Int32
+}
+
+func (c *crashing) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+	if err := c.Projector.Apply(ctx, tx, evs); err != nil {
+		return err
+	}
+	if c.crashes.Add(-1) >= 0 {
+		_, _ = tx.Exec(ctx, `SELECT pg_terminate_backend(pg_backend_pid())`)
+		return errors.New("connection killed mid-batch")
+	}
+	return nil
+}
+
+// A crash after applying and before committing changes nothing: the batch
+// is applied again, once, by the next leader.
+func TestCrashBeforeCommitIsRedeliveredOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	products, orders := e.workload(t)
+	p := &crashing{Projector: projections.Products{}}
+	p.crashes.Store(3)
+	run(t, projections.NewRunner(e.pool, e.store, p, projections.Options{BatchSize: 5, LeaderPoll: 20 * time.Millisecond}))
+	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	if p.crashes.Load() >= 0 {
+		t.Fatal("the projector never crashed")
+	}
+	e.checkAgainstWriteModel(t, products, orders)
+}
+
+// counting counts the events each runner applies.
+type counting struct {
+	projections.Projector
+	applied atomic.Int64
+}
+
+func (c *counting) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+	c.applied.Add(int64(len(evs)))
+	return c.Projector.Apply(ctx, tx, evs)
+}
+
+// Of two runners only one applies events. When the leader's connection is
+// killed, whichever runner wins the lock next carries on from the
+// checkpoint; when the leader stops for good, the standby takes over.
+func TestLeaderFailover(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	products, orders := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	a, b := &counting{Projector: projections.Products{}}, &counting{Projector: projections.Products{}}
+	opts := projections.Options{LeaderPoll: 20 * time.Millisecond}
+	stopA, _ := run(t, projections.NewRunner(e.pool, e.store, a, opts))
+	stopB, _ := run(t, projections.NewRunner(e.pool, e.store, b, opts))
+	e.waitCaughtUp(t, "products")
+	if (a.applied.Load() == 0) == (b.applied.Load() == 0) {
+		t.Fatalf("want exactly one runner applying events: %d and %d", a.applied.Load(), b.applied.Load())
+	}
+
+	// Kill the leader's connection (the one holding the projection's lock).
+	if _, err := e.pool.Exec(ctxT(t), `SELECT pg_terminate_backend(pid) FROM pg_locks
+	     WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	aBefore, bBefore := a.applied.Load(), b.applied.Load()
+	more, moreOrders := e.workload(t)
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	products, orders = append(products, more...), append(orders, moreOrders...)
+	e.checkAgainstWriteModel(t, products, orders)
+
+	// Stop whichever leads now (it applied the last workload): the other
+	// must take over.
+	aLed, bLed := a.applied.Load() > aBefore, b.applied.Load() > bBefore
+	if aLed == bLed {
+		t.Fatalf("want exactly one runner applying the last workload: a %v, b %v", aLed, bLed)
+	}
+	standby, stopLeader := b, stopA
+	if bLed {
+		standby, stopLeader = a, stopB
+	}
+	stopLeader()
+	before := standby.applied.Load()
+	more, moreOrders = e.workload(t)
+	e.waitCaughtUp(t, "products")
+	if standby.applied.Load() == before {
+		t.Fatal("the standby did not take over")
+	}
+	e.checkAgainstWriteModel(t, append(products, more...), append(orders, moreOrders...))
+}
+
+// poisoned fails on every batch that holds a stock adjustment.
+type poisoned struct{ projections.Projector }
+
+func (p poisoned) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+	for _, r := range evs {
+		if r.Type == events.TypeProductStockAdjusted {
+			return errors.New("cannot handle stock adjustments")
+		}
+	}
+	return p.Projector.Apply(ctx, tx, evs)
+}
+
+// A poison event is retried, then the projection stops with a clear error
+// and a failed state; it is never skipped.
+func TestPoisonEventStopsTheProjection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.workload(t)
+	var failed atomic.Int32
+	r := projections.NewRunner(e.pool, e.store, poisoned{projections.Products{}}, projections.Options{
+		BatchSize: 1, Attempts: 3, RetryDelay: time.Millisecond,
+		OnFailed: func(string, error) { failed.Add(1) },
+	})
+	err := r.Run(ctxT(t))
+	if !errors.Is(err, projections.ErrPoisoned) || failed.Load() != 1 {
+		t.Fatalf("run ended with %v (%d failures reported)", err, failed.Load())
+	}
+	cp, state, msg := e.checkpoint(t, "products")
+	if state != projections.StateFailed || msg == "" || cp == eventstore.Start {
+		t.Fatalf("checkpoint %s, state %q, error %q", cp, state, msg)
+	}
+	// The event was not skipped: the checkpoint stands before it, and a
+	// restart refuses to run past it.
+	if err := r.Run(ctxT(t)); !errors.Is(err, projections.ErrPoisoned) {
+		t.Fatalf("restart of a failed projection: %v", err)
+	}
+	if again, _, _ := e.checkpoint(t, "products"); again != cp {
+		t.Fatalf("checkpoint moved from %s to %s", cp, again)
+	}
+}

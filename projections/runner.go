@@ -1,0 +1,266 @@
+// Package projections turns the event stream into PostgreSQL read models.
+//
+// A Runner keeps one projection up to date: it subscribes to all events from
+// the projection's checkpoint and applies them in batches, writing the
+// read-model rows and the checkpoint in the same transaction, so a crash at
+// any point neither loses nor double-applies an event. Exactly one Runner per
+// projection is active across instances: leadership is a PostgreSQL advisory
+// lock held by a dedicated connection, and the batches run on that very
+// connection, so losing the connection loses the lock and the transaction
+// together. The checkpoint update is also a compare-and-set on the previous
+// position: a deposed leader cannot move it, backwards or forwards.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// Projector applies events to one read model.
+type Projector interface {
+	// Name identifies the projection (its checkpoint row and leader lock).
+	Name() string
+	// Filter selects the events the projection needs.
+	Filter() eventstore.Filter
+	// Apply applies events, in order, within tx.
+	Apply(ctx context.Context, tx pgx.Tx, events []eventstore.RecordedEvent) error
+}
+
+// Subscriber is what a Runner needs from the event store.
+type Subscriber interface {
+	Subscribe(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions, handle eventstore.BatchHandler) error
+}
+
+// Errors callers branch on.
+var (
+	// ErrDeposed: another runner moved the checkpoint; this one is no longer
+	// the leader.
+	ErrDeposed = errors.New("projection checkpoint moved by another runner")
+	// ErrPoisoned: a batch kept failing; the projection is stopped and
+	// marked failed.
+	ErrPoisoned = errors.New("projection stopped on an event that keeps failing")
+)
+
+// Options tunes a Runner.
+type Options struct {
+	// BatchSize caps the events per transaction (default 500).
+	BatchSize int
+	// Attempts is how often a failing batch is tried before the projection
+	// stops (default 5), with backoff from RetryDelay (default 100ms).
+	Attempts   int
+	RetryDelay time.Duration
+	// LeaderPoll is how often a standby tries to become leader (default 1s).
+	LeaderPoll time.Duration
+	Logger     *slog.Logger
+	// OnApplied, if set, is told the checkpoint after every committed batch.
+	OnApplied func(name string, checkpoint eventstore.Position)
+	// OnFailed, if set, is told when the projection stops on a poison event.
+	OnFailed func(name string, err error)
+}
+
+// Runner runs one projection.
+type Runner struct {
+	pool  *pgxpool.Pool
+	store Subscriber
+	proj  Projector
+	opts  Options
+	log   *slog.Logger
+}
+
+// NewRunner returns a Runner of proj over the read-model database pool and
+// the event store.
+func NewRunner(pool *pgxpool.Pool, store Subscriber, proj Projector, opts Options) *Runner {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = 100 * time.Millisecond
+	}
+	if opts.LeaderPoll <= 0 {
+		opts.LeaderPoll = time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{pool: pool, store: store, proj: proj, opts: opts, log: log.With("projection", proj.Name())}
+}
+
+// lockKey is the advisory lock that makes a runner the projection's leader.
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("orders.projection." + name))
+	return int64(h.Sum64() & math.MaxInt64)
+}
+
+// Run keeps the projection up to date until ctx ends (then it returns nil),
+// or until it is poisoned (ErrPoisoned). While another instance leads, it
+// waits as a standby; when the leader's connection dies, it takes over.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		err := r.lead(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrPoisoned):
+			return err
+		case err != nil:
+			r.log.WarnContext(ctx, "projection runner lost its footing; retrying", "error", err)
+		}
+		if err := pause(ctx, r.opts.LeaderPoll); err != nil {
+			return nil
+		}
+	}
+}
+
+// lead waits for leadership, then applies events until something fails.
+func (r *Runner) lead(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection holds the session lock: never hand it back to the pool
+	// with the lock (or a broken transaction) on it.
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Hijack().Close(closeCtx)
+	}()
+	key := lockKey(r.proj.Name())
+	for {
+		var leader bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&leader); err != nil {
+			return err
+		}
+		if leader {
+			break
+		}
+		if err := pause(ctx, r.opts.LeaderPoll); err != nil {
+			return err
+		}
+	}
+	r.log.InfoContext(ctx, "projection leader")
+
+	from, err := r.checkpoint(ctx, conn.Conn())
+	if err != nil {
+		return err
+	}
+	return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
+		func(ctx context.Context, b eventstore.Batch) error {
+			err := r.applyWithRetry(ctx, conn.Conn(), from, b)
+			if err == nil {
+				from = b.Checkpoint
+				if r.opts.OnApplied != nil {
+					r.opts.OnApplied(r.proj.Name(), b.Checkpoint)
+				}
+			}
+			return err
+		})
+}
+
+// checkpoint reads (creating if needed) the projection's checkpoint; a
+// failed projection stays stopped until an operator resets it.
+func (r *Runner) checkpoint(ctx context.Context, conn *pgx.Conn) (eventstore.Position, error) {
+	var (
+		commit, prepare int64
+		state, msg      string
+	)
+	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name()); err != nil {
+		return eventstore.Position{}, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, state, error FROM projection_checkpoints WHERE name = $1`,
+		r.proj.Name()).Scan(&commit, &prepare, &state, &msg); err != nil {
+		return eventstore.Position{}, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+	}
+	if state == StateFailed {
+		return eventstore.Position{}, fmt.Errorf("%w: %s (stopped earlier: %s)", ErrPoisoned, r.proj.Name(), msg)
+	}
+	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
+}
+
+// Projection states.
+const (
+	StateRunning = "running"
+	StateFailed  = "failed"
+)
+
+// applyWithRetry applies a batch, retrying a failing one; after the last
+// attempt it marks the projection failed.
+func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from eventstore.Position, b eventstore.Batch) error {
+	delay := r.opts.RetryDelay
+	var err error
+	for attempt := 1; attempt <= r.opts.Attempts; attempt++ {
+		err = r.apply(ctx, conn, from, b)
+		if err == nil || errors.Is(err, ErrDeposed) || ctx.Err() != nil || conn.IsClosed() {
+			return err
+		}
+		r.log.WarnContext(ctx, "projection batch failed", "attempt", attempt, "from", from.String(), "error", err)
+		if attempt < r.opts.Attempts {
+			if perr := pause(ctx, delay); perr != nil {
+				return perr
+			}
+			delay *= 2
+		}
+	}
+	first := ""
+	if len(b.Events) > 0 {
+		first = fmt.Sprintf(" (batch starts at %s@%d, %s)", b.Events[0].StreamID, b.Events[0].Version, b.Events[0].Type)
+	}
+	msg := fmt.Sprintf("after %s%s: %v", from, first, err)
+	if _, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now() WHERE name = $1`,
+		r.proj.Name(), StateFailed, msg); uerr != nil {
+		r.log.ErrorContext(ctx, "projection could not record its failure", "error", uerr)
+	}
+	r.log.ErrorContext(ctx, "projection stopped on a poison event", "error", msg)
+	if r.opts.OnFailed != nil {
+		r.opts.OnFailed(r.proj.Name(), err)
+	}
+	return fmt.Errorf("%w: %s %s", ErrPoisoned, r.proj.Name(), msg)
+}
+
+// apply runs one batch and moves the checkpoint from from to the batch's,
+// in one transaction.
+func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Position, b eventstore.Batch) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if len(b.Events) > 0 {
+			if err := r.proj.Apply(ctx, tx, b.Events); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints
+		        SET position_commit = $2, position_prepare = $3, updated_at = now()
+		      WHERE name = $1 AND position_commit = $4 AND position_prepare = $5 AND state = 'running'`,
+			r.proj.Name(), int64(b.Checkpoint.Commit), int64(b.Checkpoint.Prepare), int64(from.Commit), int64(from.Prepare))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("%w: %s expected at %s", ErrDeposed, r.proj.Name(), from)
+		}
+		return nil
+	})
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
