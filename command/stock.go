@@ -53,6 +53,9 @@ type ProductView struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 	Version     int64
+	// Position is the global position of the batch that wrote this
+	// operation's events (zero if it wrote none).
+	Position eventstore.Position
 }
 
 func viewOf(s *product.State) ProductView {
@@ -231,9 +234,14 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			s.views(e, st, ops)
 			return
 		}
-		_, err := s.store.Append(ctx, stream, expectedAt(base), data...)
+		res, err := s.store.Append(ctx, stream, expectedAt(base), data...)
 		if err == nil {
 			st.Keep()
+			for _, op := range ops {
+				if op.decided != nil {
+					op.view.Position = res.Position
+				}
+			}
 			s.views(e, st, ops)
 			return
 		}

@@ -29,6 +29,9 @@ import (
 	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
+	queryapi "github.com/orders-reference/orders/query/httpapi"
 )
 
 func main() {
@@ -87,7 +90,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
 		OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
 	}).Mount(r)
+	progress := projections.NewProgress(pool)
+	queryapi.New(queryapi.Config{
+		Reader: query.NewReader(pool), Waiter: progress, AdminSecret: cfg.AdminSecret, Logger: logger,
+	}).Mount(r)
 	r.Method(http.MethodGet, "/metrics", m.Handler())
+	runners := []*projections.Runner{
+		projections.NewRunner(pool, store, projections.Products{}, projections.Options{Logger: logger, OnApplied: progress.Applied}),
+		projections.NewRunner(pool, store, projections.Orders{}, projections.Options{Logger: logger, OnApplied: progress.Applied}),
+	}
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
@@ -120,6 +131,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 		return nil
 	})
+	for _, runner := range runners {
+		g.Go(func() error {
+			// A poisoned projection stops alone (recorded, logged); the
+			// server keeps serving.
+			if err := runner.Run(gctx); err != nil {
+				logger.Error("projection stopped", "error", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
 			return fmt.Errorf("recovery: %w", err)

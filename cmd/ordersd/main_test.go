@@ -48,6 +48,11 @@ func TestServeHealthAndShutdown(t *testing.T) {
 	if c := post(t, base+"/orders/"+order["id"].(string)+"/cancel", "", http.StatusOK); c["status"] != "canceled" {
 		t.Fatalf("cancel: %v", c)
 	}
+	// The query API answers from the read models once they have caught up.
+	got := getWith(t, base+"/orders/"+order["id"].(string), "X-Min-Position", lastPosition)
+	if got["status"] != "canceled" || got["total_amount"] != "3000.00" {
+		t.Fatalf("GET order: %v", got)
+	}
 
 	if body := getEventually(t, base+"/metrics"); !strings.Contains(body, "orders_total 1") || !strings.Contains(body, "eventstore_append_duration_seconds_count") {
 		t.Errorf("metrics:\n%.2000s", body)
@@ -79,6 +84,29 @@ func TestRefusesEventStoreDBUntilTheAdapterExists(t *testing.T) {
 	}
 }
 
+// lastPosition is the X-Event-Position of the last post.
+var lastPosition string
+
+func getWith(t *testing.T, url string, headers ...string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, raw)
+	}
+	return out
+}
+
 func post(t *testing.T, url, body string, want int, headers ...string) map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -96,6 +124,9 @@ func post(t *testing.T, url, body string, want int, headers ...string) map[strin
 	_ = json.Unmarshal(raw, &out)
 	if resp.StatusCode != want {
 		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, raw)
+	}
+	if p := resp.Header.Get("X-Event-Position"); p != "" {
+		lastPosition = p
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/money"
 )
@@ -65,10 +66,16 @@ type placeOrderRequest struct {
 }
 
 func writeOrder(w http.ResponseWriter, status int, v command.OrderView) {
-	if v.Position != (command.OrderView{}).Position {
-		w.Header().Set("X-Event-Position", v.Position.String())
-	}
+	setPosition(w, v.Position)
 	httpx.WriteJSON(w, status, orderOf(v))
+}
+
+// setPosition tells the client where its write stands in the global order,
+// for X-Min-Position on later reads.
+func setPosition(w http.ResponseWriter, pos eventstore.Position) {
+	if pos != eventstore.Start {
+		w.Header().Set("X-Event-Position", pos.String())
+	}
 }
 
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {

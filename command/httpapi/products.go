@@ -86,6 +86,7 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/products/"+v.ID.String())
+	setPosition(w, v.Position)
 	httpx.WriteJSON(w, http.StatusCreated, productOf(v))
 }
 
@@ -114,5 +115,6 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	setPosition(w, v.Position)
 	httpx.WriteJSON(w, http.StatusOK, productOf(v))
 }

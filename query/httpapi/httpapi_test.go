@@ -1,0 +1,249 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/orders-reference/orders/command"
+	cmdapi "github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/httpapi"
+)
+
+const secret = "s3cret"
+
+type env struct {
+	srv *httptest.Server
+}
+
+// newEnv serves the command and query APIs over one database; withOrders
+// decides whether the orders projection runs.
+func newEnv(t *testing.T, withOrders bool) *env {
+	t.Helper()
+	pool := pgtest.NewPool(t, 30)
+	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
+	t.Cleanup(store.Close)
+	progress := projections.NewProgress(pool)
+	start := func(p projections.Projector) {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := projections.NewRunner(pool, store, p, projections.Options{OnApplied: progress.Applied})
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	start(projections.Products{})
+	if withOrders {
+		start(projections.Orders{})
+	}
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID)
+	cmdapi.New(cmdapi.Config{Commands: command.NewService(store, command.Options{}), AdminSecret: secret}).Mount(r)
+	httpapi.New(httpapi.Config{Reader: query.NewReader(pool), Waiter: progress, AdminSecret: secret, MaxWait: 3 * time.Second}).Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (e *env) do(t *testing.T, method, path, body string, headers ...string) response {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func (e *env) product(t *testing.T, active bool) (string, string) {
+	t.Helper()
+	r := e.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"P","price":"10.00","stock":50,"is_active":%v}`, active), "X-Admin-Secret", secret)
+	if r.status != 201 {
+		t.Fatalf("create product: %d %s", r.status, r.raw)
+	}
+	return r.body["id"].(string), r.header.Get("X-Event-Position")
+}
+
+func (e *env) order(t *testing.T, email, productID string, qty int) response {
+	t.Helper()
+	r := e.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":%d}]}`, email, productID, qty))
+	if r.status != 201 {
+		t.Fatalf("order: %d %s", r.status, r.raw)
+	}
+	return r
+}
+
+func TestReadYourWrites(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	p, _ := e.product(t, true)
+	o := e.order(t, "a@example.com", p, 3)
+	pos := o.header.Get("X-Event-Position")
+	got := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", pos)
+	if got.status != 200 || got.body["status"] != "reserved" || got.body["total_amount"] != "30.00" || got.body["user_email"] != "a@example.com" {
+		t.Fatalf("GET order: %d %s", got.status, got.raw)
+	}
+	prod := e.do(t, "GET", "/products/"+p, "", "X-Min-Position", pos)
+	if prod.status != 200 || prod.body["stock"] != 47.0 || prod.body["reserved"] != 3.0 || prod.body["price"] != "10.00" {
+		t.Fatalf("GET product: %d %s", prod.status, prod.raw)
+	}
+	for path, want := range map[string]int{
+		"/orders/not-a-uuid":                             400,
+		"/orders/7f0a7a56-0000-4000-8000-000000000000":   404,
+		"/products/7f0a7a56-0000-4000-8000-000000000000": 404,
+		"/products?limit=0":                              400,
+		"/products?limit=101":                            400,
+		"/products?is_active=yes":                        400,
+		"/products?cursor=garbage":                       400,
+	} {
+		if r := e.do(t, "GET", path, ""); r.status != want || r.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s: %d %s, want %d", path, r.status, r.raw, want)
+		}
+	}
+	if r := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", "x"); r.status != 400 {
+		t.Errorf("malformed X-Min-Position: %d", r.status)
+	}
+}
+
+// With the orders projection not running, a read that asks for a position
+// it has not reached waits its bound and answers 503 with Retry-After.
+func TestReadYourWritesTimesOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	p, _ := e.product(t, true)
+	o := e.order(t, "a@example.com", p, 1)
+	start := time.Now()
+	r := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", o.header.Get("X-Event-Position"))
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("GET behind the projection: %d %s", r.status, r.raw)
+	}
+	if waited := time.Since(start); waited < 2*time.Second {
+		t.Fatalf("answered after %v, before the wait bound", waited)
+	}
+}
+
+// Paging while products are being created: every product that existed
+// before paging began is seen exactly once, in a stable order.
+func TestProductPaginationWithConcurrentInserts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	var before []string
+	var pos string
+	for i := range 25 {
+		var id string
+		id, pos = e.product(t, i%5 != 0)
+		before = append(before, id)
+	}
+	if pos == "" {
+		t.Fatal("product creation returned no X-Event-Position")
+	}
+	// Wait until the read model has the 25 products.
+	if r := e.do(t, "GET", "/products?limit=1", "", "X-Min-Position", pos); r.status != 200 {
+		t.Fatalf("wait for the read model: %d %s", r.status, r.raw)
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 10 {
+			e.product(t, true)
+		}
+	}()
+	seen := map[string]int{}
+	prev := ""
+	cursor := ""
+	for pages := 0; pages < 100; pages++ {
+		path := "/products?limit=7"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		r := e.do(t, "GET", path, "")
+		if r.status != 200 {
+			t.Fatalf("page: %d %s", r.status, r.raw)
+		}
+		for _, it := range r.body["items"].([]any) {
+			id := it.(map[string]any)["id"].(string)
+			if id <= prev {
+				t.Fatalf("order not stable: %s after %s", id, prev)
+			}
+			prev = id
+			seen[id]++
+		}
+		next, ok := r.body["next_cursor"].(string)
+		if !ok {
+			break
+		}
+		cursor = next
+	}
+	wg.Wait()
+	for _, id := range before {
+		if seen[id] != 1 {
+			t.Fatalf("product %s seen %d times", id, seen[id])
+		}
+	}
+	active := e.do(t, "GET", "/products?is_active=false&limit=100", "")
+	if n := len(active.body["items"].([]any)); n != 5 {
+		t.Fatalf("%d inactive products, want 5", n)
+	}
+}
+
+func TestAdminOrderList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	p, _ := e.product(t, true)
+	var pos string
+	for i := range 6 {
+		email := "a@example.com"
+		if i%2 == 1 {
+			email = "b@example.com"
+		}
+		pos = e.order(t, email, p, 1).header.Get("X-Event-Position")
+	}
+	admin := []string{"X-Admin-Secret", secret, "X-Min-Position", pos}
+	if r := e.do(t, "GET", "/admin/orders", ""); r.status != 401 {
+		t.Fatalf("without the secret: %d", r.status)
+	}
+	r := e.do(t, "GET", "/admin/orders?email=B@Example.com&limit=2", "", admin...)
+	if r.status != 200 || len(r.body["items"].([]any)) != 2 || r.body["next_cursor"] == nil {
+		t.Fatalf("first page: %d %s", r.status, r.raw)
+	}
+	r2 := e.do(t, "GET", "/admin/orders?email=b@example.com&limit=2&cursor="+r.body["next_cursor"].(string), "", admin...)
+	if r2.status != 200 || len(r2.body["items"].([]any)) != 1 || r2.body["next_cursor"] != nil {
+		t.Fatalf("second page: %d %s", r2.status, r2.raw)
+	}
+	if r := e.do(t, "GET", "/admin/orders?status=reserved&limit=100", "", admin...); len(r.body["items"].([]any)) != 6 {
+		t.Fatalf("reserved orders: %s", r.raw)
+	}
+	if r := e.do(t, "GET", "/admin/orders?status=nonsense", "", admin...); r.status != 400 {
+		t.Fatalf("bad status: %d", r.status)
+	}
+}
