@@ -74,3 +74,32 @@ func (p *Progress) WaitFor(ctx context.Context, name string, pos eventstore.Posi
 		t.Stop()
 	}
 }
+
+// Status is a projection's state as ordersctl shows it.
+type Status struct {
+	Name       string
+	Checkpoint eventstore.Position
+	State      string
+	Error      string
+	UpdatedAt  time.Time
+	// Behind is how many events after the checkpoint are in the store
+	// (of any stream: the projection may skip some).
+	Behind int64
+}
+
+// Statuses lists every projection that has a checkpoint.
+func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
+	rows, err := pool.Query(ctx, `SELECT c.name, c.position_commit, c.position_prepare, c.state, c.error, c.updated_at,
+	        (SELECT count(*) FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare))
+	   FROM projection_checkpoints c ORDER BY c.name`)
+	if err != nil {
+		return nil, fmt.Errorf("projection statuses: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
+		var s Status
+		var c, p int64
+		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt, &s.Behind)
+		s.Checkpoint = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
+		return s, err
+	})
+}

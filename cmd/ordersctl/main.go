@@ -1,10 +1,11 @@
 // Command ordersctl is the operator's tool for Orders: it applies and lists
-// database migrations (and, as the product grows, rebuilds projections,
-// shows order histories and handles dead letters).
+// database migrations, shows projections and an order's audit trail (and, as
+// the product grows, rebuilds projections and handles dead letters).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,10 +14,14 @@ import (
 	"syscall"
 	"text/tabwriter"
 
+	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
 )
 
 func main() {
@@ -62,7 +67,81 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		},
 	})
 	root.AddCommand(migrate)
+
+	projectionsCmd := &cobra.Command{Use: "projections", Short: "Inspect read-model projections"}
+	projectionsCmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List projections: checkpoint, events behind, state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return listProjections(cmd.Context(), databaseURL, cmd.OutOrStdout())
+		},
+	})
+	root.AddCommand(projectionsCmd)
+
+	var asJSON bool
+	history := &cobra.Command{
+		Use:   "history ORDER_ID",
+		Short: "Show an order's full audit trail from the event store",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return orderHistory(cmd.Context(), databaseURL, args[0], asJSON, cmd.OutOrStdout())
+		},
+	}
+	history.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	ordersCmd := &cobra.Command{Use: "orders", Short: "Inspect orders"}
+	ordersCmd.AddCommand(history)
+	root.AddCommand(ordersCmd)
 	return root
+}
+
+func listProjections(ctx context.Context, url string, out io.Writer) error {
+	pool, err := pg.Connect(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	list, err := projections.Statuses(ctx, pool)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tCHECKPOINT\tBEHIND\tSTATE\tUPDATED\tERROR")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Checkpoint, s.Behind, s.State,
+			s.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), s.Error)
+	}
+	return tw.Flush()
+}
+
+func orderHistory(ctx context.Context, url, rawID string, asJSON bool, out io.Writer) error {
+	id, err := uuid.Parse(rawID)
+	if err != nil {
+		return fmt.Errorf("order id %q is not a UUID", rawID)
+	}
+	pool, err := pg.Connect(ctx, url, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	h, err := query.OrderHistory(ctx, store, id)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POSITION\tRECORDED\tSTREAM\tVERSION\tTYPE\tACTOR\tCORRELATION\tDATA")
+	for _, e := range h.Events {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Position, e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000Z"),
+			e.Stream, e.Version, e.Type, e.Metadata.Actor, e.Metadata.CorrelationID, e.Data)
+	}
+	return tw.Flush()
 }
 
 func migrateUp(ctx context.Context, url string, out io.Writer) error {

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/pgtest"
 )
 
@@ -36,5 +41,60 @@ func TestMigrateUpAndStatus(t *testing.T) {
 	out := ctl(t, url, "--database-url", url, "migrate", "status")
 	if !strings.Contains(out, "00001") || !strings.Contains(out, "applied") || strings.Contains(out, "pending") {
 		t.Fatalf("status after up:\n%s", out)
+	}
+}
+
+// ctlErr runs ordersctl and returns its error and output.
+func ctlErr(url string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := newRootCmd(url)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestProjectionsListAndOrderHistory(t *testing.T) {
+	pool := pgtest.NewPool(t, 10)
+	url := pool.Config().ConnString()
+	ctx := context.Background()
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	svc := command.NewService(store, command.Options{})
+	p, err := svc.CreateProduct(ctx, command.CreateProduct{Name: "Pen", Price: 100, Stock: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := svc.PlaceOrder(ctx, command.PlaceOrder{UserEmail: "a@example.com", Lines: []order.Line{{ProductID: p.ID, Quantity: 2}},
+		Meta: eventstore.Metadata{Actor: "customer", CorrelationID: "corr-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, state, error) VALUES ('orders', 'failed', 'poison at 1/2')`); err != nil {
+		t.Fatal(err)
+	}
+	out := ctl(t, url, "projections", "list")
+	if !strings.Contains(out, "orders") || !strings.Contains(out, "failed") || !strings.Contains(out, "poison at 1/2") || !strings.Contains(out, "BEHIND") {
+		t.Fatalf("projections list:\n%s", out)
+	}
+	table := ctl(t, url, "orders", "history", o.ID.String())
+	for _, want := range []string{"order.placed.v1", "product.stock_reserved.v1", "order.reserved.v1", "corr-1", "customer"} {
+		if !strings.Contains(table, want) {
+			t.Fatalf("history table lacks %s:\n%s", want, table)
+		}
+	}
+	raw := ctl(t, url, "orders", "history", "--json", o.ID.String())
+	var h struct {
+		OrderID string `json:"order_id"`
+		Events  []struct {
+			Type string `json:"type"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(raw), &h); err != nil || h.OrderID != o.ID.String() || len(h.Events) != 3 {
+		t.Fatalf("history --json: %v\n%s", err, raw)
+	}
+	if _, err := ctlErr(url, "orders", "history", "not-a-uuid"); err == nil {
+		t.Fatal("a malformed id was accepted")
 	}
 }

@@ -92,7 +92,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	}).Mount(r)
 	progress := projections.NewProgress(pool)
 	queryapi.New(queryapi.Config{
-		Reader: query.NewReader(pool), Waiter: progress, AdminSecret: cfg.AdminSecret, Logger: logger,
+		Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: cfg.AdminSecret, Logger: logger,
 	}).Mount(r)
 	r.Method(http.MethodGet, "/metrics", m.Handler())
 	runners := []*projections.Runner{

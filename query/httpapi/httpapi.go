@@ -35,8 +35,10 @@ type Waiter interface {
 
 // Config wires the API.
 type Config struct {
-	Reader      Reader
-	Waiter      Waiter
+	Reader Reader
+	Waiter Waiter
+	// Events serves the audit history from the event store.
+	Events      query.EventReader
 	AdminSecret string
 	// MaxWait bounds a read-your-writes wait (default 2s).
 	MaxWait time.Duration
@@ -67,6 +69,23 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/products/{id}", a.waiting("products", a.getProduct))
 	r.Get("/orders/{id}", a.waiting("orders", a.getOrder))
 	r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders", a.waiting("orders", a.listOrders))
+	if a.cfg.Events != nil {
+		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.history)
+	}
+}
+
+// history serves an order's audit trail from the event store.
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	h, err := query.OrderHistory(r.Context(), a.cfg.Events, id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, h)
 }
 
 // waiting honours X-Min-Position: the answer waits, up to MaxWait, until the

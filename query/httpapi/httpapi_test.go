@@ -16,6 +16,7 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	cmdapi "github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/pgtest"
@@ -52,7 +53,7 @@ func newEnv(t *testing.T, withOrders bool) *env {
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID)
 	cmdapi.New(cmdapi.Config{Commands: command.NewService(store, command.Options{}), AdminSecret: secret}).Mount(r)
-	httpapi.New(httpapi.Config{Reader: query.NewReader(pool), Waiter: progress, AdminSecret: secret, MaxWait: 3 * time.Second}).Mount(r)
+	httpapi.New(httpapi.Config{Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: secret, MaxWait: 3 * time.Second}).Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv}
@@ -245,5 +246,59 @@ func TestAdminOrderList(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "/admin/orders?status=nonsense", "", admin...); r.status != 400 {
 		t.Fatalf("bad status: %d", r.status)
+	}
+}
+
+// The audit trail shows the order's events and its stock events, oldest
+// first, with who, why and where.
+func TestOrderHistory(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	p1, _ := e.product(t, true)
+	p2, _ := e.product(t, true)
+	o := e.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"a@example.com","items":[{"product_id":%q,"quantity":1},{"product_id":%q,"quantity":2}]}`, p1, p2),
+		"X-Request-ID", "req-123")
+	if o.status != 201 {
+		t.Fatalf("order: %d %s", o.status, o.raw)
+	}
+	id := o.body["id"].(string)
+	e.order(t, "someone@example.com", p1, 1) // another order's stock events must not show
+	if c := e.do(t, "POST", "/orders/"+id+"/cancel", ""); c.status != 200 {
+		t.Fatalf("cancel: %d", c.status)
+	}
+	if r := e.do(t, "GET", "/admin/orders/"+id+"/history", ""); r.status != 401 {
+		t.Fatalf("history without the secret: %d", r.status)
+	}
+	r := e.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", secret)
+	if r.status != 200 || r.body["order_id"] != id {
+		t.Fatalf("history: %d %s", r.status, r.raw)
+	}
+	var types []string
+	prev := eventstore.Start
+	for _, raw := range r.body["events"].([]any) {
+		ev := raw.(map[string]any)
+		types = append(types, ev["type"].(string))
+		if ev["position"] == nil || ev["stream"] == nil || ev["recorded_at"] == nil || ev["data"] == nil {
+			t.Fatalf("event without envelope: %v", ev)
+		}
+		if ev["type"] == "order.placed.v1" {
+			meta := ev["metadata"].(map[string]any)
+			if meta["correlation_id"] != "req-123" || meta["actor"] != "customer" {
+				t.Fatalf("placed metadata: %v", meta)
+			}
+		}
+		pos, err := eventstore.ParsePosition(ev["position"].(string))
+		if err != nil || !prev.Less(pos) {
+			t.Fatalf("position %v after %s (%v)", ev["position"], prev, err)
+		}
+		prev = pos
+	}
+	want := []string{"order.placed.v1", "product.stock_reserved.v1", "product.stock_reserved.v1", "order.reserved.v1",
+		"order.canceled.v1", "product.reservation_released.v1", "product.reservation_released.v1"}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Fatalf("history types:\n%v\nwant\n%v", types, want)
+	}
+	if r := e.do(t, "GET", "/admin/orders/7f0a7a56-0000-4000-8000-000000000000/history", "", "X-Admin-Secret", secret); r.status != 404 {
+		t.Fatalf("unknown order: %d", r.status)
 	}
 }
