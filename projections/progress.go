@@ -85,12 +85,17 @@ type Status struct {
 	// Behind is how many events after the checkpoint are in the store
 	// (of any stream: the projection may skip some).
 	Behind int64
+	// OldestPending is when the first event after the checkpoint was
+	// recorded (zero when there is none): the lag in time.
+	OldestPending time.Time
 }
 
 // Statuses lists every projection that has a checkpoint.
 func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
 	rows, err := pool.Query(ctx, `SELECT c.name, c.position_commit, c.position_prepare, c.state, c.error, c.updated_at,
-	        (SELECT count(*) FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare))
+	        (SELECT count(*) FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)),
+	        (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)
+	          ORDER BY e.tx_id, e.seq LIMIT 1)
 	   FROM projection_checkpoints c ORDER BY c.name`)
 	if err != nil {
 		return nil, fmt.Errorf("projection statuses: %w", err)
@@ -98,7 +103,11 @@ func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
 		var s Status
 		var c, p int64
-		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt, &s.Behind)
+		var oldest *time.Time
+		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt, &s.Behind, &oldest)
+		if oldest != nil {
+			s.OldestPending = *oldest
+		}
 		s.Checkpoint = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
 		return s, err
 	})

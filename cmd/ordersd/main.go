@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
@@ -142,6 +143,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		})
 	}
 	g.Go(func() error {
+		watchProjections(gctx, pool, m, logger)
+		return nil
+	})
+	g.Go(func() error {
 		if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
 			return fmt.Errorf("recovery: %w", err)
 		}
@@ -155,6 +160,36 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return srv.Shutdown(shutdownCtx)
 	})
 	return g.Wait()
+}
+
+// watchProjections updates the projection lag metrics every few seconds.
+func watchProjections(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		list, err := projections.Statuses(ctx, pool)
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("reading projection lag failed", "error", err)
+		}
+		for _, s := range list {
+			m.ProjectionLag.WithLabelValues(s.Name).Set(float64(s.Behind))
+			lag := 0.0
+			if !s.OldestPending.IsZero() {
+				lag = time.Since(s.OldestPending).Seconds()
+			}
+			m.ProjectionLagSeconds.WithLabelValues(s.Name).Set(lag)
+			failed := 0.0
+			if s.State == projections.StateFailed {
+				failed = 1
+			}
+			m.ProjectionFailed.WithLabelValues(s.Name).Set(failed)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // newLimiter returns the per-email order limiter: in Redis when REDIS_URL is

@@ -54,8 +54,18 @@ func TestServeHealthAndShutdown(t *testing.T) {
 		t.Fatalf("GET order: %v", got)
 	}
 
-	if body := getEventually(t, base+"/metrics"); !strings.Contains(body, "orders_total 1") || !strings.Contains(body, "eventstore_append_duration_seconds_count") {
-		t.Errorf("metrics:\n%.2000s", body)
+	// Metrics: counters at once, projection lag once the watcher has run.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body := getEventually(t, base+"/metrics")
+		if strings.Contains(body, "orders_total 1") && strings.Contains(body, "eventstore_append_duration_seconds_count") &&
+			strings.Contains(body, `projection_lag_events{projection="orders"}`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics:\n%.3000s", body)
+		}
+		time.Sleep(100 * time.Millisecond) // polling /metrics against a deadline
 	}
 
 	cancel()

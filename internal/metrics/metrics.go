@@ -20,6 +20,10 @@ type Metrics struct {
 	RateLimited       prometheus.Counter
 	RateLimiterErrors prometheus.Counter
 	AppendDuration    *prometheus.HistogramVec
+	// Projection lag and failure, labelled by projection name.
+	ProjectionLag        *prometheus.GaugeVec
+	ProjectionLagSeconds *prometheus.GaugeVec
+	ProjectionFailed     *prometheus.GaugeVec
 }
 
 // New creates the metrics on a fresh registry, with Go and process
@@ -42,9 +46,19 @@ func New() *Metrics {
 			Help:    "Event store append latency, including the wait for its group commit.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"outcome"}),
+		ProjectionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "projection_lag_events", Help: "Events in the store after the projection's checkpoint.",
+		}, []string{"projection"}),
+		ProjectionLagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "projection_lag_seconds", Help: "Age of the oldest event the projection has not applied (0 when caught up).",
+		}, []string{"projection"}),
+		ProjectionFailed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "projection_failed", Help: "1 when the projection stopped on a poison event.",
+		}, []string{"projection"}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration)
+		m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
+		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed)
 	return m
 }
 
