@@ -337,3 +337,120 @@ func TestPoisonEventStopsTheProjection(t *testing.T) {
 		t.Fatalf("checkpoint moved from %s to %s", cp, again)
 	}
 }
+
+// leftovers counts shadow and old tables left behind.
+func (e *env) leftovers(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := e.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables
+	     WHERE schemaname = current_schema() AND (tablename LIKE '%\_rb\_%' OR tablename LIKE '%\_old')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A rebuild while orders keep coming ends with a read model equal, row by
+// row, to the streams, and the live projection carries on after it.
+func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	products, orders := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	e.waitCaughtUp(t, "products")
+
+	var (
+		wg           sync.WaitGroup
+		mu           sync.Mutex
+		stopWriting  atomic.Bool
+		moreProducts []uuid.UUID
+		moreOrders   []uuid.UUID
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stopWriting.Load() {
+			p, o := e.workload(t)
+			mu.Lock()
+			moreProducts, moreOrders = append(moreProducts, p...), append(moreOrders, o...)
+			mu.Unlock()
+		}
+	}()
+	for round := range 2 { // twice: a second rebuild must not trip over the first one's names
+		for _, proj := range []projections.Rebuildable{projections.Products{}, projections.Orders{}} {
+			res, err := projections.Rebuild(ctxT(t), e.pool, e.store, proj, projections.RebuildOptions{BatchSize: 10})
+			if err != nil {
+				t.Fatalf("round %d, rebuild %s: %v", round, proj.Name(), err)
+			}
+			if res.Events == 0 {
+				t.Fatalf("rebuild %s read nothing", proj.Name())
+			}
+		}
+	}
+	stopWriting.Store(true)
+	wg.Wait()
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	e.checkAgainstWriteModel(t, append(products, moreProducts...), append(orders, moreOrders...))
+	if n := e.leftovers(t); n != 0 {
+		t.Fatalf("%d shadow or old tables left behind", n)
+	}
+}
+
+func TestRebuildRefusesToRunTwice(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.workload(t)
+	var second error
+	_, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{
+		BatchSize: 5,
+		Progress: func(done, total int64) {
+			if second == nil {
+				_, second = projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{})
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(second, projections.ErrRebuildRunning) {
+		t.Fatalf("a second rebuild while one runs: %v", second)
+	}
+}
+
+// An interrupted rebuild resumes where it stopped.
+func TestRebuildResumesAfterInterruption(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	products, orders := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	ctx, cancel := context.WithCancel(ctxT(t))
+	var all int64
+	_, err := projections.Rebuild(ctx, e.pool, e.store, projections.Products{}, projections.RebuildOptions{
+		BatchSize: 5,
+		Progress: func(done, total int64) {
+			all = total
+			if done >= 10 {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted rebuild: %v", err)
+	}
+	cp, _, _ := e.checkpoint(t, "products#rebuild")
+	if cp == eventstore.Start {
+		t.Fatal("the interrupted rebuild left no checkpoint to resume from")
+	}
+	res, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{BatchSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events >= all {
+		t.Fatalf("the second run read %d of %d events: it started over", res.Events, all)
+	}
+	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{}))
+	e.waitCaughtUp(t, "products")
+	e.waitCaughtUp(t, "orders")
+	e.checkAgainstWriteModel(t, products, orders)
+}

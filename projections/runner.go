@@ -154,13 +154,13 @@ func (r *Runner) lead(ctx context.Context) error {
 	}
 	r.log.InfoContext(ctx, "projection leader")
 
-	from, err := r.checkpoint(ctx, conn.Conn())
+	from, gen, err := r.checkpoint(ctx, conn.Conn())
 	if err != nil {
 		return err
 	}
 	return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
 		func(ctx context.Context, b eventstore.Batch) error {
-			err := r.applyWithRetry(ctx, conn.Conn(), from, b)
+			err := r.applyWithRetry(ctx, conn.Conn(), from, gen, b)
 			if err == nil {
 				from = b.Checkpoint
 				if r.opts.OnApplied != nil {
@@ -173,22 +173,22 @@ func (r *Runner) lead(ctx context.Context) error {
 
 // checkpoint reads (creating if needed) the projection's checkpoint; a
 // failed projection stays stopped until an operator resets it.
-func (r *Runner) checkpoint(ctx context.Context, conn *pgx.Conn) (eventstore.Position, error) {
+func (r *Runner) checkpoint(ctx context.Context, conn *pgx.Conn) (eventstore.Position, int64, error) {
 	var (
-		commit, prepare int64
-		state, msg      string
+		commit, prepare, gen int64
+		state, msg           string
 	)
 	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name()); err != nil {
-		return eventstore.Position{}, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+		return eventstore.Position{}, 0, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, state, error FROM projection_checkpoints WHERE name = $1`,
-		r.proj.Name()).Scan(&commit, &prepare, &state, &msg); err != nil {
-		return eventstore.Position{}, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, generation, state, error FROM projection_checkpoints WHERE name = $1`,
+		r.proj.Name()).Scan(&commit, &prepare, &gen, &state, &msg); err != nil {
+		return eventstore.Position{}, 0, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
 	}
 	if state == StateFailed {
-		return eventstore.Position{}, fmt.Errorf("%w: %s (stopped earlier: %s)", ErrPoisoned, r.proj.Name(), msg)
+		return eventstore.Position{}, 0, fmt.Errorf("%w: %s (stopped earlier: %s)", ErrPoisoned, r.proj.Name(), msg)
 	}
-	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, nil
+	return eventstore.Position{Commit: uint64(commit), Prepare: uint64(prepare)}, gen, nil
 }
 
 // Projection states.
@@ -199,11 +199,11 @@ const (
 
 // applyWithRetry applies a batch, retrying a failing one; after the last
 // attempt it marks the projection failed.
-func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from eventstore.Position, b eventstore.Batch) error {
+func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
 	delay := r.opts.RetryDelay
 	var err error
 	for attempt := 1; attempt <= r.opts.Attempts; attempt++ {
-		err = r.apply(ctx, conn, from, b)
+		err = r.apply(ctx, conn, from, gen, b)
 		if err == nil || errors.Is(err, ErrDeposed) || ctx.Err() != nil || conn.IsClosed() {
 			return err
 		}
@@ -233,7 +233,7 @@ func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from events
 
 // apply runs one batch and moves the checkpoint from from to the batch's,
 // in one transaction.
-func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Position, b eventstore.Batch) error {
+func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if len(b.Events) > 0 {
 			if err := r.proj.Apply(ctx, tx, b.Events); err != nil {
@@ -242,8 +242,8 @@ func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Posi
 		}
 		tag, err := tx.Exec(ctx, `UPDATE projection_checkpoints
 		        SET position_commit = $2, position_prepare = $3, updated_at = now()
-		      WHERE name = $1 AND position_commit = $4 AND position_prepare = $5 AND state = 'running'`,
-			r.proj.Name(), int64(b.Checkpoint.Commit), int64(b.Checkpoint.Prepare), int64(from.Commit), int64(from.Prepare))
+		      WHERE name = $1 AND position_commit = $4 AND position_prepare = $5 AND generation = $6 AND state = 'running'`,
+			r.proj.Name(), int64(b.Checkpoint.Commit), int64(b.Checkpoint.Prepare), int64(from.Commit), int64(from.Prepare), gen)
 		if err != nil {
 			return err
 		}

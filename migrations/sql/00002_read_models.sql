@@ -10,6 +10,11 @@ CREATE TABLE projection_checkpoints (
     -- running, or failed (a poison event stopped it; error says why).
     state            text        NOT NULL DEFAULT 'running',
     error            text        NOT NULL DEFAULT '',
+    -- Bumped when a rebuild swaps the table in: runners of the previous
+    -- generation can no longer move the checkpoint.
+    generation       bigint      NOT NULL DEFAULT 0,
+    -- For a rebuild's own row: the shadow table it builds.
+    shadow_table     text        NOT NULL DEFAULT '',
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 
