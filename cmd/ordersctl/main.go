@@ -13,9 +13,12 @@ import (
 	"os/signal"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
@@ -77,6 +80,20 @@ func newRootCmd(databaseURL string) *cobra.Command {
 			return listProjections(cmd.Context(), databaseURL, cmd.OutOrStdout())
 		},
 	})
+	var restart bool
+	var batch int
+	rebuild := &cobra.Command{
+		Use:   "rebuild NAME",
+		Short: "Rebuild a projection's read model without downtime (resumes an interrupted rebuild)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return rebuildProjection(cmd.Context(), databaseURL, args[0], projections.RebuildOptions{Restart: restart, BatchSize: batch},
+				cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	rebuild.Flags().BoolVar(&restart, "restart", false, "drop an interrupted rebuild's work and start from the first event")
+	rebuild.Flags().IntVar(&batch, "batch", 5000, "events per transaction")
+	projectionsCmd.AddCommand(rebuild)
 	root.AddCommand(projectionsCmd)
 
 	var asJSON bool
@@ -112,6 +129,86 @@ func listProjections(ctx context.Context, url string, out io.Writer) error {
 			s.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), s.Error)
 	}
 	return tw.Flush()
+}
+
+// rebuildable lists the projections ordersctl can rebuild.
+var rebuildable = map[string]projections.Rebuildable{
+	projections.Products{}.Name(): projections.Products{},
+	projections.Orders{}.Name():   projections.Orders{},
+}
+
+func rebuildProjection(ctx context.Context, url, name string, opts projections.RebuildOptions, out, errOut io.Writer) error {
+	proj, ok := rebuildable[name]
+	if !ok {
+		return fmt.Errorf("no projection %q (have products, orders)", name)
+	}
+	pool, err := pg.Connect(ctx, url, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	progress := newProgress(errOut, "rebuild "+name)
+	opts.Progress = progress.update
+	res, err := projections.Rebuild(ctx, pool, store, proj, opts)
+	progress.finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "rebuilt %s: %d events in %s (%.0f events/s); live from %s\n", name, res.Events,
+		res.Duration.Round(time.Millisecond), float64(res.Events)/res.Duration.Seconds(), res.Checkpoint)
+	return nil
+}
+
+// progress reports a rebuild's progress: a bar on a terminal, a plain line
+// every few seconds otherwise (logs, CI).
+type progress struct {
+	w     io.Writer
+	title string
+	bar   *progressbar.ProgressBar
+	tty   bool
+	start time.Time
+	last  time.Time
+	// printedFinal: the line for the last event read is out.
+	printedFinal bool
+}
+
+func newProgress(w io.Writer, title string) *progress {
+	f, isFile := w.(*os.File)
+	return &progress{w: w, title: title, tty: isFile && term.IsTerminal(int(f.Fd())), start: time.Now()}
+}
+
+func (p *progress) update(done, total int64) {
+	if p.tty {
+		if p.bar == nil {
+			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(p.title),
+				progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("events"),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond))
+		}
+		p.bar.ChangeMax64(total)
+		_ = p.bar.Set64(done)
+		return
+	}
+	final := done >= total
+	if (time.Since(p.last) < 2*time.Second && !final) || (final && p.printedFinal) {
+		return
+	}
+	p.last, p.printedFinal = time.Now(), final
+	elapsed := time.Since(p.start).Seconds()
+	rate := float64(done) / max(elapsed, 0.001)
+	eta := "-"
+	if rate > 0 && total > done {
+		eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "%s: %d/%d events, %.0f events/s, ETA %s\n", p.title, done, total, rate, eta)
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
 }
 
 func orderHistory(ctx context.Context, url, rawID string, asJSON bool, out io.Writer) error {

@@ -97,4 +97,17 @@ func TestProjectionsListAndOrderHistory(t *testing.T) {
 	if _, err := ctlErr(url, "orders", "history", "not-a-uuid"); err == nil {
 		t.Fatal("a malformed id was accepted")
 	}
+
+	// Rebuild: plain progress lines when stderr is not a terminal, then a summary.
+	out = ctl(t, url, "projections", "rebuild", "products", "--batch", "1")
+	if !strings.Contains(out, "rebuild products: ") || !strings.Contains(out, "events/s") || !strings.Contains(out, "rebuilt products: 4 events") || strings.Count(out, "4/4 events") != 1 {
+		t.Fatalf("rebuild:\n%s", out)
+	}
+	var stock int64
+	if err := pool.QueryRow(ctx, `SELECT stock FROM read_products WHERE id = $1`, p.ID).Scan(&stock); err != nil || stock != 3 {
+		t.Fatalf("rebuilt product: stock %d, %v", stock, err)
+	}
+	if _, err := ctlErr(url, "projections", "rebuild", "nope"); err == nil {
+		t.Fatal("an unknown projection was accepted")
+	}
 }
