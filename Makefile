@@ -23,6 +23,7 @@ lint: ## formatting and vet
 
 bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./command/
+	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x ./projections/
 
 migrate: ## apply migrations to DATABASE_URL
 	$(GO) run ./cmd/ordersctl migrate up
