@@ -13,9 +13,14 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 )
 
+// NotifyChannel is the LISTEN/NOTIFY channel on which runners announce
+// every committed batch (the payload is the projection's name).
+const NotifyChannel = "orders_projections"
+
 // Progress lets readers wait until a projection has passed a position
-// (read-your-writes). Runners in this process wake waiters at once through
-// Applied; runners elsewhere are noticed by a short poll of the checkpoint.
+// (read-your-writes). Waiters are woken when a batch commits: at once by
+// runners in this process (Applied), and through LISTEN (Run) by runners
+// anywhere. A slow poll of the checkpoint covers a lost notification.
 type Progress struct {
 	pool *pgxpool.Pool
 	poll time.Duration
@@ -24,9 +29,13 @@ type Progress struct {
 	wake chan struct{} // closed and replaced on every Applied
 }
 
-// NewProgress returns a Progress over the read-model database.
-func NewProgress(pool *pgxpool.Pool) *Progress {
-	return &Progress{pool: pool, poll: 50 * time.Millisecond, wake: make(chan struct{})}
+// NewProgress returns a Progress over the read-model database; poll is the
+// fallback interval (0 means 500ms).
+func NewProgress(pool *pgxpool.Pool, poll time.Duration) *Progress {
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	return &Progress{pool: pool, poll: poll, wake: make(chan struct{})}
 }
 
 // Applied is a Runner's Options.OnApplied: it wakes the waiters.
@@ -35,6 +44,38 @@ func (p *Progress) Applied(string, eventstore.Position) {
 	close(p.wake)
 	p.wake = make(chan struct{})
 	p.mu.Unlock()
+}
+
+// Run listens for other processes' batches until ctx ends, reconnecting
+// after errors; every notification (and every reconnection, since some may
+// have been missed) wakes the waiters.
+func (p *Progress) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		_ = p.listen(ctx)
+		if pause(ctx, backoff) != nil {
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (p *Progress) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	p.Applied("", eventstore.Start)
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		p.Applied("", eventstore.Start)
+	}
 }
 
 // Checkpoint returns where projection name stands.

@@ -95,6 +95,21 @@ func (e *env) waitCaughtUp(t *testing.T, name string) {
 	})
 }
 
+// waitVisible waits until everything appended so far is readable in the
+// global order.
+func (e *env) waitVisible(t *testing.T) {
+	t.Helper()
+	res, err := e.store.Append(ctxT(t), "marker-"+uuid.NewString(), eventstore.NoStream,
+		eventstore.EventData{Type: "test.marker", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "events are readable", func() bool {
+		head, err := e.store.Head(ctxT(t))
+		return err == nil && !head.Less(res.Position)
+	})
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -424,6 +439,11 @@ func TestRebuildResumesAfterInterruption(t *testing.T) {
 	e := newEnv(t)
 	products, orders := e.workload(t)
 	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	// Make every event readable first: a transaction elsewhere on the server
+	// can hold the newest back for a moment, and a rebuild would then finish
+	// early (correctly, leaving the rest to the live runner) instead of being
+	// interrupted.
+	e.waitVisible(t)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	var all int64
 	_, err := projections.Rebuild(ctx, e.pool, e.store, projections.Products{}, projections.RebuildOptions{
@@ -453,4 +473,28 @@ func TestRebuildResumesAfterInterruption(t *testing.T) {
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
 	e.checkAgainstWriteModel(t, products, orders)
+}
+
+// A waiter in one process is woken by a batch committed by a runner in
+// another (no in-process wake-up, fallback poll effectively off).
+func TestProgressIsWokenAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	progress := projections.NewProgress(e.pool, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); progress.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{})) // no OnApplied: "elsewhere"
+	e.waitCaughtUp(t, "products")
+
+	v, err := e.svc.CreateProduct(ctxT(t), command.CreateProduct{Name: "late", Price: 100, Stock: 1, Meta: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, waitCancel := context.WithTimeout(ctxT(t), 10*time.Second)
+	defer waitCancel()
+	if err := progress.WaitFor(waitCtx, "products", v.Position); err != nil {
+		t.Fatalf("waiting for the product's position: %v", err)
+	}
 }

@@ -250,7 +250,11 @@ func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Posi
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w: %s expected at %s", ErrDeposed, r.proj.Name(), from)
 		}
-		return nil
+		// Wake read-your-writes waiters in every process once this commits.
+		// (One notifying transaction per batch of one projection: the
+		// notification lock this takes at commit is not contended.)
+		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, r.proj.Name())
+		return err
 	})
 }
 

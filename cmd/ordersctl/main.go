@@ -233,10 +233,10 @@ func orderHistory(ctx context.Context, url, rawID string, asJSON bool, out io.Wr
 		return enc.Encode(h)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POSITION\tRECORDED\tSTREAM\tVERSION\tTYPE\tACTOR\tCORRELATION\tDATA")
+	fmt.Fprintln(tw, "POSITION\tRECORDED\tSTREAM\tVERSION\tTYPE\tACTOR\tCORRELATION\tCAUSATION\tDATA")
 	for _, e := range h.Events {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Position, e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000Z"),
-			e.Stream, e.Version, e.Type, e.Metadata.Actor, e.Metadata.CorrelationID, e.Data)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Position, e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000Z"),
+			e.Stream, e.Version, e.Type, e.Metadata.Actor, e.Metadata.CorrelationID, e.Metadata.CausationID, e.Data)
 	}
 	return tw.Flush()
 }

@@ -91,7 +91,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
 		OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
 	}).Mount(r)
-	progress := projections.NewProgress(pool)
+	progress := projections.NewProgress(pool, 0)
 	queryapi.New(queryapi.Config{
 		Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: cfg.AdminSecret, Logger: logger,
 	}).Mount(r)
@@ -144,6 +144,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	}
 	g.Go(func() error {
 		watchProjections(gctx, pool, m, logger)
+		return nil
+	})
+	g.Go(func() error {
+		progress.Run(gctx)
 		return nil
 	})
 	g.Go(func() error {

@@ -38,7 +38,7 @@ func newEnv(t *testing.T, withOrders bool) *env {
 	pool := pgtest.NewPool(t, 30)
 	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
 	t.Cleanup(store.Close)
-	progress := projections.NewProgress(pool)
+	progress := projections.NewProgress(pool, 0)
 	start := func(p projections.Projector) {
 		ctx, cancel := context.WithCancel(context.Background())
 		r := projections.NewRunner(pool, store, p, projections.Options{OnApplied: progress.Applied})
