@@ -24,8 +24,11 @@ func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore
 	if err != nil {
 		return OrderView{}, err
 	}
-	if err := s.releaseAll(ctx, st, meta); err != nil {
+	// The answer's position covers the releases too, so a read that waits
+	// for it sees the stock back.
+	released, err := s.releaseAll(ctx, st, meta)
+	if err != nil {
 		return OrderView{}, err
 	}
-	return orderView(st, pos), nil
+	return orderView(st, eventstore.MaxPosition(pos, released)), nil
 }

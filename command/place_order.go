@@ -261,25 +261,31 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 // canceled order holds no stock. It is idempotent.
 func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Position, meta eventstore.Metadata) (OrderView, error) {
 	if st.Status == order.StatusRejected || st.Status == order.StatusCanceled {
-		if err := s.releaseAll(ctx, st, meta); err != nil {
+		released, err := s.releaseAll(ctx, st, meta)
+		if err != nil {
 			return OrderView{}, err
 		}
+		pos = eventstore.MaxPosition(pos, released)
 	}
 	return outcome(st, pos)
 }
 
-// releaseAll releases every reservation the order holds.
-func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata) error {
+// releaseAll releases every reservation the order holds and returns the
+// position of the last release it wrote (Start if it wrote none).
+func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata) (eventstore.Position, error) {
 	reason := string(st.Status)
 	if st.CancelReason != "" {
 		reason = st.CancelReason
 	}
+	last := eventstore.Start
 	for _, it := range st.Items {
-		if _, _, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
+		_, v, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
 			return p.Release(st.ID, reason), nil
-		}); err != nil && !errors.Is(err, product.ErrNotFound) {
-			return fmt.Errorf("release order %s on product %s: %w", st.ID, it.ProductID, err)
+		})
+		if err != nil && !errors.Is(err, product.ErrNotFound) {
+			return last, fmt.Errorf("release order %s on product %s: %w", st.ID, it.ProductID, err)
 		}
+		last = eventstore.MaxPosition(last, v.Position)
 	}
-	return nil
+	return last, nil
 }

@@ -124,17 +124,20 @@ type Status struct {
 	Error      string
 	UpdatedAt  time.Time
 	// Behind is how many events after the checkpoint are in the store
-	// (of any stream: the projection may skip some).
+	// (of any stream: the projection may skip some), counted up to a
+	// million.
 	Behind int64
 	// OldestPending is when the first event after the checkpoint was
 	// recorded (zero when there is none): the lag in time.
 	OldestPending time.Time
 }
 
-// Statuses lists every projection that has a checkpoint.
+// Statuses lists every projection that has a checkpoint, and every rebuild
+// in progress (named "<projection>#rebuild").
 func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
 	rows, err := pool.Query(ctx, `SELECT c.name, c.position_commit, c.position_prepare, c.state, c.error, c.updated_at,
-	        (SELECT count(*) FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)),
+	        (SELECT count(*) FROM (SELECT 1 FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)
+	          LIMIT 1000000) behind),
 	        (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)
 	          ORDER BY e.tx_id, e.seq LIMIT 1)
 	   FROM projection_checkpoints c ORDER BY c.name`)

@@ -42,6 +42,10 @@ type RebuildOptions struct {
 	// read and how many there were to read when the rebuild began.
 	Progress func(done, total int64)
 	Logger   *slog.Logger
+
+	// beforeSwap, set only by tests, runs once the shadow has reached the
+	// head, just before the swap.
+	beforeSwap func(ctx context.Context)
 }
 
 // RebuildResult describes a finished rebuild.
@@ -93,15 +97,20 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	shadowName := name + "#rebuild"
 	liveID := pgx.Identifier{live}.Sanitize()
 	if opts.Restart {
-		var previous string
-		err := conn.QueryRow(ctx, `DELETE FROM projection_checkpoints WHERE name = $1 RETURNING shadow_table`, shadowName).Scan(&previous)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return RebuildResult{}, err
-		}
-		if previous != "" {
-			if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{previous}.Sanitize()); err != nil {
-				return RebuildResult{}, err
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var previous string
+			err := tx.QueryRow(ctx, `DELETE FROM projection_checkpoints WHERE name = $1 RETURNING shadow_table`, shadowName).Scan(&previous)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && previous == "") {
+				return nil
 			}
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{previous}.Sanitize())
+			return err
+		})
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: restart: %w", name, err)
 		}
 	}
 	// A fresh shadow gets a fresh name, so that the index names PostgreSQL
@@ -165,6 +174,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		}
 	}
 
+	if opts.beforeSwap != nil {
+		opts.beforeSwap(ctx)
+	}
 	// 2. Swap under a short exclusive lock.
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+liveID+` IN ACCESS EXCLUSIVE MODE`); err != nil {
@@ -206,7 +218,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		     WHERE name = $1`, name, int64(pos.Commit), int64(pos.Prepare)); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, shadowName)
+		if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, shadowName); err != nil {
+			return err
+		}
+		// Wake read-your-writes waiters: the live model just jumped ahead.
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, name)
 		return err
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
@@ -106,21 +107,34 @@ func lockKey(name string) int64 {
 	return int64(h.Sum64() & math.MaxInt64)
 }
 
-// Run keeps the projection up to date until ctx ends (then it returns nil),
-// or until it is poisoned (ErrPoisoned). While another instance leads, it
-// waits as a standby; when the leader's connection dies, it takes over.
+// Run keeps the projection up to date until ctx ends; it always returns
+// nil then. While another instance leads, it waits as a standby; when the
+// leader's connection dies, it takes over. A poisoned projection stays
+// stopped (OnFailed has been told) until its checkpoint is reset, which a
+// rebuild does; the runner then carries on by itself.
 func (r *Runner) Run(ctx context.Context) error {
+	reported := false
 	for {
 		err := r.lead(ctx)
-		switch {
-		case ctx.Err() != nil:
+		if ctx.Err() != nil {
 			return nil
+		}
+		delay := r.opts.LeaderPoll
+		switch {
+		case errors.Is(err, ErrDeposed):
+			r.log.InfoContext(ctx, "projection runner deposed; starting over", "error", err)
+			continue
 		case errors.Is(err, ErrPoisoned):
-			return err
+			if !reported {
+				r.log.ErrorContext(ctx, "projection stopped; rebuild it after fixing the cause", "error", err)
+				reported = true
+			}
+			delay = 5 * r.opts.LeaderPoll
 		case err != nil:
+			reported = false
 			r.log.WarnContext(ctx, "projection runner lost its footing; retrying", "error", err)
 		}
-		if err := pause(ctx, r.opts.LeaderPoll); err != nil {
+		if pause(ctx, delay) != nil {
 			return nil
 		}
 	}
@@ -197,38 +211,68 @@ const (
 	StateFailed  = "failed"
 )
 
-// applyWithRetry applies a batch, retrying a failing one; after the last
-// attempt it marks the projection failed.
+// applyWithRetry applies a batch, retrying a failing one. Failures of the
+// database itself (connection, deadlock, timeout, resources) are retried
+// for as long as they last; any other failure is retried a few times and
+// then marks the projection failed.
 func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
 	delay := r.opts.RetryDelay
 	var err error
-	for attempt := 1; attempt <= r.opts.Attempts; attempt++ {
+	for attempt := 1; ; {
 		err = r.apply(ctx, conn, from, gen, b)
 		if err == nil || errors.Is(err, ErrDeposed) || ctx.Err() != nil || conn.IsClosed() {
 			return err
 		}
 		r.log.WarnContext(ctx, "projection batch failed", "attempt", attempt, "from", from.String(), "error", err)
-		if attempt < r.opts.Attempts {
-			if perr := pause(ctx, delay); perr != nil {
-				return perr
+		if !transient(err) {
+			if attempt >= r.opts.Attempts {
+				break
 			}
-			delay *= 2
+			attempt++
 		}
+		if perr := pause(ctx, delay); perr != nil {
+			return perr
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
 	first := ""
 	if len(b.Events) > 0 {
 		first = fmt.Sprintf(" (batch starts at %s@%d, %s)", b.Events[0].StreamID, b.Events[0].Version, b.Events[0].Type)
 	}
 	msg := fmt.Sprintf("after %s%s: %v", from, first, err)
-	if _, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now() WHERE name = $1`,
-		r.proj.Name(), StateFailed, msg); uerr != nil {
-		r.log.ErrorContext(ctx, "projection could not record its failure", "error", uerr)
+	tag, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now()
+	      WHERE name = $1 AND generation = $4 AND position_commit = $5 AND position_prepare = $6 AND state = 'running'`,
+		r.proj.Name(), StateFailed, msg, gen, int64(from.Commit), int64(from.Prepare))
+	if uerr != nil {
+		return fmt.Errorf("projection %s could not record its failure (%v): %w", r.proj.Name(), uerr, err)
 	}
-	r.log.ErrorContext(ctx, "projection stopped on a poison event", "error", msg)
+	if tag.RowsAffected() != 1 {
+		// Someone else moved the projection on (a rebuild swapped it in):
+		// this runner's failure no longer describes it.
+		return fmt.Errorf("%w: %s failed on a table no longer live: %v", ErrDeposed, r.proj.Name(), err)
+	}
 	if r.opts.OnFailed != nil {
 		r.opts.OnFailed(r.proj.Name(), err)
 	}
 	return fmt.Errorf("%w: %s %s", ErrPoisoned, r.proj.Name(), msg)
+}
+
+// transient reports whether err is the database's trouble rather than the
+// batch's: worth retrying for as long as it lasts.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "08", // connection exception
+		"40", // transaction rollback: deadlock, serialization
+		"53", // insufficient resources: disk full, out of memory, too many connections
+		"55", // object not in prerequisite state: lock not available
+		"57": // operator intervention: statement timeout, shutdown
+		return true
+	}
+	return false
 }
 
 // apply runs one batch and moves the checkpoint from from to the batch's,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
@@ -98,9 +99,27 @@ func TestProjectionsListAndOrderHistory(t *testing.T) {
 		t.Fatal("a malformed id was accepted")
 	}
 
+	// Everything appended must be readable first: an open transaction
+	// elsewhere on the server could hold the newest events back, and the
+	// rebuild would (rightly) stop before them.
+	marker, err := store.Append(ctx, "marker-1", eventstore.NoStream, eventstore.EventData{Type: "test.marker", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		head, err := store.Head(ctx)
+		if err == nil && !head.Less(marker.Position) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("events never became readable")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the head against a deadline
+	}
+
 	// Rebuild: plain progress lines when stderr is not a terminal, then a summary.
 	out = ctl(t, url, "projections", "rebuild", "products", "--batch", "1")
-	if !strings.Contains(out, "rebuild products: ") || !strings.Contains(out, "events/s") || !strings.Contains(out, "rebuilt products: 4 events") || strings.Count(out, "4/4 events") != 1 {
+	if !strings.Contains(out, "rebuild products: ") || !strings.Contains(out, "events/s") || !strings.Contains(out, "rebuilt products: 5 events") || strings.Count(out, "5/5 events") != 1 {
 		t.Fatalf("rebuild:\n%s", out)
 	}
 	var stock int64

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,7 +68,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
-	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 0)
+	// Each projection runner keeps a connection (leader or standby); leave
+	// room for requests, Recovery and the event store's notifier.
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 25)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
@@ -176,6 +179,9 @@ func watchProjections(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metric
 			logger.Warn("reading projection lag failed", "error", err)
 		}
 		for _, s := range list {
+			if strings.Contains(s.Name, "#") { // a rebuild in progress, not a live projection
+				continue
+			}
 			m.ProjectionLag.WithLabelValues(s.Name).Set(float64(s.Behind))
 			lag := 0.0
 			if !s.OldestPending.IsZero() {
