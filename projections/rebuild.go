@@ -84,7 +84,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	defer func() { _ = conn.Hijack().Close(context.WithoutCancel(ctx)) }() // releases the session lock
+	defer func() { _ = conn.Hijack().Close(context.WithoutCancel(ctx)) }()
 	var locked bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey("rebuild:"+name)).Scan(&locked); err != nil {
 		return RebuildResult{}, err
@@ -92,6 +92,14 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	if !locked {
 		return RebuildResult{}, fmt.Errorf("%w: %s", ErrRebuildRunning, name)
 	}
+	// Unlock explicitly before the connection closes: the server drops a
+	// closed session's locks only once its backend has exited, a moment
+	// later, and a rebuild resumed at once must not find the lock still held.
+	defer func() {
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(unlockCtx, `SELECT pg_advisory_unlock($1)`, lockKey("rebuild:"+name))
+	}()
 
 	live := proj.Tables()[0]
 	shadowName := name + "#rebuild"

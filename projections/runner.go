@@ -148,12 +148,17 @@ func (r *Runner) lead(ctx context.Context) error {
 	}
 	// The connection holds the session lock: never hand it back to the pool
 	// with the lock (or a broken transaction) on it.
+	// Unlock first, so a standby can take over at once rather than when the
+	// closed session's backend has exited (a no-op if this was no leader).
+	key := lockKey(r.proj.Name())
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
+		if !conn.Conn().IsClosed() {
+			_, _ = conn.Exec(closeCtx, `SELECT pg_advisory_unlock($1)`, key)
+		}
 		_ = conn.Hijack().Close(closeCtx)
 	}()
-	key := lockKey(r.proj.Name())
 	for {
 		var leader bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&leader); err != nil {
