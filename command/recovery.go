@@ -5,17 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
-	"golang.org/x/sync/errgroup"
 )
 
 // Subscriber is what Recovery needs from the event store.
@@ -199,7 +199,7 @@ func (r *Recovery) apply(ctx context.Context, rec eventstore.RecordedEvent, e ev
 			}
 		}
 	case events.ProductStockReserved:
-		p, ok := streamID(rec.StreamID, events.ProductStreamPrefix)
+		p, ok := events.StreamID(rec.StreamID, events.ProductStreamPrefix)
 		if !ok {
 			return nil
 		}
@@ -232,18 +232,8 @@ func (r *Recovery) apply(ctx context.Context, rec eventstore.RecordedEvent, e ev
 	return nil
 }
 
-// streamID parses the id out of a stream name with the given prefix.
-func streamID(stream, prefix string) (uuid.UUID, bool) {
-	rest, ok := strings.CutPrefix(stream, prefix)
-	if !ok {
-		return uuid.Nil, false
-	}
-	id, err := uuid.Parse(rest)
-	return id, err == nil
-}
-
 func (r *Recovery) forget(stream string) (uuid.UUID, bool) {
-	id, ok := streamID(stream, events.OrderStreamPrefix)
+	id, ok := events.StreamID(stream, events.OrderStreamPrefix)
 	if !ok {
 		return uuid.Nil, false
 	}
@@ -254,7 +244,7 @@ func (r *Recovery) forget(stream string) (uuid.UUID, bool) {
 }
 
 func (r *Recovery) unhold(orderID uuid.UUID, stream string) {
-	p, ok := streamID(stream, events.ProductStreamPrefix)
+	p, ok := events.StreamID(stream, events.ProductStreamPrefix)
 	if !ok {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -213,4 +214,15 @@ func Encode(e Event) ([]byte, error) {
 		return nil, fmt.Errorf("encode %s: %w", e.EventType(), err)
 	}
 	return b, nil
+}
+
+// StreamID returns the id in a stream name with the given prefix, and
+// whether the name had the prefix and a valid id.
+func StreamID(stream, prefix string) (uuid.UUID, bool) {
+	rest, ok := strings.CutPrefix(stream, prefix)
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(rest)
+	return id, err == nil
 }

@@ -93,7 +93,7 @@ func (o Orders) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedE
 	}
 
 	for _, rec := range evs {
-		id, ok := streamUUID(rec.StreamID, events.OrderStreamPrefix)
+		id, ok := events.StreamID(rec.StreamID, events.OrderStreamPrefix)
 		if !ok {
 			continue
 		}

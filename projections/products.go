@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,7 +83,7 @@ func (p Products) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Recorde
 	}
 
 	for _, rec := range evs {
-		id, ok := streamUUID(rec.StreamID, events.ProductStreamPrefix)
+		id, ok := events.StreamID(rec.StreamID, events.ProductStreamPrefix)
 		if !ok {
 			continue
 		}
@@ -155,20 +154,10 @@ func touched(evs []eventstore.RecordedEvent, prefix string) []uuid.UUID {
 	seen := map[uuid.UUID]bool{}
 	var out []uuid.UUID
 	for _, r := range evs {
-		if id, ok := streamUUID(r.StreamID, prefix); ok && !seen[id] {
+		if id, ok := events.StreamID(r.StreamID, prefix); ok && !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
 	}
 	return out
-}
-
-// streamUUID parses the id out of a stream name with the given prefix.
-func streamUUID(stream, prefix string) (uuid.UUID, bool) {
-	rest, ok := strings.CutPrefix(stream, prefix)
-	if !ok {
-		return uuid.Nil, false
-	}
-	id, err := uuid.Parse(rest)
-	return id, err == nil
 }
