@@ -18,7 +18,7 @@ const CancelReasonCustomer = "customer_canceled"
 // returns it unchanged; a paid or rejected one is order.ErrIllegalTransition,
 // an unknown one order.ErrNotFound.
 func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
-	st, pos, err := s.decideOrder(ctx, id, nil, meta, func(o *order.State) ([]events.Event, error) {
+	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
 		return o.Cancel(CancelReasonCustomer)
 	})
 	if err != nil {

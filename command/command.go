@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,17 +59,26 @@ func readStream(ctx context.Context, store EventStore, stream string, from int64
 	}
 }
 
-// encode turns decided events into EventData with the given metadata.
-func encode(meta eventstore.Metadata, evs []events.Event) ([]eventstore.EventData, error) {
+// eventIDSpace is the namespace of event ids derived from the message that
+// caused them.
+var eventIDSpace = uuid.MustParse("6f1c9a52-3e0b-4f7d-9a8e-2b5c7d1e4f30")
+
+// encode turns decided events into EventData with the given metadata. Event
+// ids are new, unless seed names the message that caused the events: then
+// they are derived from it, so the event store refuses to store the effect
+// of one message twice, even from a process that has never seen it.
+func encode(meta eventstore.Metadata, evs []events.Event, seed string) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(evs))
 	for i, e := range evs {
 		data, err := events.Encode(e)
 		if err != nil {
 			return nil, err
 		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, fmt.Errorf("event id: %w", err)
+		id := uuid.NewSHA1(eventIDSpace, []byte(seed+"/"+strconv.Itoa(i)))
+		if seed == "" {
+			if id, err = uuid.NewV7(); err != nil {
+				return nil, fmt.Errorf("event id: %w", err)
+			}
 		}
 		out[i] = eventstore.EventData{ID: id, Type: e.EventType(), Data: data, Metadata: meta}
 	}

@@ -112,7 +112,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	if err != nil {
 		return OrderView{}, &ValidationError{Fields: map[string]string{"order": err.Error()}}
 	}
-	data, err := encode(cmd.Meta, decided)
+	data, err := encode(cmd.Meta, decided, "")
 	if err != nil {
 		return OrderView{}, err
 	}
@@ -242,7 +242,7 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 		rejection := events.OrderRejected{Reason: reason, Insufficient: insufficient, Unavailable: unavailable}
 		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }
 	}
-	st, pos, err := s.decideOrder(ctx, id, st, meta, func(o *order.State) ([]events.Event, error) {
+	st, pos, err := s.decideOrder(ctx, id, st, meta, "", func(o *order.State) ([]events.Event, error) {
 		if o.Status != order.StatusCreated {
 			return nil, nil // someone else decided: follow them
 		}

@@ -75,6 +75,10 @@ type Options struct {
 	Now func() time.Time
 	// OnOrderPlaced, if set, is told of every new order (not of replays).
 	OnOrderPlaced func()
+	// OnOrderPaid and OnOrderCanceled, if set, are told of every order this
+	// service moved to paid or canceled (with the cancel reason).
+	OnOrderPaid     func()
+	OnOrderCanceled func(reason string)
 	// KeySecret keys the derivation of order ids from Idempotency-Keys.
 	// Keep it stable: a new secret makes old keys place new orders.
 	KeySecret []byte
@@ -97,6 +101,20 @@ func NewService(store EventStore, opts Options) *Service {
 
 // Stock returns the service's product decisions runner.
 func (s *Service) Stock() *Stock { return s.stock }
+
+// ended tells the hooks about an order that this service just moved to paid
+// or canceled.
+func (s *Service) ended(before order.Status, st *order.State) {
+	if before == st.Status {
+		return
+	}
+	switch {
+	case st.Status == order.StatusPaid && s.opts.OnOrderPaid != nil:
+		s.opts.OnOrderPaid()
+	case st.Status == order.StatusCanceled && s.opts.OnOrderCanceled != nil:
+		s.opts.OnOrderCanceled(st.CancelReason)
+	}
+}
 
 func (s *Service) step(ctx context.Context, step string, orderID uuid.UUID) error {
 	if s.opts.AfterStep == nil {
@@ -144,9 +162,10 @@ func (s *Service) loadOrder(ctx context.Context, id uuid.UUID) (*order.State, er
 // reloading and deciding again after a version conflict. known, if not nil,
 // is the order as this caller last saw it and saves the first read; a
 // decision to do nothing is only trusted on a freshly read order, since no
-// append checks it. It returns the order after the events and the position
-// of the last one appended.
-func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.State, meta eventstore.Metadata, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
+// append checks it. seed, if not empty, derives the event ids from the
+// message that caused them (see encode). It returns the order after the
+// events and the position of the last one appended.
+func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.State, meta eventstore.Metadata, seed string, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
 	for attempt := 1; ; attempt++ {
 		st, fresh := known, false
 		if st == nil || attempt > 1 {
@@ -163,7 +182,7 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.St
 		if err != nil || len(decided) == 0 {
 			return st, eventstore.Position{}, err
 		}
-		data, err := encode(meta, decided)
+		data, err := encode(meta, decided, seed)
 		if err != nil {
 			return nil, eventstore.Position{}, err
 		}
@@ -174,10 +193,11 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.St
 		if err != nil {
 			return nil, eventstore.Position{}, fmt.Errorf("order %s: %w", id, err)
 		}
-		now := s.opts.Now().UTC()
+		before, now := st.Status, s.opts.Now().UTC()
 		for _, e := range decided {
 			st.Apply(e, st.Version+1, now)
 		}
+		s.ended(before, st)
 		return st, res.Position, nil
 	}
 }

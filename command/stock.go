@@ -201,7 +201,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 				op.decided = nil
 				continue
 			}
-			encoded, err := encode(op.meta, op.decided)
+			encoded, err := encode(op.meta, op.decided, "")
 			if err != nil {
 				op.decided, op.err = nil, err
 				continue

@@ -48,6 +48,8 @@ const (
 	TypeOrderPaid             = "order.paid.v1"
 	TypeOrderPaymentFailed    = "order.payment_failed.v1"
 	TypeOrderCanceled         = "order.canceled.v1"
+	TypeOrderRefundRequested  = "order.refund_requested.v1"
+	TypeOrderRefunded         = "order.refunded.v1"
 )
 
 // Event is a typed event payload.
@@ -135,20 +137,36 @@ type OrderPaymentRequested struct {
 	PaymentID string `json:"payment_id"`
 }
 
-// OrderPaid: the provider reported a successful payment.
+// OrderPaid: the provider reported a successful payment. WebhookID names
+// the provider's message that reported it.
 type OrderPaid struct {
 	PaymentID string `json:"payment_id"`
+	WebhookID string `json:"webhook_id,omitempty"`
 }
 
 // OrderPaymentFailed: the provider reported a failed payment.
 type OrderPaymentFailed struct {
 	PaymentID string `json:"payment_id"`
 	Reason    string `json:"reason,omitempty"`
+	WebhookID string `json:"webhook_id,omitempty"`
 }
 
 // OrderCanceled: the order ended without payment; its stock is released.
 type OrderCanceled struct {
 	Reason string `json:"reason"`
+}
+
+// OrderRefundRequested: the provider reported a successful payment for an
+// order that had already been canceled; the money goes back.
+type OrderRefundRequested struct {
+	PaymentID string `json:"payment_id"`
+	WebhookID string `json:"webhook_id,omitempty"`
+}
+
+// OrderRefunded: the provider refunded the payment.
+type OrderRefunded struct {
+	PaymentID string `json:"payment_id"`
+	RefundID  string `json:"refund_id"`
 }
 
 // EventType implementations.
@@ -165,6 +183,8 @@ func (OrderPaymentRequested) EventType() string       { return TypeOrderPaymentR
 func (OrderPaid) EventType() string                   { return TypeOrderPaid }
 func (OrderPaymentFailed) EventType() string          { return TypeOrderPaymentFailed }
 func (OrderCanceled) EventType() string               { return TypeOrderCanceled }
+func (OrderRefundRequested) EventType() string        { return TypeOrderRefundRequested }
+func (OrderRefunded) EventType() string               { return TypeOrderRefunded }
 
 // ErrUnknownType: Decode met a type name it does not know.
 var ErrUnknownType = errors.New("unknown event type")
@@ -184,6 +204,8 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeOrderPaid:                   decodeAs[OrderPaid],
 	TypeOrderPaymentFailed:          decodeAs[OrderPaymentFailed],
 	TypeOrderCanceled:               decodeAs[OrderCanceled],
+	TypeOrderRefundRequested:        decodeAs[OrderRefundRequested],
+	TypeOrderRefunded:               decodeAs[OrderRefunded],
 }
 
 // Decode reads a stored payload of the given type.

@@ -25,9 +25,11 @@ func TestRoundTrip(t *testing.T) {
 		events.OrderReserved{},
 		events.OrderRejected{Reason: "insufficient_stock", Insufficient: []uuid.UUID{uuid.New()}},
 		events.OrderPaymentRequested{PaymentID: "pay_1"},
-		events.OrderPaid{PaymentID: "pay_1"},
+		events.OrderPaid{PaymentID: "pay_1", WebhookID: "msg_1"},
 		events.OrderPaymentFailed{PaymentID: "pay_1", Reason: "declined"},
 		events.OrderCanceled{Reason: "customer"},
+		events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_1"},
+		events.OrderRefunded{PaymentID: "pay_1", RefundID: "re_1"},
 	}
 	seen := map[string]bool{}
 	for _, e := range all {

@@ -3,14 +3,19 @@
 // pure domain code: no storage, no HTTP.
 //
 //	created ──► reserved ──► payment_pending ──► paid
-//	   │            │               │
-//	   │            └───────────────┴──► canceled (customer, failed payment, timeout)
-//	   ├──► canceled
-//	   └──► rejected (stock could not be reserved; nothing stays reserved)
+//	   │            │   └───────────────┤ (a success reported before the
+//	   │            │                   │  request was recorded)
+//	   │            └───────────────────┴──► canceled (customer, failed payment, timeout)
+//	   ├──► canceled                             │
+//	   └──► rejected                             └──► refund requested ──► refunded
+//	        (stock could not be reserved;              (a success reported after
+//	         nothing stays reserved)                    the order was canceled)
 //
 // Illegal transitions are errors (ErrIllegalTransition); repeating the
 // transition that already happened decides nothing, so retried commands and
-// redelivered events are harmless.
+// redelivered events are harmless. Payment outcomes carry the provider's
+// message id: a message the order has already recorded decides nothing,
+// however late it is delivered again.
 package order
 
 import (
@@ -51,6 +56,15 @@ var (
 	ErrAlreadyPlaced     = errors.New("order already placed")
 	ErrIllegalTransition = errors.New("illegal order transition")
 	ErrInvalid           = errors.New("invalid order")
+	// ErrPaymentMismatch: a payment outcome names another payment or
+	// amount than the order's.
+	ErrPaymentMismatch = errors.New("payment does not match the order")
+)
+
+// Cancel reasons recorded by the payment saga.
+const (
+	CancelReasonPaymentFailed  = "payment_failed"
+	CancelReasonPaymentTimeout = "payment_timeout"
 )
 
 // Limits on orders.
@@ -72,10 +86,16 @@ type State struct {
 	PaymentID    string
 	CancelReason string
 	Rejection    *events.OrderRejected
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// RefundRequested: a payment succeeded after the order was canceled;
+	// RefundID is set once the provider refunded it.
+	RefundRequested bool
+	RefundID        string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 	// Version is the stream version of the last applied event, -1 if none.
 	Version int64
+
+	webhooks map[string]bool // provider messages already recorded
 }
 
 // New returns the state of an order that was never placed.
@@ -96,13 +116,33 @@ func (s *State) Apply(e events.Event, version int64, at time.Time) {
 		s.Status, s.PaymentID = StatusPaymentPending, e.PaymentID
 	case events.OrderPaid:
 		s.Status, s.PaymentID = StatusPaid, e.PaymentID
+		s.seen(e.WebhookID)
 	case events.OrderPaymentFailed:
 		s.PaymentID = e.PaymentID
+		s.seen(e.WebhookID)
 	case events.OrderCanceled:
 		s.Status, s.CancelReason = StatusCanceled, e.Reason
+	case events.OrderRefundRequested:
+		s.RefundRequested = true
+		if s.PaymentID == "" {
+			s.PaymentID = e.PaymentID
+		}
+		s.seen(e.WebhookID)
+	case events.OrderRefunded:
+		s.RefundID = e.RefundID
 	}
 	s.Version = version
 	s.UpdatedAt = at
+}
+
+func (s *State) seen(webhookID string) {
+	if webhookID == "" {
+		return
+	}
+	if s.webhooks == nil {
+		s.webhooks = map[string]bool{}
+	}
+	s.webhooks[webhookID] = true
 }
 
 // Line is one requested item: a product and a quantity.
@@ -200,29 +240,97 @@ func (s *State) Reject(r events.OrderRejected) ([]events.Event, error) {
 	return s.transition(r, StatusRejected, StatusCreated)
 }
 
-// RequestPayment decides that payment was initiated.
+// RequestPayment decides that payment was initiated. An order that has
+// moved on meanwhile (paid by an early webhook, canceled) decides nothing:
+// the payment's outcome, when it comes, is handled by RecordPayment.
 func (s *State) RequestPayment(paymentID string) ([]events.Event, error) {
+	switch s.Status {
+	case StatusPaymentPending, StatusPaid, StatusCanceled:
+		return nil, nil
+	}
 	return s.transition(events.OrderPaymentRequested{PaymentID: paymentID}, StatusPaymentPending, StatusReserved)
 }
 
-// MarkPaid decides that the payment succeeded.
-func (s *State) MarkPaid(paymentID string) ([]events.Event, error) {
-	return s.transition(events.OrderPaid{PaymentID: paymentID}, StatusPaid, StatusPaymentPending)
+// PaymentOutcome is what the payment provider reported about an order's
+// payment.
+type PaymentOutcome struct {
+	// WebhookID identifies the provider's message; a message already
+	// recorded decides nothing.
+	WebhookID string
+	PaymentID string
+	Succeeded bool
+	Amount    money.Amount
+	// Reason explains a failure, when the provider says.
+	Reason string
 }
 
-// FailPayment decides that the payment failed: the order is canceled (its
-// stock is released by the caller, from the same decision).
-func (s *State) FailPayment(paymentID, reason string) ([]events.Event, error) {
-	if s.Status == StatusCanceled {
+// RecordPayment decides what a payment outcome means for the order:
+//
+//   - success while reserved or payment_pending: paid (its stock is then
+//     committed by the caller);
+//   - failure while reserved or payment_pending: the payment failed and the
+//     order is canceled (its stock is then released by the caller);
+//   - success after the order was canceled: a refund is requested, once;
+//   - anything after the order ended otherwise (a late failure of a paid
+//     order, a second outcome) decides nothing.
+//
+// An outcome for another payment or amount is ErrPaymentMismatch.
+func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
+	if s.Status == StatusNew {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+	}
+	if o.WebhookID != "" && s.webhooks[o.WebhookID] {
 		return nil, nil
 	}
-	if s.Status != StatusPaymentPending {
-		return s.transition(nil, StatusCanceled) // reports the illegal transition
+	if s.PaymentID != "" && o.PaymentID != s.PaymentID {
+		return nil, fmt.Errorf("%w: %s pays order %s with %s, not %s", ErrPaymentMismatch, o.PaymentID, s.ID, s.PaymentID, o.PaymentID)
 	}
-	return []events.Event{
-		events.OrderPaymentFailed{PaymentID: paymentID, Reason: reason},
-		events.OrderCanceled{Reason: "payment_failed"},
-	}, nil
+	if o.Amount != s.Total {
+		return nil, fmt.Errorf("%w: %s paid %s for order %s of %s", ErrPaymentMismatch, o.PaymentID, o.Amount, s.ID, s.Total)
+	}
+	switch s.Status {
+	case StatusReserved, StatusPaymentPending:
+		if o.Succeeded {
+			return []events.Event{events.OrderPaid{PaymentID: o.PaymentID, WebhookID: o.WebhookID}}, nil
+		}
+		return []events.Event{
+			events.OrderPaymentFailed{PaymentID: o.PaymentID, Reason: o.Reason, WebhookID: o.WebhookID},
+			events.OrderCanceled{Reason: CancelReasonPaymentFailed},
+		}, nil
+	case StatusCanceled:
+		if o.Succeeded && !s.RefundRequested {
+			return []events.Event{events.OrderRefundRequested{PaymentID: o.PaymentID, WebhookID: o.WebhookID}}, nil
+		}
+		return nil, nil
+	case StatusPaid:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: %s is %s, no payment was requested", ErrIllegalTransition, s.ID, s.Status)
+}
+
+// TimeOutPayment decides canceling an order whose payment has not
+// completed in time; an order that completed meanwhile decides nothing.
+func (s *State) TimeOutPayment() ([]events.Event, error) {
+	if s.Status != StatusReserved && s.Status != StatusPaymentPending {
+		if s.Status == StatusNew {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+		}
+		return nil, nil
+	}
+	return []events.Event{events.OrderCanceled{Reason: CancelReasonPaymentTimeout}}, nil
+}
+
+// RecordRefund decides that the provider refunded the order's payment.
+func (s *State) RecordRefund(refundID string) ([]events.Event, error) {
+	switch {
+	case s.Status == StatusNew:
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
+	case !s.RefundRequested:
+		return nil, fmt.Errorf("%w: %s has no refund to record", ErrIllegalTransition, s.ID)
+	case s.RefundID != "":
+		return nil, nil
+	}
+	return []events.Event{events.OrderRefunded{PaymentID: s.PaymentID, RefundID: refundID}}, nil
 }
 
 // Cancel decides canceling before payment; a canceled order stays as it is.

@@ -32,9 +32,19 @@ func TestDecisions(t *testing.T) {
 	reserved := events.OrderReserved{}
 	requested := events.OrderPaymentRequested{PaymentID: "pay_1"}
 	canceled := events.OrderCanceled{Reason: "customer"}
+	paid := events.OrderPaid{PaymentID: "pay_1", WebhookID: "msg_1"}
+	failed := events.OrderPaymentFailed{PaymentID: "pay_1", Reason: "declined", WebhookID: "msg_2"}
+	canceledFailed := events.OrderCanceled{Reason: order.CancelReasonPaymentFailed}
+	success := order.PaymentOutcome{WebhookID: "msg_1", PaymentID: "pay_1", Succeeded: true, Amount: 300999}
+	failure := order.PaymentOutcome{WebhookID: "msg_2", PaymentID: "pay_1", Amount: 300999, Reason: "declined"}
+	with := func(o order.PaymentOutcome, webhookID string) order.PaymentOutcome { o.WebhookID = webhookID; return o }
 
 	type decision func(s *order.State) ([]events.Event, error)
 	cancel := func(s *order.State) ([]events.Event, error) { return s.Cancel("customer") }
+	record := func(o order.PaymentOutcome) decision {
+		return func(s *order.State) ([]events.Event, error) { return s.RecordPayment(o) }
+	}
+	timeout := func(s *order.State) ([]events.Event, error) { return s.TimeOutPayment() }
 	cases := []struct {
 		name    string
 		given   []events.Event
@@ -57,19 +67,42 @@ func TestDecisions(t *testing.T) {
 		}, nil, order.ErrIllegalTransition},
 		{"request payment", []events.Event{placed, reserved}, func(s *order.State) ([]events.Event, error) { return s.RequestPayment("pay_1") }, []events.Event{requested}, nil},
 		{"request payment before reservation", []events.Event{placed}, func(s *order.State) ([]events.Event, error) { return s.RequestPayment("pay_1") }, nil, order.ErrIllegalTransition},
-		{"pay", []events.Event{placed, reserved, requested}, func(s *order.State) ([]events.Event, error) { return s.MarkPaid("pay_1") }, []events.Event{events.OrderPaid{PaymentID: "pay_1"}}, nil},
-		{"pay a canceled order", []events.Event{placed, reserved, requested, canceled}, func(s *order.State) ([]events.Event, error) { return s.MarkPaid("pay_1") }, nil, order.ErrIllegalTransition},
-		{"payment fails", []events.Event{placed, reserved, requested}, func(s *order.State) ([]events.Event, error) { return s.FailPayment("pay_1", "declined") },
-			[]events.Event{events.OrderPaymentFailed{PaymentID: "pay_1", Reason: "declined"}, events.OrderCanceled{Reason: "payment_failed"}}, nil},
-		{"payment fails twice", []events.Event{placed, reserved, requested, events.OrderPaymentFailed{PaymentID: "pay_1"}, events.OrderCanceled{Reason: "payment_failed"}},
-			func(s *order.State) ([]events.Event, error) { return s.FailPayment("pay_1", "declined") }, nil, nil},
-		{"payment fails after paid", []events.Event{placed, reserved, requested, events.OrderPaid{PaymentID: "pay_1"}},
-			func(s *order.State) ([]events.Event, error) { return s.FailPayment("pay_1", "declined") }, nil, order.ErrIllegalTransition},
+		{"request payment after an early success", []events.Event{placed, reserved, paid}, func(s *order.State) ([]events.Event, error) { return s.RequestPayment("pay_1") }, nil, nil},
+		{"request payment of a canceled order", []events.Event{placed, reserved, canceled}, func(s *order.State) ([]events.Event, error) { return s.RequestPayment("pay_1") }, nil, nil},
+		{"pay", []events.Event{placed, reserved, requested}, record(success), []events.Event{paid}, nil},
+		{"pay before the request is recorded", []events.Event{placed, reserved}, record(success), []events.Event{paid}, nil},
+		{"same message twice", []events.Event{placed, reserved, requested, paid}, record(success), nil, nil},
+		{"same message after the order moved on", []events.Event{placed, reserved, requested, failed, canceledFailed}, record(failure), nil, nil},
+		{"another success for a paid order", []events.Event{placed, reserved, requested, paid}, record(with(success, "msg_9")), nil, nil},
+		{"payment fails", []events.Event{placed, reserved, requested}, record(failure), []events.Event{failed, canceledFailed}, nil},
+		{"failure after success", []events.Event{placed, reserved, requested, paid}, record(failure), nil, nil},
+		{"success after failure", []events.Event{placed, reserved, requested, failed, canceledFailed}, record(with(success, "msg_3")),
+			[]events.Event{events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_3"}}, nil},
+		{"success after customer cancel", []events.Event{placed, reserved, requested, canceled}, record(success),
+			[]events.Event{events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_1"}}, nil},
+		{"second success after cancel", []events.Event{placed, reserved, requested, canceled, events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_1"}},
+			record(with(success, "msg_5")), nil, nil},
+		{"failure after customer cancel", []events.Event{placed, reserved, requested, canceled}, record(failure), nil, nil},
+		{"outcome of another payment", []events.Event{placed, reserved, requested}, record(order.PaymentOutcome{WebhookID: "m", PaymentID: "pay_2", Succeeded: true, Amount: 300999}), nil, order.ErrPaymentMismatch},
+		{"outcome of another amount", []events.Event{placed, reserved, requested}, record(order.PaymentOutcome{WebhookID: "m", PaymentID: "pay_1", Succeeded: true, Amount: 1}), nil, order.ErrPaymentMismatch},
+		{"outcome before reservation", []events.Event{placed}, record(success), nil, order.ErrIllegalTransition},
+		{"outcome of a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}}, record(success), nil, order.ErrIllegalTransition},
+		{"outcome of an unknown order", nil, record(success), nil, order.ErrNotFound},
+		{"time out payment pending", []events.Event{placed, reserved, requested}, timeout, []events.Event{events.OrderCanceled{Reason: order.CancelReasonPaymentTimeout}}, nil},
+		{"time out reserved", []events.Event{placed, reserved}, timeout, []events.Event{events.OrderCanceled{Reason: order.CancelReasonPaymentTimeout}}, nil},
+		{"time out paid", []events.Event{placed, reserved, requested, paid}, timeout, nil, nil},
+		{"time out canceled", []events.Event{placed, reserved, canceled}, timeout, nil, nil},
+		{"record refund", []events.Event{placed, reserved, requested, canceled, events.OrderRefundRequested{PaymentID: "pay_1"}},
+			func(s *order.State) ([]events.Event, error) { return s.RecordRefund("re_1") }, []events.Event{events.OrderRefunded{PaymentID: "pay_1", RefundID: "re_1"}}, nil},
+		{"record refund twice", []events.Event{placed, reserved, requested, canceled, events.OrderRefundRequested{PaymentID: "pay_1"}, events.OrderRefunded{PaymentID: "pay_1", RefundID: "re_1"}},
+			func(s *order.State) ([]events.Event, error) { return s.RecordRefund("re_1") }, nil, nil},
+		{"record a refund nobody asked for", []events.Event{placed, reserved, requested, paid},
+			func(s *order.State) ([]events.Event, error) { return s.RecordRefund("re_1") }, nil, order.ErrIllegalTransition},
 		{"cancel created", []events.Event{placed}, cancel, []events.Event{canceled}, nil},
 		{"cancel reserved", []events.Event{placed, reserved}, cancel, []events.Event{canceled}, nil},
 		{"cancel payment pending", []events.Event{placed, reserved, requested}, cancel, []events.Event{canceled}, nil},
 		{"cancel canceled", []events.Event{placed, canceled}, cancel, nil, nil},
-		{"cancel paid", []events.Event{placed, reserved, requested, events.OrderPaid{PaymentID: "pay_1"}}, cancel, nil, order.ErrIllegalTransition},
+		{"cancel paid", []events.Event{placed, reserved, requested, paid}, cancel, nil, order.ErrIllegalTransition},
 		{"cancel rejected", []events.Event{placed, events.OrderRejected{Reason: "x"}}, cancel, nil, order.ErrIllegalTransition},
 		{"cancel unknown", nil, cancel, nil, order.ErrNotFound},
 	}

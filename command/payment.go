@@ -1,0 +1,134 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// The payment saga's commands. Each records a decision on the order stream
+// (the commit point) or makes the products follow one; each is idempotent,
+// so the process manager may run any of them again after a crash.
+
+// Order returns the order as its stream has it; an unknown one is
+// order.ErrNotFound.
+func (s *Service) Order(ctx context.Context, id uuid.UUID) (OrderView, error) {
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return OrderView{}, err
+	}
+	if st.Status == order.StatusNew {
+		return OrderView{}, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+	}
+	return orderView(st, eventstore.Position{}), nil
+}
+
+// RequestPayment records that payment paymentID was initiated for the
+// order. An order that moved on meanwhile (paid by an early webhook,
+// canceled) is returned unchanged.
+func (s *Service) RequestPayment(ctx context.Context, id uuid.UUID, paymentID string, meta eventstore.Metadata) (OrderView, error) {
+	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
+		return o.RequestPayment(paymentID)
+	})
+	if err != nil {
+		return OrderView{}, err
+	}
+	return orderView(st, pos), nil
+}
+
+// RecordPayment records what the payment provider reported (see
+// order.State.RecordPayment). The events' ids are derived from the
+// provider's message id, so a message is recorded at most once even when
+// deliveries race each other or arrive after a restart. Stock follows
+// asynchronously: CommitStock and ReleaseStock.
+func (s *Service) RecordPayment(ctx context.Context, id uuid.UUID, outcome order.PaymentOutcome, meta eventstore.Metadata) (OrderView, error) {
+	seed := ""
+	if outcome.WebhookID != "" {
+		seed = "webhook/" + id.String() + "/" + outcome.WebhookID
+	}
+	st, pos, err := s.decideOrder(ctx, id, nil, meta, seed, func(o *order.State) ([]events.Event, error) {
+		return o.RecordPayment(outcome)
+	})
+	if errors.Is(err, eventstore.ErrDuplicateEventID) {
+		// This very message was recorded already.
+		return s.Order(ctx, id)
+	}
+	if err != nil {
+		return OrderView{}, err
+	}
+	return orderView(st, pos), nil
+}
+
+// TimeOutPayment cancels an order whose payment did not complete in time
+// and returns its stock; an order that completed meanwhile is returned
+// unchanged.
+func (s *Service) TimeOutPayment(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
+	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
+		return o.TimeOutPayment()
+	})
+	if err != nil {
+		return OrderView{}, err
+	}
+	if st.Status == order.StatusCanceled {
+		released, err := s.releaseAll(ctx, st, meta)
+		if err != nil {
+			return OrderView{}, err
+		}
+		pos = eventstore.MaxPosition(pos, released)
+	}
+	return orderView(st, pos), nil
+}
+
+// RecordRefund records that the provider refunded the order's payment.
+func (s *Service) RecordRefund(ctx context.Context, id uuid.UUID, refundID string, meta eventstore.Metadata) (OrderView, error) {
+	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
+		return o.RecordRefund(refundID)
+	})
+	if err != nil {
+		return OrderView{}, err
+	}
+	return orderView(st, pos), nil
+}
+
+// CommitStock sells a paid order's reservations; for an order that is not
+// paid it does nothing. A reservation is committed at most once.
+func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.Status != order.StatusPaid {
+		return nil
+	}
+	for _, it := range st.Items {
+		_, _, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
+			return p.Commit(st.ID), nil
+		})
+		if err != nil {
+			return fmt.Errorf("commit order %s on product %s: %w", st.ID, it.ProductID, err)
+		}
+	}
+	return nil
+}
+
+// ReleaseStock returns a canceled or rejected order's reservations to
+// stock (the compensation of a failed payment); for any other order it does
+// nothing. A reservation is released at most once.
+func (s *Service) ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.Status != order.StatusCanceled && st.Status != order.StatusRejected {
+		return nil
+	}
+	_, err = s.releaseAll(ctx, st, meta)
+	return err
+}

@@ -1,0 +1,179 @@
+package command_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+)
+
+// countTypes counts the events of each type in a stream.
+func countTypes(t *testing.T, store command.EventStore, stream string) map[string]int {
+	t.Helper()
+	recorded, err := store.ReadStream(ctxT(t), stream, eventstore.Forward, 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, r := range recorded {
+		n[r.Type]++
+	}
+	return n
+}
+
+// reservedOrder places an order for qty units of a new product with the
+// given stock and requests its payment.
+func reservedOrder(t *testing.T, svc *command.Service, stock, qty int64) (command.OrderView, uuid.UUID) {
+	t.Helper()
+	p := newProduct(t, svc, stock)
+	v, err := place(svc, ctxT(t), "", "pay@example.com", order.Line{ProductID: p, Quantity: qty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err = svc.RequestPayment(ctxT(t), v.ID, "pay_"+v.ID.String(), customer); err != nil || v.Status != order.StatusPaymentPending {
+		t.Fatalf("request payment: %v %v", v.Status, err)
+	}
+	return v, p
+}
+
+// One provider message delivered 40 times at once, and again to a service
+// that has never seen it (a restart): recorded once.
+func TestRecordPaymentOncePerMessage(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	svc := command.NewService(store, command.Options{})
+	v, p := reservedOrder(t, svc, 5, 2)
+	outcome := order.PaymentOutcome{WebhookID: "msg_1", PaymentID: v.PaymentID, Succeeded: true, Amount: 300000}
+
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := svc.RecordPayment(ctxT(t), v.ID, outcome, customer)
+			if err != nil || got.Status != order.StatusPaid {
+				t.Errorf("record: %v %v", got.Status, err)
+			}
+		}()
+	}
+	wg.Wait()
+	restarted := command.NewService(store, command.Options{})
+	if got, err := restarted.RecordPayment(ctxT(t), v.ID, outcome, customer); err != nil || got.Status != order.StatusPaid {
+		t.Fatalf("after restart: %v %v", got.Status, err)
+	}
+	if n := countTypes(t, store, events.OrderStream(v.ID))[events.TypeOrderPaid]; n != 1 {
+		t.Fatalf("%d order.paid events, want 1", n)
+	}
+
+	// The products follow: committed once, however often asked.
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := svc.CommitStock(ctxT(t), v.ID, customer); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := restarted.CommitStock(ctxT(t), v.ID, customer); err != nil {
+		t.Fatal(err)
+	}
+	st := stockOf(t, store, p)
+	if st.Available != 3 || st.Reserved != 0 {
+		t.Fatalf("product after commit: available %d reserved %d, want 3 and 0", st.Available, st.Reserved)
+	}
+	if n := countTypes(t, store, events.ProductStream(p))[events.TypeProductReservationCommitted]; n != 1 {
+		t.Fatalf("%d commits, want 1", n)
+	}
+}
+
+// A failed payment cancels the order; releasing its stock, from any number
+// of parties, returns it once. A success reported afterwards asks for a
+// refund, once, and never touches the stock again.
+func TestFailedPaymentReleasesOnceAndLateSuccessRefunds(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	var canceled []string
+	var mu sync.Mutex
+	svc := command.NewService(store, command.Options{OnOrderCanceled: func(reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		canceled = append(canceled, reason)
+	}})
+	v, p := reservedOrder(t, svc, 5, 2)
+	got, err := svc.RecordPayment(ctxT(t), v.ID, order.PaymentOutcome{WebhookID: "msg_f", PaymentID: v.PaymentID, Amount: 300000, Reason: "declined"}, customer)
+	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentFailed {
+		t.Fatalf("failed payment: %+v %v", got, err)
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := command.NewService(store, command.Options{}).ReleaseStock(ctxT(t), v.ID, customer); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := stockOf(t, store, p); st.Available != 5 || st.Reserved != 0 {
+		t.Fatalf("after compensation: available %d reserved %d, want 5 and 0", st.Available, st.Reserved)
+	}
+
+	for _, id := range []string{"msg_s1", "msg_s2", "msg_s1"} {
+		if _, err := svc.RecordPayment(ctxT(t), v.ID, order.PaymentOutcome{WebhookID: id, PaymentID: v.PaymentID, Succeeded: true, Amount: 300000}, customer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.RecordRefund(ctxT(t), v.ID, "re_1", customer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RecordRefund(ctxT(t), v.ID, "re_1", customer); err != nil {
+		t.Fatal(err)
+	}
+	n := countTypes(t, store, events.OrderStream(v.ID))
+	if n[events.TypeOrderRefundRequested] != 1 || n[events.TypeOrderRefunded] != 1 || n[events.TypeOrderCanceled] != 1 || n[events.TypeOrderPaid] != 0 {
+		t.Fatalf("order events %v", n)
+	}
+	if st := stockOf(t, store, p); st.Available != 5 || st.Reserved != 0 {
+		t.Fatalf("after the late success: available %d reserved %d", st.Available, st.Reserved)
+	}
+	if np := countTypes(t, store, events.ProductStream(p)); np[events.TypeProductReservationReleased] != 1 {
+		t.Fatalf("product events %v", np)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(canceled) != 1 || canceled[0] != order.CancelReasonPaymentFailed {
+		t.Fatalf("cancel hook told %v", canceled)
+	}
+}
+
+// A payment that never completes is canceled with its stock back; one that
+// completed first is left alone.
+func TestPaymentTimeout(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	svc := command.NewService(store, command.Options{})
+	v, p := reservedOrder(t, svc, 5, 2)
+	got, err := svc.TimeOutPayment(ctxT(t), v.ID, customer)
+	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentTimeout {
+		t.Fatalf("timeout: %+v %v", got, err)
+	}
+	if st := stockOf(t, store, p); st.Available != 5 || st.Reserved != 0 {
+		t.Fatalf("after timeout: available %d reserved %d", st.Available, st.Reserved)
+	}
+
+	paid, _ := reservedOrder(t, svc, 5, 1)
+	if _, err := svc.RecordPayment(ctxT(t), paid.ID, order.PaymentOutcome{WebhookID: "m", PaymentID: paid.PaymentID, Succeeded: true, Amount: 150000}, customer); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc.TimeOutPayment(ctxT(t), paid.ID, customer); err != nil || got.Status != order.StatusPaid {
+		t.Fatalf("timeout of a paid order: %v %v", got.Status, err)
+	}
+}
