@@ -30,6 +30,7 @@ type Commands interface {
 	UpdateProduct(ctx context.Context, id uuid.UUID, d product.Details, meta eventstore.Metadata) (command.ProductView, error)
 	PlaceOrder(ctx context.Context, cmd command.PlaceOrder) (command.OrderView, error)
 	CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (command.OrderView, error)
+	RecordPayment(ctx context.Context, id uuid.UUID, outcome order.PaymentOutcome, meta eventstore.Metadata) (command.OrderView, error)
 }
 
 // Limiter is what the API needs from a rate limiter.
@@ -49,7 +50,10 @@ type Config struct {
 	OnLimiterError func(err error)
 	// OnRateLimited is told about every refused placement (for metrics).
 	OnRateLimited func()
-	Logger        *slog.Logger
+	// Webhooks verifies payment webhooks; without it POST /webhooks/payment
+	// is not served.
+	Webhooks WebhookVerifier
+	Logger   *slog.Logger
 }
 
 // API serves the command endpoints.
@@ -76,6 +80,9 @@ func (a *API) Mount(r chi.Router) {
 	})
 	r.Post("/orders", a.placeOrder)
 	r.Post("/orders/{id}/cancel", a.cancelOrder)
+	if a.cfg.Webhooks != nil {
+		r.Post("/webhooks/payment", a.paymentWebhook)
+	}
 }
 
 func meta(r *http.Request, actor string) eventstore.Metadata {

@@ -33,28 +33,31 @@ const secret = "test-admin-secret"
 type env struct {
 	srv   *httptest.Server
 	store *postgres.Store
+	svc   *command.Service
 }
 
 type envOptions struct {
 	limiter        httpapi.Limiter
 	failClosed     bool
 	onLimiterError func(error)
+	webhooks       httpapi.WebhookVerifier
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	store := postgres.New(pgtest.NewPool(t, 40), postgres.Options{})
 	t.Cleanup(store.Close)
+	svc := command.NewService(store, command.Options{})
 	api := httpapi.New(httpapi.Config{
-		Commands: command.NewService(store, command.Options{}), AdminSecret: secret,
-		Limiter: o.limiter, FailClosed: o.failClosed, OnLimiterError: o.onLimiterError,
+		Commands: svc, AdminSecret: secret,
+		Limiter: o.limiter, FailClosed: o.failClosed, OnLimiterError: o.onLimiterError, Webhooks: o.webhooks,
 	})
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID)
 	api.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, store: store}
+	return &env{srv: srv, store: store, svc: svc}
 }
 
 type response struct {

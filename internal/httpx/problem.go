@@ -32,6 +32,7 @@ const (
 	TypeIdempotencyConflict = "/problems/idempotency-key-conflict"
 	TypeInvalidTransition   = "/problems/invalid-order-transition"
 	TypeRateLimited         = "/problems/rate-limited"
+	TypePaymentMismatch     = "/problems/payment-mismatch"
 	TypeUnavailable         = "/problems/service-unavailable"
 	TypeInternal            = "/problems/internal"
 )

@@ -1,0 +1,183 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/payment"
+)
+
+const (
+	webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	oldSecret     = "a-secret-being-rotated-out"
+)
+
+// webhookEnv is a command API that accepts webhooks signed with either
+// secret, and an order waiting for its payment.
+func webhookEnv(t *testing.T) (*env, string, string) {
+	t.Helper()
+	v, err := payment.NewVerifier([]string{webhookSecret, oldSecret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{webhooks: v})
+	p := e.product(t, 10)
+	r := e.do(t, "POST", "/orders", orderBody("hook@example.com", p, 2))
+	if r.status != http.StatusCreated {
+		t.Fatalf("place: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	if _, err := e.svc.RequestPayment(context.Background(), uuid.MustParse(id), "pay_"+id, eventstore.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	return e, id, p
+}
+
+func outcomeBody(orderID, status, amount string) string {
+	return fmt.Sprintf(`{"payment_id":"pay_%s","order_id":%q,"status":%q,"amount":%q,"occurred_at":"2026-11-26T10:00:00Z"}`, orderID, orderID, status, amount)
+}
+
+// webhook posts body as the provider would: signed with secret, sent at ts.
+func (e *env) webhook(t *testing.T, secret, id string, ts time.Time, body string) response {
+	t.Helper()
+	s, err := payment.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	if err := s.Sign(h, id, ts, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	return e.do(t, "POST", "/webhooks/payment", body,
+		payment.HeaderID, h.Get(payment.HeaderID), payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp), payment.HeaderSignature, h.Get(payment.HeaderSignature))
+}
+
+func (e *env) orderEvents(t *testing.T, id string) []string {
+	t.Helper()
+	recorded, err := e.store.ReadStream(context.Background(), events.OrderStream(uuid.MustParse(id)), eventstore.Forward, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := make([]string, len(recorded))
+	for i, r := range recorded {
+		types[i] = r.Type
+	}
+	return types
+}
+
+// Anything not signed right is 401 and records nothing.
+func TestWebhookRefusesBadSignatures(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	body := outcomeBody(id, "success", "3000.00")
+	now := time.Now()
+	before := e.orderEvents(t, id)
+	signed := func(secret string, ts time.Time) func() response {
+		return func() response { return e.webhook(t, secret, "msg_bad", ts, body) }
+	}
+	raw := func(headers ...string) func() response {
+		return func() response { return e.do(t, "POST", "/webhooks/payment", body, headers...) }
+	}
+	good := http.Header{}
+	s, _ := payment.NewSigner(webhookSecret)
+	_ = s.Sign(good, "msg_x", now, []byte(body))
+	cases := map[string]func() response{
+		"wrong secret":    signed("not-the-secret", now),
+		"stale":           signed(webhookSecret, now.Add(-6*time.Minute)),
+		"from the future": signed(webhookSecret, now.Add(6*time.Minute)),
+		"no headers":      raw(),
+		"no signature":    raw(payment.HeaderID, "msg_x", payment.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10)),
+		"timestamp not a number": raw(payment.HeaderID, "msg_x", payment.HeaderTimestamp, now.Format(time.RFC3339),
+			payment.HeaderSignature, good.Get(payment.HeaderSignature)),
+		"signature without a version": raw(payment.HeaderID, "msg_x", payment.HeaderTimestamp, good.Get(payment.HeaderTimestamp),
+			payment.HeaderSignature, good.Get(payment.HeaderSignature)[3:]),
+		"signature of another message": raw(payment.HeaderID, "msg_y", payment.HeaderTimestamp, good.Get(payment.HeaderTimestamp),
+			payment.HeaderSignature, good.Get(payment.HeaderSignature)),
+		"tampered body": func() response {
+			return e.do(t, "POST", "/webhooks/payment", outcomeBody(id, "failed", "3000.00"),
+				payment.HeaderID, "msg_x", payment.HeaderTimestamp, good.Get(payment.HeaderTimestamp), payment.HeaderSignature, good.Get(payment.HeaderSignature))
+		},
+	}
+	for name, send := range cases {
+		if r := send(); r.status != http.StatusUnauthorized || r.body["type"] != "/problems/unauthorized" {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	if after := e.orderEvents(t, id); len(after) != len(before) {
+		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
+	}
+}
+
+// A good webhook is recorded once, however often it is delivered; a
+// webhook signed with the secret being rotated out is accepted too.
+func TestWebhookRecordsOnce(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	body := outcomeBody(id, "success", "3000.00")
+	for i := range 3 {
+		secret := webhookSecret
+		if i == 2 {
+			secret = oldSecret
+		}
+		r := e.webhook(t, secret, "msg_ok", time.Now(), body)
+		if r.status != http.StatusOK || r.body["status"] != "paid" || r.body["order_id"] != id {
+			t.Fatalf("delivery %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	paid := 0
+	for _, typ := range e.orderEvents(t, id) {
+		if typ == events.TypeOrderPaid {
+			paid++
+		}
+	}
+	if paid != 1 {
+		t.Fatalf("%d order.paid events, want 1", paid)
+	}
+	if r := e.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusConflict {
+		t.Fatalf("cancel of a paid order: %d %s", r.status, r.raw)
+	}
+}
+
+func TestWebhookFailedPaymentCancels(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	r := e.webhook(t, webhookSecret, "msg_f", time.Now(), outcomeBody(id, "failed", "3000.00"))
+	if r.status != http.StatusOK || r.body["status"] != "canceled" {
+		t.Fatalf("failed payment: %d %s", r.status, r.raw)
+	}
+}
+
+// Signed but wrong: a problem, and nothing recorded.
+func TestWebhookContentProblems(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	before := e.orderEvents(t, id)
+	cases := []struct {
+		name, body string
+		status     int
+	}{
+		{"not json", `{"payment_id":`, 400},
+		{"unknown status", outcomeBody(id, "maybe", "3000.00"), 422},
+		{"no order", `{"payment_id":"pay_1","status":"success","amount":"3000.00"}`, 422},
+		{"unknown order", outcomeBody(uuid.NewString(), "success", "3000.00"), 404},
+		{"another amount", outcomeBody(id, "success", "2999.99"), 422},
+		{"another payment", fmt.Sprintf(`{"payment_id":"pay_other","order_id":%q,"status":"success","amount":"3000.00"}`, id), 422},
+	}
+	for i, c := range cases {
+		r := e.webhook(t, webhookSecret, fmt.Sprintf("msg_%d", i), time.Now(), c.body)
+		if r.status != c.status || r.body["status"] != float64(c.status) {
+			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		}
+	}
+	if after := e.orderEvents(t, id); len(after) != len(before) {
+		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
+	}
+}
