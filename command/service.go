@@ -125,17 +125,21 @@ func (s *Service) step(ctx context.Context, step string, orderID uuid.UUID) erro
 
 // OrderView is a snapshot of an order as the write model knows it.
 type OrderView struct {
-	ID           uuid.UUID
-	Status       order.Status
-	UserEmail    string
-	Items        []events.OrderItem
-	Total        int64 // minor units
-	Currency     string
-	PaymentID    string
-	CancelReason string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	Version      int64
+	ID        uuid.UUID
+	Status    order.Status
+	UserEmail string
+	Items     []events.OrderItem
+	Total     int64 // minor units
+	Currency  string
+	PaymentID string
+	// RefundRequested: the payment succeeded after the order was canceled;
+	// RefundID is set once it was refunded.
+	RefundRequested bool
+	RefundID        string
+	CancelReason    string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Version         int64
 	// Position is the global position of the last event this command
 	// appended to the order (zero if it appended none).
 	Position eventstore.Position
@@ -145,6 +149,7 @@ func orderView(s *order.State, pos eventstore.Position) OrderView {
 	return OrderView{
 		ID: s.ID, Status: s.Status, UserEmail: s.UserEmail, Items: append([]events.OrderItem(nil), s.Items...),
 		Total: int64(s.Total), Currency: s.Currency, PaymentID: s.PaymentID, CancelReason: s.CancelReason,
+		RefundRequested: s.RefundRequested, RefundID: s.RefundID,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Version: s.Version, Position: pos,
 	}
 }

@@ -15,9 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
+	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
 // Projector applies events to one read model.
@@ -101,11 +100,7 @@ func NewRunner(pool *pgxpool.Pool, store Subscriber, proj Projector, opts Option
 }
 
 // lockKey is the advisory lock that makes a runner the projection's leader.
-func lockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("orders.projection." + name))
-	return int64(h.Sum64() & math.MaxInt64)
-}
+func lockKey(name string) int64 { return pg.LockKey("orders.projection." + name) }
 
 // Run keeps the projection up to date until ctx ends; it always returns
 // nil then. While another instance leads, it waits as a standby; when the
@@ -142,52 +137,24 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // lead waits for leadership, then applies events until something fails.
 func (r *Runner) lead(ctx context.Context) error {
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// The connection holds the session lock: never hand it back to the pool
-	// with the lock (or a broken transaction) on it.
-	// Unlock first, so a standby can take over at once rather than when the
-	// closed session's backend has exited (a no-op if this was no leader).
-	key := lockKey(r.proj.Name())
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if !conn.Conn().IsClosed() {
-			_, _ = conn.Exec(closeCtx, `SELECT pg_advisory_unlock($1)`, key)
-		}
-		_ = conn.Hijack().Close(closeCtx)
-	}()
-	for {
-		var leader bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&leader); err != nil {
+	return pg.Lead(ctx, r.pool, lockKey(r.proj.Name()), r.opts.LeaderPoll, func(ctx context.Context, conn *pgx.Conn) error {
+		r.log.InfoContext(ctx, "projection leader")
+		from, gen, err := r.checkpoint(ctx, conn)
+		if err != nil {
 			return err
 		}
-		if leader {
-			break
-		}
-		if err := pause(ctx, r.opts.LeaderPoll); err != nil {
-			return err
-		}
-	}
-	r.log.InfoContext(ctx, "projection leader")
-
-	from, gen, err := r.checkpoint(ctx, conn.Conn())
-	if err != nil {
-		return err
-	}
-	return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
-		func(ctx context.Context, b eventstore.Batch) error {
-			err := r.applyWithRetry(ctx, conn.Conn(), from, gen, b)
-			if err == nil {
-				from = b.Checkpoint
-				if r.opts.OnApplied != nil {
-					r.opts.OnApplied(r.proj.Name(), b.Checkpoint)
+		return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
+			func(ctx context.Context, b eventstore.Batch) error {
+				err := r.applyWithRetry(ctx, conn, from, gen, b)
+				if err == nil {
+					from = b.Checkpoint
+					if r.opts.OnApplied != nil {
+						r.opts.OnApplied(r.proj.Name(), b.Checkpoint)
+					}
 				}
-			}
-			return err
-		})
+				return err
+			})
+	})
 }
 
 // checkpoint reads (creating if needed) the projection's checkpoint; a

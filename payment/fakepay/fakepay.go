@@ -1,0 +1,306 @@
+// Package fakepay is a fake payment provider for development, tests and
+// demos. It speaks the provider protocol of the external contract: it takes
+// payment requests (idempotent by key), decides each payment's outcome with
+// a configured probability, and after a delay delivers the outcome as a
+// signed webhook to the request's callback URL, retrying until it gets a
+// 2xx. It can also refund.
+//
+// It runs in process (Provider implements the process manager's provider
+// port directly) or behind its HTTP API (Handler; see cmd/fakepay). Faults
+// can be injected: a share of payment requests failing with 5xx, duplicate
+// deliveries, and random extra delays that reorder deliveries.
+//
+// It keeps its payments in memory: a restarted fake provider has forgotten
+// them.
+package fakepay
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/payment"
+)
+
+// Options configures a Provider.
+type Options struct {
+	// SuccessRate is the probability that a payment succeeds; 0 and 1 are
+	// exact.
+	SuccessRate float64
+	// Delay is the time between a payment request and its webhook.
+	Delay time.Duration
+	// Signer signs the webhooks.
+	Signer *payment.Signer
+	// Faults.
+	FailRate      float64       // share of payment requests answered with a failure (5xx)
+	DuplicateRate float64       // share of webhooks delivered twice
+	Jitter        time.Duration // up to this much extra delay per delivery (reorders them)
+	// RetryBase and RetryMax bound the delivery backoff (defaults 500ms
+	// and 30s); MaxAttempts stops delivering after that many attempts (0:
+	// until a 2xx).
+	RetryBase   time.Duration
+	RetryMax    time.Duration
+	MaxAttempts int
+	// Client delivers webhooks (default: a client with a 10s timeout).
+	Client *http.Client
+	// Seed seeds the random decisions (0: random).
+	Seed   uint64
+	Logger *slog.Logger
+}
+
+// Payment is a payment as the provider keeps it.
+type Payment struct {
+	ID        string
+	Request   payment.Request
+	Key       string
+	Status    string // pending until its webhook is first delivered, then success or failed; refunded
+	Outcome   string // success or failed, decided at request time
+	RefundID  string
+	Delivered int // webhook deliveries answered with a 2xx
+	Attempts  int // webhook delivery attempts
+	fp        string
+}
+
+// Provider is the fake payment provider.
+type Provider struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	rnd      *rand.Rand
+	payments map[string]*Payment // by id
+	byKey    map[string]string   // idempotency key -> payment id
+	failRate float64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Provider; Close stops its deliveries.
+func New(opts Options) *Provider {
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = 500 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 30 * time.Second
+	}
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Provider{
+		opts: opts, log: log.With("component", "fakepay"), rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		payments: map[string]*Payment{}, byKey: map[string]string{}, failRate: opts.FailRate,
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// Close stops delivering webhooks and waits for deliveries in flight.
+func (p *Provider) Close() {
+	p.cancel()
+	p.wg.Wait()
+}
+
+// SetFailRate changes the share of payment requests that fail (1: the
+// provider is down).
+func (p *Provider) SetFailRate(r float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failRate = r
+}
+
+// ErrIdempotencyConflict: a key was reused for a different request.
+var ErrIdempotencyConflict = fmt.Errorf("%w: idempotency key reused for a different request", payment.ErrRefused)
+
+// InitiatePayment takes a payment request. The same key with the same
+// request returns the same payment; with another request it is refused.
+func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key string) (payment.Payment, error) {
+	if key == "" {
+		return payment.Payment{}, fmt.Errorf("%w: an Idempotency-Key is required", payment.ErrRefused)
+	}
+	if req.OrderID == uuid.Nil || req.Amount <= 0 || req.Currency == "" || req.CallbackURL == "" {
+		return payment.Payment{}, fmt.Errorf("%w: order_id, a positive amount, currency and callback_url are required", payment.ErrRefused)
+	}
+	fp := fingerprint(req)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failRate > 0 && (p.failRate >= 1 || p.rnd.Float64() < p.failRate) {
+		return payment.Payment{}, fmt.Errorf("%w: injected failure", payment.ErrUnavailable)
+	}
+	if id, ok := p.byKey[key]; ok {
+		existing := p.payments[id]
+		if existing.fp != fp {
+			return payment.Payment{}, ErrIdempotencyConflict
+		}
+		return payment.Payment{ID: existing.ID, Status: payment.StatusPending}, nil
+	}
+	pay := &Payment{ID: "pay_" + uuid.NewString(), Request: req, Key: key, Status: payment.StatusPending, Outcome: payment.StatusFailed, fp: fp}
+	if p.opts.SuccessRate >= 1 || (p.opts.SuccessRate > 0 && p.rnd.Float64() < p.opts.SuccessRate) {
+		pay.Outcome = payment.StatusSuccess
+	}
+	p.payments[pay.ID] = pay
+	p.byKey[key] = pay.ID
+	copies := 1
+	if p.opts.DuplicateRate > 0 && p.rnd.Float64() < p.opts.DuplicateRate {
+		copies = 2
+	}
+	for range copies {
+		delay := p.opts.Delay
+		if p.opts.Jitter > 0 {
+			delay += time.Duration(p.rnd.Int64N(int64(p.opts.Jitter)))
+		}
+		p.wg.Add(1)
+		go p.deliver(pay.ID, delay)
+	}
+	p.log.Info("payment requested", "payment_id", pay.ID, "order_id", req.OrderID, "outcome", pay.Outcome)
+	return payment.Payment{ID: pay.ID, Status: payment.StatusPending}, nil
+}
+
+func fingerprint(req payment.Request) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Refund refunds a successful payment; the same key refunds once.
+func (p *Provider) Refund(_ context.Context, paymentID, key string) (payment.Refund, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pay, ok := p.payments[paymentID]
+	if !ok {
+		return payment.Refund{}, fmt.Errorf("%w: %s", payment.ErrNotFound, paymentID)
+	}
+	if pay.Outcome != payment.StatusSuccess {
+		return payment.Refund{}, fmt.Errorf("%w: payment %s did not succeed", payment.ErrRefused, paymentID)
+	}
+	if pay.RefundID == "" {
+		pay.RefundID = "re_" + uuid.NewString()
+		pay.Status = payment.StatusRefunded
+		p.log.Info("payment refunded", "payment_id", pay.ID, "refund_id", pay.RefundID, "key", key)
+	}
+	return payment.Refund{ID: pay.RefundID, PaymentID: pay.ID, Status: payment.StatusRefunded}, nil
+}
+
+// Payments returns a copy of every payment, for tests and inspection.
+func (p *Provider) Payments() []Payment {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Payment, 0, len(p.payments))
+	for _, pay := range p.payments {
+		out = append(out, *pay)
+	}
+	return out
+}
+
+// deliver sends a payment's webhook after delay, retrying with backoff
+// until the receiver answers 2xx (or MaxAttempts, or Close).
+func (p *Provider) deliver(id string, delay time.Duration) {
+	defer p.wg.Done()
+	if !p.sleep(delay) {
+		return
+	}
+	p.mu.Lock()
+	pay := p.payments[id]
+	outcome := payment.Outcome{PaymentID: pay.ID, OrderID: pay.Request.OrderID, Status: pay.Outcome, Amount: pay.Request.Amount, OccurredAt: time.Now().UTC()}
+	callback := pay.Request.CallbackURL
+	p.mu.Unlock()
+	body, err := json.Marshal(outcome)
+	if err != nil {
+		p.log.Error("webhook body", "error", err)
+		return
+	}
+	msgID := "msg_" + id // one message per outcome: a redelivery carries the same id
+	backoff := p.opts.RetryBase
+	for attempt := 1; ; attempt++ {
+		status, err := p.post(callback, msgID, body)
+		p.mu.Lock()
+		pay.Attempts++
+		if err == nil && status/100 == 2 {
+			pay.Delivered++
+			if pay.Status == payment.StatusPending {
+				pay.Status = pay.Outcome
+			}
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		p.log.Warn("webhook delivery failed; retrying", "payment_id", id, "attempt", attempt, "status", status, "error", err, "retry_in", backoff)
+		if p.opts.MaxAttempts > 0 && attempt >= p.opts.MaxAttempts {
+			return
+		}
+		if !p.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, p.opts.RetryMax)
+	}
+}
+
+// post signs and sends one delivery (each attempt is signed afresh, with
+// its own timestamp).
+func (p *Provider) post(url, msgID string, body []byte) (int, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := p.opts.Signer.Sign(req.Header, msgID, time.Now(), body); err != nil {
+		return 0, err
+	}
+	resp, err := p.opts.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (p *Provider) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return p.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+var errNoSigner = errors.New("fakepay: Options.Signer is required")
+
+// Validate reports whether opts can run a Provider.
+func (o Options) Validate() error {
+	if o.Signer == nil {
+		return errNoSigner
+	}
+	for name, r := range map[string]float64{"success rate": o.SuccessRate, "fail rate": o.FailRate, "duplicate rate": o.DuplicateRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("fakepay: %s %v is not between 0 and 1", name, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// ErrNotParked: no parked step has that id.
+var ErrNotParked = errors.New("no parked step with that id")
+
+// DeadLetter is a parked step: it failed on every attempt and waits for an
+// operator to retry or discard it.
+type DeadLetter struct {
+	ID            uuid.UUID `json:"id"`
+	Kind          string    `json:"kind"`
+	OrderID       uuid.UUID `json:"order_id"`
+	Attempts      int       `json:"attempts"`
+	LastError     string    `json:"last_error"`
+	CorrelationID string    `json:"correlation_id"`
+	CreatedAt     time.Time `json:"created_at"`
+	ParkedAt      time.Time `json:"parked_at"`
+}
+
+// DeadLetters lists parked steps, oldest first.
+func DeadLetters(ctx context.Context, pool *pgxpool.Pool, limit int) ([]DeadLetter, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT id, kind, order_id, attempts, last_error, correlation_id, created_at, updated_at
+		  FROM process_tasks WHERE state = 'parked' ORDER BY updated_at, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DeadLetter, error) {
+		var d DeadLetter
+		err := row.Scan(&d.ID, &d.Kind, &d.OrderID, &d.Attempts, &d.LastError, &d.CorrelationID, &d.CreatedAt, &d.ParkedAt)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list dead letters: %w", err)
+	}
+	return list, nil
+}
+
+// RetryDeadLetter makes a parked step due at now. It runs once more: if it
+// fails again, it is parked again at once.
+func RetryDeadLetter(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, now time.Time) error {
+	tag, err := pool.Exec(ctx, `
+		UPDATE process_tasks SET state = 'pending', due_at = $2, lease_id = NULL, lease_until = NULL, updated_at = now()
+		 WHERE id = $1 AND state = 'parked'`, id, now)
+	if err != nil {
+		return fmt.Errorf("retry dead letter %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrNotParked, id)
+	}
+	return nil
+}
+
+// DiscardDeadLetter deletes a parked step for good and returns it.
+func DiscardDeadLetter(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (DeadLetter, error) {
+	var d DeadLetter
+	err := pool.QueryRow(ctx, `
+		DELETE FROM process_tasks WHERE id = $1 AND state = 'parked'
+		RETURNING id, kind, order_id, attempts, last_error, correlation_id, created_at, updated_at`, id).
+		Scan(&d.ID, &d.Kind, &d.OrderID, &d.Attempts, &d.LastError, &d.CorrelationID, &d.CreatedAt, &d.ParkedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return DeadLetter{}, fmt.Errorf("%w: %s", ErrNotParked, id)
+	}
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("discard dead letter %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// Backlog counts the work list.
+type Backlog struct {
+	// Due is the steps due now or waiting to be retried.
+	Due int64
+	// Scheduled is the steps due later that are not retries (payment
+	// timeouts of open orders).
+	Scheduled int64
+	// Parked is the dead-letter list.
+	Parked int64
+}
+
+// ReadBacklog counts the work list as of now.
+func ReadBacklog(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Backlog, error) {
+	var b Backlog
+	err := pool.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE state = 'pending' AND (due_at <= $1 OR attempts > 0)),
+		       count(*) FILTER (WHERE state = 'pending' AND due_at > $1 AND attempts = 0),
+		       count(*) FILTER (WHERE state = 'parked')
+		  FROM process_tasks`, now).Scan(&b.Due, &b.Scheduled, &b.Parked)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read backlog: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,175 @@
+// Package process is the payment process manager: it follows the event
+// stream and drives each order's payment saga, from a reserved order to a
+// paid one, or to a canceled one with its stock back.
+//
+// It works in two halves, each with one active instance across the
+// cluster (a PostgreSQL advisory lock, as for projections):
+//
+//   - the scheduler subscribes to the order events from its own checkpoint
+//     and turns each into steps (rows of process_tasks), in the transaction
+//     that moves the checkpoint: an event is scheduled exactly once, and
+//     never skipped;
+//   - the worker runs the steps that are due, with bounded concurrency. A
+//     failing step is retried after each delay of Options.Backoff, then
+//     parked in the dead-letter list for an operator (ordersctl dlq).
+//
+// Steps are idempotent, so running one again after a crash is harmless:
+// every decision is checked against the order's stream version, event ids
+// of webhooks are derived from their message ids, reservations are
+// committed or released at most once by the product aggregate, and the
+// provider is called with idempotency keys (the order id for a payment).
+//
+//	order.reserved           → initiate_payment (now), payment_timeout (reserved + PaymentTimeout)
+//	order.paid               → commit_stock; the order's initiate_payment and payment_timeout are dropped
+//	order.canceled           → release_stock; likewise
+//	order.refund_requested   → refund
+package process
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/payment"
+	"github.com/orders-reference/orders/projections"
+)
+
+// Orders is what the process manager needs from the write side.
+type Orders interface {
+	Order(ctx context.Context, id uuid.UUID) (command.OrderView, error)
+	RequestPayment(ctx context.Context, id uuid.UUID, paymentID string, meta eventstore.Metadata) (command.OrderView, error)
+	TimeOutPayment(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (command.OrderView, error)
+	RecordRefund(ctx context.Context, id uuid.UUID, refundID string, meta eventstore.Metadata) (command.OrderView, error)
+	CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error
+	ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error
+}
+
+// Provider is what the process manager needs from the payment provider.
+type Provider interface {
+	// InitiatePayment asks for a payment; the same idempotency key always
+	// names the same payment.
+	InitiatePayment(ctx context.Context, req payment.Request, idempotencyKey string) (payment.Payment, error)
+	// Refund returns a successful payment's money.
+	Refund(ctx context.Context, paymentID, idempotencyKey string) (payment.Refund, error)
+}
+
+// Step kinds.
+const (
+	KindInitiatePayment = "initiate_payment"
+	KindPaymentTimeout  = "payment_timeout"
+	KindCommitStock     = "commit_stock"
+	KindReleaseStock    = "release_stock"
+	KindRefund          = "refund"
+)
+
+// Step outcomes, as reported to Options.OnStep.
+const (
+	OutcomeDone   = "done"   // the step ran (or found nothing to do)
+	OutcomeRetry  = "retry"  // it failed and is scheduled again
+	OutcomeParked = "parked" // it failed for the last time and waits for an operator
+)
+
+// Name is the process manager's checkpoint name (shown by ordersctl
+// projections list; it cannot be rebuilt: that would run sagas again).
+const Name = "process_manager"
+
+// Options tunes a Manager. The zero value is ready to use.
+type Options struct {
+	// Backoff is the delay before each retry of a failed step; after the
+	// last one the step is parked. Default 1s, 2s, 4s, 8s, 16s.
+	Backoff []time.Duration
+	// PaymentTimeout is how long a reserved order may wait for its
+	// payment's outcome before it is canceled (default 15m).
+	PaymentTimeout time.Duration
+	// CallbackURL is where the provider sends payment webhooks.
+	CallbackURL string
+	// StepTimeout bounds one run of a step (default 30s).
+	StepTimeout time.Duration
+	// Concurrency is how many steps run at once (default 8).
+	Concurrency int
+	// Poll is how often the worker looks for due steps when it has not
+	// been woken (default 250ms); LeaderPoll how often a standby tries to
+	// take over (default 1s).
+	Poll       time.Duration
+	LeaderPoll time.Duration
+	// Now is the clock of due times: retries and timeouts (nil: time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+	// OnStep is told the outcome of every step run; OnError of every
+	// failure (for metrics).
+	OnStep  func(kind, outcome string)
+	OnError func(kind string)
+}
+
+// Manager is the process manager.
+type Manager struct {
+	pool     *pgxpool.Pool
+	store    projections.Subscriber
+	orders   Orders
+	provider Provider
+	opts     Options
+	log      *slog.Logger
+	wake     chan struct{}
+}
+
+// New returns a Manager keeping its state in pool, following store and
+// acting through orders and provider.
+func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provider Provider, opts Options) *Manager {
+	if opts.Backoff == nil {
+		opts.Backoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+	}
+	if opts.PaymentTimeout <= 0 {
+		opts.PaymentTimeout = 15 * time.Minute
+	}
+	if opts.StepTimeout <= 0 {
+		opts.StepTimeout = 30 * time.Second
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 250 * time.Millisecond
+	}
+	if opts.LeaderPoll <= 0 {
+		opts.LeaderPoll = time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{
+		pool: pool, store: store, orders: orders, provider: provider, opts: opts,
+		log: log.With("component", Name), wake: make(chan struct{}, 1),
+	}
+}
+
+// Run schedules and runs steps until ctx ends; it returns nil then. Either
+// half waits as a standby while another instance leads it.
+func (m *Manager) Run(ctx context.Context) error {
+	scheduler := projections.NewRunner(m.pool, m.store, scheduler{m}, projections.Options{
+		Logger: m.log, LeaderPoll: m.opts.LeaderPoll,
+		OnApplied: func(string, eventstore.Position) { m.Wake() },
+	})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return scheduler.Run(ctx) })
+	g.Go(func() error { return m.work(ctx) })
+	return g.Wait()
+}
+
+// Wake makes the worker look for due steps now rather than at its next
+// poll (after a dead letter was retried, say).
+func (m *Manager) Wake() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}

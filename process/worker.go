@@ -1,0 +1,179 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	pg "github.com/orders-reference/orders/internal/postgres"
+)
+
+// task is a claimed step.
+type task struct {
+	ID            uuid.UUID
+	Kind          string
+	OrderID       uuid.UUID
+	Attempts      int
+	CorrelationID string
+	CausationID   string
+	lease         uuid.UUID
+}
+
+// leaseFor bounds how long a claimed step stays away from other workers if
+// its worker vanishes without losing its leadership (it never should: the
+// new leader clears the leases of the old one when it takes over).
+const leaseFor = 5 * time.Minute
+
+// work runs due steps while this instance leads the worker role.
+func (m *Manager) work(ctx context.Context) error {
+	for {
+		err := pg.Lead(ctx, m.pool, pg.LockKey("orders.process_manager.worker"), m.opts.LeaderPoll, m.lead)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.log.WarnContext(ctx, "process manager worker lost its footing; retrying", "error", err)
+		t := time.NewTimer(m.opts.LeaderPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// lead is the worker loop of the leader: claim due steps on the leader's
+// connection (so a lost leadership stops the claims), run them
+// concurrently, finish each on the pool.
+func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
+	// The previous leader is gone: its claims are void.
+	if _, err := conn.Exec(ctx, `UPDATE process_tasks SET lease_id = NULL, lease_until = NULL WHERE lease_id IS NOT NULL`); err != nil {
+		return fmt.Errorf("clear leases: %w", err)
+	}
+	m.log.InfoContext(ctx, "process manager worker leading")
+	done := make(chan struct{})
+	inFlight := 0
+	defer func() {
+		for ; inFlight > 0; inFlight-- {
+			<-done
+		}
+	}()
+	for {
+		free := m.opts.Concurrency - inFlight
+		var claimed []task
+		if free > 0 {
+			var err error
+			if claimed, err = m.claim(ctx, conn, free); err != nil {
+				return err
+			}
+		}
+		for _, t := range claimed {
+			inFlight++
+			go func() {
+				defer func() { done <- struct{}{} }()
+				m.run(ctx, t)
+			}()
+		}
+		if len(claimed) == free && free > 0 {
+			continue // there may be more due already
+		}
+		timer := time.NewTimer(m.opts.Poll)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-m.wake:
+		case <-done:
+			inFlight--
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// claim leases up to n due steps.
+func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int) ([]task, error) {
+	lease, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, `
+		UPDATE process_tasks SET lease_id = $3, lease_until = now() + $4::interval
+		 WHERE id IN (SELECT id FROM process_tasks
+		               WHERE state = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < now())
+		               ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING id, kind, order_id, attempts, correlation_id, causation_id`,
+		m.opts.Now(), n, lease, leaseFor.String())
+	if err != nil {
+		return nil, fmt.Errorf("claim steps: %w", err)
+	}
+	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task, error) {
+		t := task{lease: lease}
+		err := row.Scan(&t.ID, &t.Kind, &t.OrderID, &t.Attempts, &t.CorrelationID, &t.CausationID)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim steps: %w", err)
+	}
+	return claimed, nil
+}
+
+// run runs one step and records its outcome: gone when done, otherwise
+// due again after the next backoff delay, or parked after the last.
+func (m *Manager) run(ctx context.Context, t task) {
+	stepCtx, cancel := context.WithTimeout(ctx, m.opts.StepTimeout)
+	err := m.execute(stepCtx, t)
+	cancel()
+	if ctx.Err() != nil {
+		return // shutting down: the step runs again under the next leader
+	}
+	log := m.log.With("step", t.Kind, "order_id", t.OrderID, "correlation_id", t.CorrelationID, "attempt", t.Attempts+1)
+	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err == nil {
+		if _, ferr := m.pool.Exec(finishCtx, `DELETE FROM process_tasks WHERE id = $1 AND lease_id = $2`, t.ID, t.lease); ferr != nil {
+			log.WarnContext(ctx, "step done but not recorded; it will run again", "error", ferr)
+		}
+		log.InfoContext(ctx, "step done")
+		m.report(t.Kind, OutcomeDone)
+		return
+	}
+
+	if m.opts.OnError != nil {
+		m.opts.OnError(t.Kind)
+	}
+	attempts := t.Attempts + 1
+	outcome, state, due := OutcomeRetry, "pending", m.opts.Now()
+	if attempts > len(m.opts.Backoff) || errors.Is(err, errPermanent) {
+		outcome, state = OutcomeParked, "parked"
+	} else {
+		due = due.Add(m.opts.Backoff[attempts-1])
+	}
+	msg := err.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	if _, ferr := m.pool.Exec(finishCtx, `
+		UPDATE process_tasks SET state = $3, attempts = $4, due_at = $5, last_error = $6,
+		       lease_id = NULL, lease_until = NULL, updated_at = now()
+		 WHERE id = $1 AND lease_id = $2`, t.ID, t.lease, state, attempts, due, msg); ferr != nil {
+		log.WarnContext(ctx, "step failed and its failure not recorded; it will run again", "error", err, "record_error", ferr)
+		return
+	}
+	if outcome == OutcomeParked {
+		log.ErrorContext(ctx, "step parked in the dead-letter list", "error", err)
+	} else {
+		log.WarnContext(ctx, "step failed; retrying", "error", err, "retry_at", due)
+	}
+	m.report(t.Kind, outcome)
+}
+
+func (m *Manager) report(kind, outcome string) {
+	if m.opts.OnStep != nil {
+		m.opts.OnStep(kind, outcome)
+	}
+}
