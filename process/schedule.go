@@ -34,10 +34,10 @@ func (scheduler) Filter() eventstore.Filter {
 // needs (within a batch, stream order puts the end after the reservation).
 func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.RecordedEvent) error {
 	var (
-		ids, orders                []uuid.UUID
+		ids, orders                 []uuid.UUID
 		kinds, correlations, causes []string
-		due                        []time.Time
-		ended                      []uuid.UUID
+		due                         []time.Time
+		ended                       []uuid.UUID
 	)
 	add := func(kind string, order uuid.UUID, at time.Time, r eventstore.RecordedEvent) {
 		id, err := uuid.NewV7()

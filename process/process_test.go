@@ -1,0 +1,448 @@
+package process_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventtest"
+	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/payment"
+	"github.com/orders-reference/orders/process"
+)
+
+// clock is a settable clock for due times.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// stubProvider is an in-memory provider whose answers tests control.
+type stubProvider struct {
+	mu          sync.Mutex
+	down        bool
+	byKey       map[string]string // idempotency key -> payment id
+	calls       int               // InitiatePayment calls
+	refunds     map[string]string // payment id -> refund id
+	refundCalls int
+	// lose, if set, is asked after a payment is created whether to lose
+	// the answer (as if the caller crashed before reading it).
+	lose func() bool
+}
+
+func newStub() *stubProvider {
+	return &stubProvider{byKey: map[string]string{}, refunds: map[string]string{}}
+}
+
+func (s *stubProvider) InitiatePayment(_ context.Context, req payment.Request, key string) (payment.Payment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.down {
+		return payment.Payment{}, fmt.Errorf("%w: injected outage", payment.ErrUnavailable)
+	}
+	if req.OrderID.String() != key || req.Amount <= 0 {
+		return payment.Payment{}, fmt.Errorf("%w: bad request %+v key %q", payment.ErrRefused, req, key)
+	}
+	id, ok := s.byKey[key]
+	if !ok {
+		id = "pay_" + uuid.NewString()
+		s.byKey[key] = id
+	}
+	if s.lose != nil && s.lose() {
+		return payment.Payment{}, fmt.Errorf("%w: answer lost", payment.ErrUnavailable)
+	}
+	return payment.Payment{ID: id, Status: payment.StatusPending}, nil
+}
+
+func (s *stubProvider) Refund(_ context.Context, paymentID, _ string) (payment.Refund, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refundCalls++
+	if s.down {
+		return payment.Refund{}, fmt.Errorf("%w: injected outage", payment.ErrUnavailable)
+	}
+	id, ok := s.refunds[paymentID]
+	if !ok {
+		id = "re_" + uuid.NewString()
+		s.refunds[paymentID] = id
+	}
+	return payment.Refund{ID: id, PaymentID: paymentID, Status: payment.StatusRefunded}, nil
+}
+
+func (s *stubProvider) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
+}
+
+func (s *stubProvider) count() (calls, payments, refunds int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls, len(s.byKey), len(s.refunds)
+}
+
+type harness struct {
+	pool     *pgxpool.Pool
+	store    *postgres.Store
+	svc      *command.Service
+	clock    *clock
+	provider *stubProvider
+
+	// backoff, if set, replaces the default retry delays.
+	backoff []time.Duration
+
+	mu     sync.Mutex
+	steps  map[string]int // kind/outcome -> count
+	errors int
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	pool := pgtest.NewPool(t, 40)
+	store := postgres.New(pool, postgres.Options{PollInterval: 50 * time.Millisecond})
+	t.Cleanup(store.Close)
+	return &harness{
+		pool: pool, store: store, svc: command.NewService(store, command.Options{}),
+		clock: &clock{now: time.Now()}, provider: newStub(), steps: map[string]int{},
+	}
+}
+
+func (h *harness) manager() *process.Manager {
+	now := time.Now
+	if h.clock != nil {
+		now = h.clock.Now
+	}
+	return process.New(h.pool, h.store, h.svc, h.provider, process.Options{
+		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff,
+		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond,
+		OnStep: func(kind, outcome string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.steps[kind+"/"+outcome]++
+		},
+		OnError: func(string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.errors++
+		},
+	})
+}
+
+// start runs a manager until the returned stop is called (or the test ends).
+func (h *harness) start(t *testing.T) (*process.Manager, func()) {
+	t.Helper()
+	m := h.manager()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return m, stop
+}
+
+func (h *harness) product(t *testing.T, stock int64) uuid.UUID {
+	t.Helper()
+	v, err := h.svc.CreateProduct(context.Background(), command.CreateProduct{Name: "Laptop", Price: 150000, Stock: stock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.ID
+}
+
+func (h *harness) place(t *testing.T, p uuid.UUID, qty int64) uuid.UUID {
+	t.Helper()
+	v, err := h.svc.PlaceOrder(context.Background(), command.PlaceOrder{
+		UserEmail: "saga@example.com", Lines: []order.Line{{ProductID: p, Quantity: qty}},
+		Meta: eventstore.Metadata{CorrelationID: "corr-" + p.String()[:8], Actor: command.ActorCustomer},
+	})
+	if err != nil || v.Status != order.StatusReserved {
+		t.Fatalf("place: %v %v", v.Status, err)
+	}
+	return v.ID
+}
+
+func (h *harness) order(t *testing.T, id uuid.UUID) command.OrderView {
+	t.Helper()
+	v, err := h.svc.Order(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (h *harness) stock(t *testing.T, id uuid.UUID) *product.State {
+	t.Helper()
+	st := product.New(id)
+	eventtest.Load(t, h.store, events.ProductStream(id), st.Apply)
+	return st
+}
+
+func (h *harness) tasks(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (h *harness) succeed(t *testing.T, id uuid.UUID, webhookID string, ok bool) command.OrderView {
+	t.Helper()
+	v := h.order(t, id)
+	paymentID := v.PaymentID
+	if paymentID == "" {
+		h.provider.mu.Lock()
+		paymentID = h.provider.byKey[id.String()]
+		h.provider.mu.Unlock()
+	}
+	got, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
+		WebhookID: webhookID, PaymentID: paymentID, Succeeded: ok, Amount: v.Items[0].LineTotal,
+	}, eventstore.Metadata{Actor: command.ActorProvider, CausationID: webhookID})
+	if err != nil {
+		t.Fatalf("record payment: %v", err)
+	}
+	return got
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) waitStatus(t *testing.T, id uuid.UUID, want order.Status) command.OrderView {
+	t.Helper()
+	var v command.OrderView
+	waitFor(t, fmt.Sprintf("order %s to be %s", id, want), func() bool {
+		v = h.order(t, id)
+		return v.Status == want
+	})
+	return v
+}
+
+// Success: payment requested once, paid, the stock sold, nothing left to do.
+func TestSuccessPath(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.product(t, 10)
+	id := h.place(t, p, 2)
+	h.start(t)
+	v := h.waitStatus(t, id, order.StatusPaymentPending)
+	if v.PaymentID == "" || v.PaymentID != h.provider.byKey[id.String()] {
+		t.Fatalf("payment id %q", v.PaymentID)
+	}
+	h.succeed(t, id, "msg_1", true)
+	waitFor(t, "the stock to be sold and the work list empty", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 8 && h.tasks(t) == 0
+	})
+	if v := h.order(t, id); v.Status != order.StatusPaid {
+		t.Fatalf("status %s", v.Status)
+	}
+	if _, payments, _ := h.provider.count(); payments != 1 {
+		t.Fatalf("%d payments, want 1", payments)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.steps["initiate_payment/done"] != 1 || h.steps["commit_stock/done"] != 1 {
+		t.Fatalf("steps %v", h.steps)
+	}
+}
+
+// Failure: compensation releases the stock once and the order is canceled
+// with the reason.
+func TestFailedPaymentCompensates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.product(t, 10)
+	id := h.place(t, p, 3)
+	h.start(t)
+	h.waitStatus(t, id, order.StatusPaymentPending)
+	if got := h.succeed(t, id, "msg_f", false); got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentFailed {
+		t.Fatalf("after the failure: %s %s", got.Status, got.CancelReason)
+	}
+	waitFor(t, "the stock to be back", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 10 && h.tasks(t) == 0
+	})
+}
+
+// Provider down: the initiation is retried after 1, 2, 4, 8 and 16 s of the
+// injected clock, then parked; a retry from the dead-letter list runs once
+// and succeeds.
+func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.provider.setDown(true)
+	p := h.product(t, 10)
+	id := h.place(t, p, 1)
+	m, _ := h.start(t)
+
+	attempts := func() (int, string, time.Time) {
+		var (
+			n     int
+			state string
+			due   time.Time
+		)
+		err := h.pool.QueryRow(context.Background(), `SELECT attempts, state, due_at FROM process_tasks WHERE order_id = $1 AND kind = $2`,
+			id, process.KindInitiatePayment).Scan(&n, &state, &due)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return -1, "", time.Time{} // not scheduled yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, state, due
+	}
+	for i, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second} {
+		waitFor(t, fmt.Sprintf("attempt %d", i+1), func() bool { n, _, _ := attempts(); return n == i+1 })
+		_, state, due := attempts()
+		if want := h.clock.Now().Add(delay); state != "pending" || !due.Equal(want.Truncate(time.Microsecond)) {
+			t.Fatalf("after attempt %d: %s, due %s, want pending due %s", i+1, state, due, want)
+		}
+		if calls, _, _ := h.provider.count(); calls != i+1 {
+			t.Fatalf("%d provider calls after attempt %d", calls, i+1)
+		}
+		h.clock.Advance(delay)
+	}
+	waitFor(t, "the step to be parked", func() bool { n, state, _ := attempts(); return n == 6 && state == "parked" })
+
+	letters, err := process.DeadLetters(context.Background(), h.pool, 10)
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("dead letters: %v %v", letters, err)
+	}
+	d := letters[0]
+	if d.Kind != process.KindInitiatePayment || d.OrderID != id || d.Attempts != 6 || d.LastError == "" || d.CorrelationID == "" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if v := h.order(t, id); v.Status != order.StatusReserved {
+		t.Fatalf("parked order is %s", v.Status)
+	}
+	if err := process.RetryDeadLetter(context.Background(), h.pool, uuid.New(), h.clock.Now()); !errors.Is(err, process.ErrNotParked) {
+		t.Fatalf("retry of an unknown id: %v", err)
+	}
+
+	h.provider.setDown(false)
+	if err := process.RetryDeadLetter(context.Background(), h.pool, d.ID, h.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m.Wake()
+	h.waitStatus(t, id, order.StatusPaymentPending)
+	waitFor(t, "the retried step to be done", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.steps["initiate_payment/done"] == 1
+	})
+	if letters, err := process.DeadLetters(context.Background(), h.pool, 10); err != nil || len(letters) != 0 {
+		t.Fatalf("dead letters after the retry: %v %v", letters, err)
+	}
+	if calls, payments, _ := h.provider.count(); calls != 7 || payments != 1 {
+		t.Fatalf("%d provider calls and %d payments, want 7 and 1", calls, payments)
+	}
+	if err := process.RetryDeadLetter(context.Background(), h.pool, d.ID, h.clock.Now()); !errors.Is(err, process.ErrNotParked) {
+		t.Fatalf("a second retry: %v", err)
+	}
+	h.mu.Lock()
+	if h.errors != 6 || h.steps["initiate_payment/retry"] != 5 || h.steps["initiate_payment/parked"] != 1 || h.steps["initiate_payment/done"] != 1 {
+		t.Errorf("errors %d, steps %v", h.errors, h.steps)
+	}
+	h.mu.Unlock()
+
+	// A dead letter can be discarded too.
+	h.provider.setDown(true)
+	other := h.place(t, h.product(t, 1), 1)
+	for _, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second} {
+		h.clock.Advance(delay)
+	}
+	var parked process.DeadLetter
+	waitFor(t, "the second order's step to be parked", func() bool {
+		h.clock.Advance(time.Second) // whatever the step's due time, it comes
+		letters, err := process.DeadLetters(context.Background(), h.pool, 10)
+		if err != nil || len(letters) != 1 {
+			return false
+		}
+		parked = letters[0]
+		return true
+	})
+	if parked.OrderID != other {
+		t.Fatalf("parked %+v", parked)
+	}
+	if _, err := process.DiscardDeadLetter(context.Background(), h.pool, parked.ID); err != nil {
+		t.Fatal(err)
+	}
+	if letters, _ := process.DeadLetters(context.Background(), h.pool, 10); len(letters) != 0 {
+		t.Fatalf("after discard: %v", letters)
+	}
+}
+
+// An order whose payment never completes is canceled after the timeout
+// of the injected clock, with its stock back; a paid order's timeout is
+// dropped.
+func TestPaymentTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.product(t, 10)
+	slow, paid := h.place(t, p, 2), h.place(t, p, 1)
+	h.start(t)
+	h.waitStatus(t, slow, order.StatusPaymentPending)
+	h.waitStatus(t, paid, order.StatusPaymentPending)
+	h.succeed(t, paid, "msg_p", true)
+	waitFor(t, "the paid order's steps to be done", func() bool {
+		var n int
+		_ = h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1`, paid).Scan(&n)
+		return n == 0
+	})
+
+	h.clock.Advance(15*time.Minute + time.Second)
+	v := h.waitStatus(t, slow, order.StatusCanceled)
+	if v.CancelReason != order.CancelReasonPaymentTimeout {
+		t.Fatalf("cancel reason %q", v.CancelReason)
+	}
+	waitFor(t, "the stock of the timed-out order to be back", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 9 && h.tasks(t) == 0
+	})
+	if v := h.order(t, paid); v.Status != order.StatusPaid {
+		t.Fatalf("paid order is %s", v.Status)
+	}
+}
