@@ -1,6 +1,7 @@
 // Command ordersctl is the operator's tool for Orders: it applies and lists
-// database migrations, shows projections and an order's audit trail (and, as
-// the product grows, rebuilds projections and handles dead letters).
+// database migrations, lists and rebuilds projections, shows an order's
+// audit trail, and lists, retries or discards the process manager's dead
+// letters.
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
 )
@@ -109,6 +111,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	ordersCmd := &cobra.Command{Use: "orders", Short: "Inspect orders"}
 	ordersCmd.AddCommand(history)
 	root.AddCommand(ordersCmd)
+	root.AddCommand(newDLQCmd(&databaseURL))
 	return root
 }
 
@@ -140,6 +143,9 @@ var rebuildable = map[string]projections.Rebuildable{
 func rebuildProjection(ctx context.Context, url, name string, opts projections.RebuildOptions, out, errOut io.Writer) error {
 	proj, ok := rebuildable[name]
 	if !ok {
+		if name == process.Name {
+			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again", name)
+		}
 		return fmt.Errorf("no projection %q (have products, orders)", name)
 	}
 	pool, err := pg.Connect(ctx, url, 4)

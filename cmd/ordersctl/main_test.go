@@ -8,11 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/process"
 )
 
 func ctl(t *testing.T, url string, args ...string) string {
@@ -128,5 +131,47 @@ func TestProjectionsListAndOrderHistory(t *testing.T) {
 	}
 	if _, err := ctlErr(url, "projections", "rebuild", "nope"); err == nil {
 		t.Fatal("an unknown projection was accepted")
+	}
+}
+
+// A parked step is listed, retried (due again, pending) and a discarded one
+// is gone; unknown ids and the process manager's rebuild are refused.
+func TestDeadLetters(t *testing.T) {
+	pool := pgtest.NewPool(t, 4)
+	url := pool.Config().ConnConfig.ConnString()
+	ctx := context.Background()
+	orderA, orderB := uuid.New(), uuid.New()
+	for _, o := range []uuid.UUID{orderA, orderB} {
+		if _, err := pool.Exec(ctx, `INSERT INTO process_tasks (id, kind, order_id, state, due_at, attempts, last_error, correlation_id)
+			VALUES ($1, 'initiate_payment', $2, 'parked', now(), 6, 'payment provider unavailable: 503', 'req-1')`, uuid.New(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := ctl(t, url, "dlq", "list"); !strings.Contains(out, orderA.String()) || !strings.Contains(out, "503") || !strings.Contains(out, "initiate_payment") {
+		t.Fatalf("list:\n%s", out)
+	}
+	var letters []process.DeadLetter
+	if err := json.Unmarshal([]byte(ctl(t, url, "dlq", "list", "--json")), &letters); err != nil || len(letters) != 2 {
+		t.Fatalf("list --json: %v %v", letters, err)
+	}
+	retried, discarded := letters[0], letters[1]
+	if out := ctl(t, url, "dlq", "retry", retried.ID.String()); !strings.Contains(out, "retrying") {
+		t.Fatalf("retry:\n%s", out)
+	}
+	var state string
+	if err := pool.QueryRow(ctx, `SELECT state FROM process_tasks WHERE id = $1`, retried.ID).Scan(&state); err != nil || state != "pending" {
+		t.Fatalf("retried step is %q (%v)", state, err)
+	}
+	if out := ctl(t, url, "dlq", "discard", discarded.ID.String()); !strings.Contains(out, "discarded") {
+		t.Fatalf("discard:\n%s", out)
+	}
+	if out := ctl(t, url, "dlq", "list"); !strings.Contains(out, "no dead letters") {
+		t.Fatalf("list after:\n%s", out)
+	}
+	for _, args := range [][]string{{"dlq", "retry", retried.ID.String()}, {"dlq", "discard", discarded.ID.String()}, {"dlq", "retry", "nope"},
+		{"projections", "rebuild", "process_manager"}} {
+		if out, err := ctlErr(url, args...); err == nil {
+			t.Errorf("ordersctl %v succeeded:\n%s", args, out)
+		}
 	}
 }

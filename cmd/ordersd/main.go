@@ -1,8 +1,10 @@
 // Command ordersd is the Orders server. It prepares the database (creates it
 // if missing, migrates it unless MIGRATE_ON_START=false), opens the event
-// store, and serves the command API with /healthz and /readyz on HTTP_ADDR,
-// while Recovery finishes placements that a crash interrupted. The query
-// API, projector and process manager join it as they are built.
+// store, and serves the command and query APIs, the payment webhook,
+// /metrics, /healthz and /readyz on HTTP_ADDR, while the projections keep
+// the read models current, the process manager drives payments (through the
+// embedded fake provider when FAKE_PAYMENT_ENABLED) and Recovery finishes
+// placements that a crash interrupted.
 package main
 
 import (
@@ -25,12 +27,14 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
 	queryapi "github.com/orders-reference/orders/query/httpapi"
@@ -68,9 +72,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
-	// Each projection runner keeps a connection (leader or standby); leave
-	// room for requests, Recovery and the event store's notifier.
-	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 25)
+	// Each projection runner and each half of the process manager keeps a
+	// connection (leader or standby); leave room for requests, steps,
+	// Recovery and the event store's notifier.
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
@@ -81,18 +86,36 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 	}
 	m := metrics.New()
+	m.Prime([]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
+		[]string{process.KindInitiatePayment, process.KindPaymentTimeout, process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
+		[]string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
 	defer store.Close()
-	svc := command.NewService(store, command.Options{OnOrderPlaced: m.OrdersTotal.Inc, KeySecret: []byte(cfg.IdempotencyKeySecret)})
+	svc := command.NewService(store, command.Options{
+		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
+		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
+		KeySecret:       []byte(cfg.IdempotencyKeySecret),
+	})
 	recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
 	limiter, closeLimiter := newLimiter(ctx, cfg, logger)
 	defer closeLimiter()
+	pay, err := newPayments(cfg, logger, ln.Addr())
+	if err != nil {
+		return err
+	}
+	defer pay.close()
+	manager := process.New(pool, store, svc, pay.provider, process.Options{
+		Backoff: cfg.PaymentRetryBackoff, PaymentTimeout: cfg.PaymentTimeout, CallbackURL: pay.callbackURL, Logger: logger,
+		OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
+		OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+	})
 
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID)
 	httpapi.New(httpapi.Config{
 		Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
 		OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
+		Webhooks: pay.verifier,
 	}).Mount(r)
 	progress := projections.NewProgress(pool, 0)
 	queryapi.New(queryapi.Config{
@@ -154,6 +177,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return nil
 	})
 	g.Go(func() error {
+		return manager.Run(gctx)
+	})
+	g.Go(func() error {
 		if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
 			return fmt.Errorf("recovery: %w", err)
 		}
@@ -169,7 +195,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	return g.Wait()
 }
 
-// watchProjections updates the projection lag metrics every few seconds.
+// watchProjections updates the projection lag and process manager backlog
+// metrics every few seconds.
 func watchProjections(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -178,9 +205,13 @@ func watchProjections(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metric
 		if err != nil && ctx.Err() == nil {
 			logger.Warn("reading projection lag failed", "error", err)
 		}
+		var unscheduled int64
 		for _, s := range list {
 			if strings.Contains(s.Name, "#") { // a rebuild in progress, not a live projection
 				continue
+			}
+			if s.Name == process.Name {
+				unscheduled = s.Behind
 			}
 			m.ProjectionLag.WithLabelValues(s.Name).Set(float64(s.Behind))
 			lag := 0.0
@@ -193,6 +224,12 @@ func watchProjections(ctx context.Context, pool *pgxpool.Pool, m *metrics.Metric
 				failed = 1
 			}
 			m.ProjectionFailed.WithLabelValues(s.Name).Set(failed)
+		}
+		if backlog, err := process.ReadBacklog(ctx, pool, time.Now()); err == nil {
+			m.OutboxPending.Set(float64(unscheduled + backlog.Due))
+			m.DeadLetters.Set(float64(backlog.Parked))
+		} else if ctx.Err() == nil {
+			logger.Warn("reading the process manager backlog failed", "error", err)
 		}
 		select {
 		case <-ctx.Done():

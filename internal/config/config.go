@@ -31,9 +31,23 @@ type Config struct {
 	// Idempotency-Keys; changing it makes old keys place new orders.
 	IdempotencyKeySecret string `env:"IDEMPOTENCY_KEY_SECRET" envDefault:"dev-idempotency-secret"`
 
-	FakePaymentEnabled     bool          `env:"FAKE_PAYMENT_ENABLED" envDefault:"true"`
-	FakePaymentSuccessRate float64       `env:"FAKE_PAYMENT_SUCCESS_RATE" envDefault:"0.8"`
-	FakePaymentDelay       time.Duration `env:"FAKE_PAYMENT_DELAY" envDefault:"1s"`
+	// PaymentWebhookPreviousSecrets are accepted as well as
+	// PaymentWebhookSecret while secrets are rotated (comma-separated).
+	PaymentWebhookPreviousSecrets []string `env:"PAYMENT_WEBHOOK_PREVIOUS_SECRETS" envSeparator:","`
+
+	// FakePaymentEnabled runs the fake payment provider inside the server;
+	// otherwise PaymentProviderURL names the provider.
+	FakePaymentEnabled bool `env:"FAKE_PAYMENT_ENABLED" envDefault:"true"`
+	FakePayment
+	PaymentProviderURL string `env:"PAYMENT_PROVIDER_URL"`
+	// PaymentCallbackURL is where the provider sends webhooks; empty means
+	// this server's /webhooks/payment on the loopback address.
+	PaymentCallbackURL string `env:"PAYMENT_CALLBACK_URL"`
+	// PaymentTimeout cancels an order whose payment has no outcome by then.
+	PaymentTimeout time.Duration `env:"PAYMENT_TIMEOUT" envDefault:"15m"`
+	// PaymentRetryBackoff are the delays before each retry of a failed
+	// payment step; after the last the step goes to the dead-letter list.
+	PaymentRetryBackoff []time.Duration `env:"PAYMENT_RETRY_BACKOFF" envDefault:"1s,2s,4s,8s,16s" envSeparator:","`
 
 	RateLimitOrdersPerMinute int `env:"RATE_LIMIT_ORDERS_PER_MINUTE" envDefault:"5"`
 	// RateLimitFailClosed refuses orders while Redis is unreachable instead
@@ -44,6 +58,63 @@ type Config struct {
 	MigrateOnStart bool `env:"MIGRATE_ON_START" envDefault:"true"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// FakePayment configures the fake payment provider, embedded or as
+// cmd/fakepay.
+type FakePayment struct {
+	FakePaymentSuccessRate float64       `env:"FAKE_PAYMENT_SUCCESS_RATE" envDefault:"0.8"`
+	FakePaymentDelay       time.Duration `env:"FAKE_PAYMENT_DELAY" envDefault:"1s"`
+	// Fault injection: the share of payment requests that fail with 5xx,
+	// the share of webhooks delivered twice, and up to how much extra
+	// delay each delivery gets (which reorders them).
+	FakePaymentFailRate      float64       `env:"FAKE_PAYMENT_FAIL_RATE" envDefault:"0"`
+	FakePaymentDuplicateRate float64       `env:"FAKE_PAYMENT_DUPLICATE_RATE" envDefault:"0"`
+	FakePaymentJitter        time.Duration `env:"FAKE_PAYMENT_JITTER" envDefault:"0s"`
+}
+
+func (f FakePayment) validate() []error {
+	var problems []error
+	for name, r := range map[string]float64{
+		"FAKE_PAYMENT_SUCCESS_RATE": f.FakePaymentSuccessRate, "FAKE_PAYMENT_FAIL_RATE": f.FakePaymentFailRate,
+		"FAKE_PAYMENT_DUPLICATE_RATE": f.FakePaymentDuplicateRate,
+	} {
+		if r < 0 || r > 1 {
+			problems = append(problems, fmt.Errorf("%s=%v: must be between 0 and 1", name, r))
+		}
+	}
+	if f.FakePaymentDelay < 0 {
+		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_DELAY=%v: must not be negative", f.FakePaymentDelay))
+	}
+	if f.FakePaymentJitter < 0 {
+		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_JITTER=%v: must not be negative", f.FakePaymentJitter))
+	}
+	return problems
+}
+
+// FakePay is the configuration of cmd/fakepay.
+type FakePay struct {
+	Addr                 string     `env:"FAKEPAY_ADDR" envDefault:":8001"`
+	PaymentWebhookSecret string     `env:"PAYMENT_WEBHOOK_SECRET" envDefault:"dev-webhook-secret"`
+	LogLevel             slog.Level `env:"LOG_LEVEL" envDefault:"INFO"`
+	FakePayment
+}
+
+// LoadFakePay reads and validates cmd/fakepay's configuration.
+func LoadFakePay(environ []string) (FakePay, error) {
+	vars := env.ToMap(environ)
+	var cfg FakePay
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return FakePay{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	problems := cfg.validate()
+	if v, ok := vars["PAYMENT_WEBHOOK_SECRET"]; ok && strings.TrimSpace(v) == "" {
+		problems = append(problems, errors.New("PAYMENT_WEBHOOK_SECRET is set but empty: set a secret or unset it to use the development default"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return FakePay{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	return cfg, nil
 }
 
 // Load reads the configuration from environ (KEY=value strings, as from
@@ -108,11 +179,32 @@ func (c Config) validate() []error {
 			problems = append(problems, err)
 		}
 	}
-	if c.FakePaymentSuccessRate < 0 || c.FakePaymentSuccessRate > 1 {
-		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_SUCCESS_RATE=%v: must be between 0 and 1", c.FakePaymentSuccessRate))
+	problems = append(problems, c.FakePayment.validate()...)
+	if !c.FakePaymentEnabled && c.PaymentProviderURL == "" {
+		problems = append(problems, errors.New("FAKE_PAYMENT_ENABLED=false needs PAYMENT_PROVIDER_URL, the payment provider's base URL"))
 	}
-	if c.FakePaymentDelay < 0 {
-		problems = append(problems, fmt.Errorf("FAKE_PAYMENT_DELAY=%v: must not be negative", c.FakePaymentDelay))
+	if c.PaymentProviderURL != "" {
+		if err := checkURL("PAYMENT_PROVIDER_URL", c.PaymentProviderURL, "http", "https"); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if c.PaymentCallbackURL != "" {
+		if err := checkURL("PAYMENT_CALLBACK_URL", c.PaymentCallbackURL, "http", "https"); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if c.PaymentTimeout <= 0 {
+		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))
+	}
+	for _, d := range c.PaymentRetryBackoff {
+		if d < 0 {
+			problems = append(problems, fmt.Errorf("PAYMENT_RETRY_BACKOFF: %v must not be negative", d))
+		}
+	}
+	for _, s := range c.PaymentWebhookPreviousSecrets {
+		if strings.TrimSpace(s) == "" {
+			problems = append(problems, errors.New("PAYMENT_WEBHOOK_PREVIOUS_SECRETS holds an empty secret"))
+		}
 	}
 	if c.RateLimitOrdersPerMinute < 1 {
 		problems = append(problems, fmt.Errorf("RATE_LIMIT_ORDERS_PER_MINUTE=%d: must be at least 1", c.RateLimitOrdersPerMinute))

@@ -58,3 +58,35 @@ func TestUnparsableValue(t *testing.T) {
 		t.Fatalf("bad duration: %v", err)
 	}
 }
+
+func TestPaymentConfiguration(t *testing.T) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.FakePaymentEnabled || cfg.PaymentTimeout != 15*time.Minute || len(cfg.PaymentRetryBackoff) != 5 ||
+		cfg.PaymentRetryBackoff[0] != time.Second || cfg.PaymentRetryBackoff[4] != 16*time.Second {
+		t.Fatalf("payment defaults: %+v", cfg)
+	}
+	cfg, err = config.Load([]string{"PAYMENT_RETRY_BACKOFF=100ms,1s", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=old1,whsec_b2xk", "FAKE_PAYMENT_ENABLED=false",
+		"PAYMENT_PROVIDER_URL=http://fakepay:8001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.PaymentRetryBackoff) != 2 || cfg.PaymentRetryBackoff[0] != 100*time.Millisecond || len(cfg.PaymentWebhookPreviousSecrets) != 2 {
+		t.Fatalf("payment overrides: %+v", cfg)
+	}
+	_, err = config.Load([]string{"FAKE_PAYMENT_ENABLED=false", "PAYMENT_TIMEOUT=0s", "FAKE_PAYMENT_FAIL_RATE=2", "PAYMENT_CALLBACK_URL=ftp://x"})
+	for _, want := range []string{"PAYMENT_PROVIDER_URL", "PAYMENT_TIMEOUT", "FAKE_PAYMENT_FAIL_RATE", "PAYMENT_CALLBACK_URL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	fp, err := config.LoadFakePay([]string{"FAKEPAY_ADDR=:9100", "FAKE_PAYMENT_SUCCESS_RATE=1"})
+	if err != nil || fp.Addr != ":9100" || fp.FakePaymentSuccessRate != 1 || fp.PaymentWebhookSecret == "" {
+		t.Fatalf("fakepay: %+v %v", fp, err)
+	}
+	if _, err := config.LoadFakePay([]string{"PAYMENT_WEBHOOK_SECRET="}); err == nil {
+		t.Fatal("fakepay accepted an empty secret")
+	}
+}

@@ -24,6 +24,14 @@ type Metrics struct {
 	ProjectionLag        *prometheus.GaugeVec
 	ProjectionLagSeconds *prometheus.GaugeVec
 	ProjectionFailed     *prometheus.GaugeVec
+
+	// The payment saga.
+	OrdersPaid     prometheus.Counter
+	OrdersCanceled *prometheus.CounterVec // by reason: customer_canceled, payment_failed, payment_timeout
+	ProcessSteps   *prometheus.CounterVec // by step kind and outcome
+	WorkerErrors   *prometheus.CounterVec // by step kind
+	OutboxPending  prometheus.Gauge
+	DeadLetters    prometheus.Gauge
 }
 
 // New creates the metrics on a fresh registry, with Go and process
@@ -55,11 +63,44 @@ func New() *Metrics {
 		ProjectionFailed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "projection_failed", Help: "1 when the projection stopped on a poison event.",
 		}, []string{"projection"}),
+		OrdersPaid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "orders_paid_total", Help: "Orders this instance recorded as paid.",
+		}),
+		OrdersCanceled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orders_canceled_total", Help: "Orders this instance canceled, by reason.",
+		}, []string{"reason"}),
+		ProcessSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "process_manager_steps_total", Help: "Payment saga steps run by the process manager, by step and outcome (done, retry, parked).",
+		}, []string{"step", "outcome"}),
+		WorkerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worker_errors_total", Help: "Failed runs of process manager steps, by step.",
+		}, []string{"step"}),
+		OutboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outbox_pending", Help: "Pending process manager work: events not yet scheduled plus steps due or waiting for a retry.",
+		}),
+		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "process_manager_dead_letters", Help: "Parked process manager steps waiting for an operator (ordersctl dlq).",
+		}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
-		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed)
+		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
+		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters)
 	return m
+}
+
+// Prime creates the labelled series that must be visible before anything
+// happened: the cancel reasons and the process manager's step kinds.
+func (m *Metrics) Prime(cancelReasons, steps, outcomes []string) {
+	for _, r := range cancelReasons {
+		m.OrdersCanceled.WithLabelValues(r)
+	}
+	for _, s := range steps {
+		m.WorkerErrors.WithLabelValues(s)
+		for _, o := range outcomes {
+			m.ProcessSteps.WithLabelValues(s, o)
+		}
+	}
 }
 
 // ObserveAppend records one append's duration and outcome ("ok" or "error").

@@ -20,7 +20,9 @@ func (p *Provider) Handler() http.Handler {
 	r.Post("/payments", p.create)
 	r.Post("/payments/{id}/refund", p.refund)
 	r.Get("/payments/{id}", p.get)
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	return r
 }
 
