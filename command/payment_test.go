@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
@@ -46,7 +47,8 @@ func reservedOrder(t *testing.T, svc *command.Service, stock, qty int64) (comman
 func TestRecordPaymentOncePerMessage(t *testing.T) {
 	t.Parallel()
 	store := newStore(t)
-	svc := command.NewService(store, command.Options{})
+	var paidHook atomic.Int32
+	svc := command.NewService(store, command.Options{OnOrderPaid: func() { paidHook.Add(1) }})
 	v, p := reservedOrder(t, svc, 5, 2)
 	outcome := order.PaymentOutcome{WebhookID: "msg_1", PaymentID: v.PaymentID, Succeeded: true, Amount: 300000}
 
@@ -68,6 +70,9 @@ func TestRecordPaymentOncePerMessage(t *testing.T) {
 	}
 	if n := countTypes(t, store, events.OrderStream(v.ID))[events.TypeOrderPaid]; n != 1 {
 		t.Fatalf("%d order.paid events, want 1", n)
+	}
+	if n := paidHook.Load(); n != 1 {
+		t.Fatalf("the paid hook was told %d times, want 1", n)
 	}
 
 	// The products follow: committed once, however often asked.

@@ -202,7 +202,9 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.St
 		for _, e := range decided {
 			st.Apply(e, st.Version+1, now)
 		}
-		s.ended(before, st)
+		if !res.Replayed { // a replay's transition was reported by whoever wrote it
+			s.ended(before, st)
+		}
 		return st, res.Position, nil
 	}
 }

@@ -97,6 +97,10 @@ type AppendResult struct {
 	Version int64
 	// Position is the global position of the last appended event.
 	Position Position
+	// Replayed reports an idempotent retry: the same events were stored by
+	// an earlier append and nothing was written now. (An adapter that
+	// cannot tell reports false.)
+	Replayed bool
 }
 
 // Direction is the order of a stream read.

@@ -8,118 +8,95 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/payment"
+	"github.com/orders-reference/orders/payment/fakepay"
 )
 
-// The server starts against a fresh database, migrates it, answers health
-// checks and stops cleanly when its context ends.
-func TestServeHealthAndShutdown(t *testing.T) {
-	cfg, err := config.Load([]string{"DATABASE_URL=" + pgtest.NewDatabase(t)})
+const adminSecret = "e2e-admin-secret"
+
+// server is ordersd running in process on a fresh database.
+type server struct {
+	url string
+}
+
+// startServer runs ordersd with the given extra environment until the test
+// ends, and checks that it then shuts down cleanly.
+func startServer(t *testing.T, environ ...string) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	env := append([]string{
+		"DATABASE_URL=" + pgtest.NewDatabase(t), "REDIS_URL=", "ADMIN_SECRET=" + adminSecret,
+		"RATE_LIMIT_ORDERS_PER_MINUTE=1000", "LOG_LEVEL=WARN",
+	}, environ...)
+	cfg, err := config.Load(env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ln) }()
-
-	base := "http://" + ln.Addr().String()
-	for _, path := range []string{"/healthz", "/readyz"} {
-		body := getEventually(t, base+path)
-		if !strings.Contains(body, `"status"`) {
-			t.Errorf("%s: %s", path, body)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	go func() { done <- run(ctx, cfg, logger, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ordersd stopped with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("ordersd did not stop")
 		}
-	}
-	// The command API is wired: create a product, order it, cancel.
-	email := fmt.Sprintf("smoke-%d@example.com", time.Now().UnixNano())
-	product := post(t, base+"/admin/products", `{"name":"Laptop","price":1500.00,"stock":10}`, http.StatusCreated, "X-Admin-Secret", cfg.AdminSecret)
-	order := post(t, base+"/orders", fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":2}]}`, email, product["id"]), http.StatusCreated)
-	if order["status"] != "reserved" {
-		t.Fatalf("order: %v", order)
-	}
-	if c := post(t, base+"/orders/"+order["id"].(string)+"/cancel", "", http.StatusOK); c["status"] != "canceled" {
-		t.Fatalf("cancel: %v", c)
-	}
-	// The query API answers from the read models once they have caught up.
-	got := getWith(t, base+"/orders/"+order["id"].(string), "X-Min-Position", lastPosition)
-	if got["status"] != "canceled" || got["total_amount"] != "3000.00" {
-		t.Fatalf("GET order: %v", got)
-	}
-
-	// Metrics: counters at once, projection lag once the watcher has run.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		body := getEventually(t, base+"/metrics")
-		if strings.Contains(body, "orders_total 1") && strings.Contains(body, "eventstore_append_duration_seconds_count") &&
-			strings.Contains(body, `projection_lag_events{projection="orders"}`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics:\n%.3000s", body)
-		}
-		time.Sleep(100 * time.Millisecond) // polling /metrics against a deadline
-	}
-
-	cancel()
-	select {
-	case err := <-done:
+	})
+	s := &server{url: "http://" + ln.Addr().String()}
+	waitFor(t, "ordersd to be ready", func() bool {
+		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
-			t.Fatalf("run returned %v after shutdown", err)
+			return false
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop")
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
 }
 
-func TestRefusesEventStoreDBUntilTheAdapterExists(t *testing.T) {
-	cfg, err := config.Load([]string{"EVENTSTORE_URL=esdb://localhost:2113"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = run(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
-	if err == nil || !strings.Contains(err.Error(), "EVENTSTORE_URL") {
-		t.Fatalf("run with an EventStoreDB URL: %v", err)
-	}
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
-// lastPosition is the X-Event-Position of the last post.
-var lastPosition string
-
-func getWith(t *testing.T, url string, headers ...string) map[string]any {
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	resp, err := http.DefaultClient.Do(req)
+}
+
+func (s *server) call(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, raw)
-	}
-	return out
-}
-
-func post(t *testing.T, url, body string, want int, headers ...string) map[string]any {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -129,35 +106,147 @@ func post(t *testing.T, url, body string, want int, headers ...string) map[strin
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out map[string]any
 	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
 	_ = json.Unmarshal(raw, &out)
-	if resp.StatusCode != want {
-		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, raw)
-	}
-	if p := resp.Header.Get("X-Event-Position"); p != "" {
-		lastPosition = p
-	}
-	return out
+	return resp.StatusCode, out
 }
 
-// getEventually GETs url until it answers 200 (the server may still be
-// migrating), within a deadline.
-func getEventually(t *testing.T, url string) string {
+// sagaRun places orders over HTTP (two items each, some products shared)
+// and waits until the read model shows every one in a terminal status.
+func sagaRun(t *testing.T, s *server, orders int, wantStatus string) (products map[string]int64, sold map[string]int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return string(body)
+	products, sold = map[string]int64{}, map[string]int64{}
+	var ids []string
+	for i := range 4 {
+		status, p := s.call(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"P%d","price":"10.50","stock":100}`, i), "X-Admin-Secret", adminSecret)
+		if status != http.StatusCreated {
+			t.Fatalf("create product: %d %v", status, p)
+		}
+		ids = append(ids, p["id"].(string))
+		products[p["id"].(string)] = 100
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		placed []string
+	)
+	for i := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, b := ids[i%4], ids[(i+1)%4]
+			body := fmt.Sprintf(`{"user_email":"e2e-%d@example.com","items":[{"product_id":%q,"quantity":%d},{"product_id":%q,"quantity":1}]}`, i, a, 1+i%3, b)
+			status, o := s.call(t, "POST", "/orders", body, "Idempotency-Key", fmt.Sprintf("key-%d", i))
+			if status != http.StatusCreated {
+				t.Errorf("place: %d %v", status, o)
+				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			placed = append(placed, o["id"].(string))
+			if wantStatus == "paid" {
+				sold[a] += int64(1 + i%3)
+				sold[b]++
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, id := range placed {
+		waitFor(t, "order "+id+" to be "+wantStatus, func() bool {
+			status, o := s.call(t, "GET", "/orders/"+id, "")
+			if status == http.StatusOK && o["status"] != "reserved" && o["status"] != "payment_pending" && o["status"] != wantStatus {
+				t.Fatalf("order %s ended %v, want %s: %v", id, o["status"], wantStatus, o)
+			}
+			return status == http.StatusOK && o["status"] == wantStatus
+		})
+	}
+	return products, sold
+}
+
+// checkStock waits until the read model shows every product with its
+// initial stock less what was sold, and nothing reserved.
+func checkStock(t *testing.T, s *server, products, sold map[string]int64) {
+	t.Helper()
+	for id, initial := range products {
+		want := initial - sold[id]
+		waitFor(t, fmt.Sprintf("product %s to show stock %d and nothing reserved", id, want), func() bool {
+			status, p := s.call(t, "GET", "/products/"+id, "")
+			return status == http.StatusOK && p["stock"] == float64(want) && p["reserved"] == 0.0
+		})
+	}
+}
+
+func metric(t *testing.T, s *server, name string) string {
+	t.Helper()
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimPrefix(line, name+" ")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s did not answer 200 within 30s (last error %v)", url, err)
-		}
-		time.Sleep(20 * time.Millisecond) // retry interval while the server starts
+	}
+	return ""
+}
+
+// The embedded provider always succeeds, sometimes delivering twice and
+// out of order: every order ends paid and its stock is sold.
+func TestSagaEmbeddedAllPaid(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5", "FAKE_PAYMENT_JITTER=100ms")
+	products, sold := sagaRun(t, s, 24, "paid")
+	checkStock(t, s, products, sold)
+	if got := metric(t, s, "orders_paid_total"); got != "24" {
+		t.Errorf("orders_paid_total %q, want 24", got)
+	}
+}
+
+// The embedded provider always fails: every order ends canceled with the
+// reason, and all stock is back.
+func TestSagaEmbeddedAllCanceled(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=0", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5")
+	products, sold := sagaRun(t, s, 24, "canceled")
+	checkStock(t, s, products, sold)
+	if got := metric(t, s, `orders_canceled_total{reason="payment_failed"}`); got != "24" {
+		t.Errorf("orders_canceled_total{payment_failed} %q, want 24", got)
+	}
+}
+
+// The provider as a separate service over HTTP, failing a third of the
+// payment requests with 5xx: retries get every order paid.
+func TestSagaSeparateProvider(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	signer, err := payment.NewSigner(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := fakepay.New(fakepay.Options{SuccessRate: 1, Delay: 20 * time.Millisecond, Signer: signer, FailRate: 0.3, Seed: 42})
+	t.Cleanup(provider.Close)
+	api := httptest.NewServer(provider.Handler())
+	t.Cleanup(api.Close)
+	s := startServer(t, "FAKE_PAYMENT_ENABLED=false", "PAYMENT_PROVIDER_URL="+api.URL, "PAYMENT_WEBHOOK_SECRET="+secret,
+		"PAYMENT_RETRY_BACKOFF=20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms")
+	products, sold := sagaRun(t, s, 16, "paid")
+	checkStock(t, s, products, sold)
+	if n := len(provider.Payments()); n != 16 {
+		t.Errorf("%d payments at the provider for 16 orders", n)
+	}
+	if got := metric(t, s, `worker_errors_total{step="initiate_payment"}`); got == "" || got == "0" {
+		t.Errorf("worker_errors_total{initiate_payment} %q: the injected failures were not counted", got)
+	}
+	// A webhook with a bad signature is refused.
+	status, body := s.call(t, "POST", "/webhooks/payment", `{"payment_id":"x","order_id":"x","status":"success"}`,
+		payment.HeaderID, "msg_x", payment.HeaderTimestamp, fmt.Sprint(time.Now().Unix()), payment.HeaderSignature, "v1,AAAA")
+	if status != http.StatusUnauthorized {
+		t.Errorf("forged webhook: %d %v", status, body)
 	}
 }

@@ -149,7 +149,7 @@ func (s *Store) retried(stream string, expected eventstore.ExpectedVersion, curr
 		}
 	}
 	last := s.log[idx[first+int64(len(events))-1]]
-	return eventstore.AppendResult{Version: last.Version, Position: last.Position}, true, nil
+	return eventstore.AppendResult{Version: last.Version, Position: last.Position, Replayed: true}, true, nil
 }
 
 // ReadStream implements eventstore.Store.

@@ -185,6 +185,7 @@ func appendOutcome(r *appendRequest, outcome string, version int64, txID *uint64
 		return eventstore.AppendResult{
 			Version:  version,
 			Position: eventstore.Position{Commit: *txID, Prepare: uint64(*seq)},
+			Replayed: outcome == outcomeIdempotent,
 		}, nil
 	case outcomeWrongVersion:
 		return eventstore.AppendResult{}, &eventstore.WrongExpectedVersionError{StreamID: r.stream, Expected: r.expected, Actual: version}
