@@ -18,6 +18,7 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventually"
 )
 
 var errCrash = errors.New("injected crash")
@@ -52,18 +53,6 @@ func runRecovery(t *testing.T, svc *command.Service, store command.Subscriber) *
 		}
 	})
 	return r
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the event store against a deadline
-	}
 }
 
 // A placement killed after any step ends reserved (if stock allows) or
@@ -112,7 +101,7 @@ func TestCrashAfterEachPlacementStep(t *testing.T) {
 			svc := command.NewService(store, command.Options{})
 			runRecovery(t, svc, store)
 			id := svc.OrderIDForKey("a@example.com", "crash-key")
-			eventually(t, fmt.Sprintf("order is %s with stock settled", c.want), func() bool {
+			eventually.True(t, fmt.Sprintf("order is %s with stock settled", c.want), func() bool {
 				if orderOf(t, store, id).Status != c.want {
 					return false
 				}
@@ -162,7 +151,7 @@ func TestLateReservationForClosedOrderIsReleased(t *testing.T) {
 		t.Fatalf("setup: reserved %d", st.Reserved)
 	}
 	runRecovery(t, command.NewService(store, command.Options{}), store)
-	eventually(t, "the late reservation is released", func() bool {
+	eventually.True(t, "the late reservation is released", func() bool {
 		st := stockOf(t, store, p2)
 		return st.Reserved == 0 && st.Available == 5
 	})
@@ -204,7 +193,7 @@ func TestRecoveryRetriesAfterErrors(t *testing.T) {
 	flaky := &flakyStore{Store: store}
 	flaky.failures.Store(3)
 	runRecovery(t, command.NewService(flaky, command.Options{}), store)
-	eventually(t, "the late reservation is released despite read errors", func() bool {
+	eventually.True(t, "the late reservation is released despite read errors", func() bool {
 		st := stockOf(t, store, p2)
 		return st.Reserved == 0 && st.Available == 5
 	})
@@ -285,7 +274,7 @@ func TestChaosPlacementsCancelsCrashesRecovery(t *testing.T) {
 	for i, p := range all {
 		ids[i] = instances[0].OrderIDForKey(p.email, p.key)
 	}
-	eventually(t, "every order is decided and stock matches the orders", func() bool {
+	eventually.True(t, "every order is decided and stock matches the orders", func() bool {
 		hold := map[uuid.UUID]map[uuid.UUID]int64{}
 		for _, id := range ids {
 			o := orderOf(t, store, id)

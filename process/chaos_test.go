@@ -14,6 +14,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/money"
 )
 
@@ -142,7 +143,7 @@ func TestCancelRacingSuccess(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "every order to settle", func() bool { return h.allSettled(t, p, ids) })
+	eventually.True(t, "every order to settle", func() bool { return h.allSettled(t, p, ids) })
 	h.checkConservation(t, p, 1000, ids)
 	canceled := 0
 	for id := range ids {

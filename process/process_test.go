@@ -19,6 +19,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventtest"
+	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/process"
@@ -238,22 +239,10 @@ func (h *harness) succeed(t *testing.T, id uuid.UUID, webhookID string, ok bool)
 	return got
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (h *harness) waitStatus(t *testing.T, id uuid.UUID, want order.Status) command.OrderView {
 	t.Helper()
 	var v command.OrderView
-	waitFor(t, fmt.Sprintf("order %s to be %s", id, want), func() bool {
+	eventually.True(t, fmt.Sprintf("order %s to be %s", id, want), func() bool {
 		v = h.order(t, id)
 		return v.Status == want
 	})
@@ -272,7 +261,7 @@ func TestSuccessPath(t *testing.T) {
 		t.Fatalf("payment id %q", v.PaymentID)
 	}
 	h.succeed(t, id, "msg_1", true)
-	waitFor(t, "the stock to be sold and the work list empty", func() bool {
+	eventually.True(t, "the stock to be sold and the work list empty", func() bool {
 		st := h.stock(t, p)
 		return st.Reserved == 0 && st.Available == 8 && h.tasks(t) == 0
 	})
@@ -301,7 +290,7 @@ func TestFailedPaymentCompensates(t *testing.T) {
 	if got := h.succeed(t, id, "msg_f", false); got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentFailed {
 		t.Fatalf("after the failure: %s %s", got.Status, got.CancelReason)
 	}
-	waitFor(t, "the stock to be back", func() bool {
+	eventually.True(t, "the stock to be back", func() bool {
 		st := h.stock(t, p)
 		return st.Reserved == 0 && st.Available == 10 && h.tasks(t) == 0
 	})
@@ -335,7 +324,7 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 		return n, state, due
 	}
 	for i, delay := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second} {
-		waitFor(t, fmt.Sprintf("attempt %d", i+1), func() bool { n, _, _ := attempts(); return n == i+1 })
+		eventually.True(t, fmt.Sprintf("attempt %d", i+1), func() bool { n, _, _ := attempts(); return n == i+1 })
 		_, state, due := attempts()
 		if want := h.clock.Now().Add(delay); state != "pending" || !due.Equal(want.Truncate(time.Microsecond)) {
 			t.Fatalf("after attempt %d: %s, due %s, want pending due %s", i+1, state, due, want)
@@ -345,7 +334,7 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 		}
 		h.clock.Advance(delay)
 	}
-	waitFor(t, "the step to be parked", func() bool { n, state, _ := attempts(); return n == 6 && state == "parked" })
+	eventually.True(t, "the step to be parked", func() bool { n, state, _ := attempts(); return n == 6 && state == "parked" })
 
 	letters, err := process.DeadLetters(context.Background(), h.pool, 10)
 	if err != nil || len(letters) != 1 {
@@ -368,7 +357,7 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 	}
 	m.Wake()
 	h.waitStatus(t, id, order.StatusPaymentPending)
-	waitFor(t, "the retried step to be done", func() bool {
+	eventually.True(t, "the retried step to be done", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.steps["initiate_payment/done"] == 1
@@ -395,7 +384,7 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 		h.clock.Advance(delay)
 	}
 	var parked process.DeadLetter
-	waitFor(t, "the second order's step to be parked", func() bool {
+	eventually.True(t, "the second order's step to be parked", func() bool {
 		h.clock.Advance(time.Second) // whatever the step's due time, it comes
 		letters, err := process.DeadLetters(context.Background(), h.pool, 10)
 		if err != nil || len(letters) != 1 {
@@ -427,7 +416,7 @@ func TestPaymentTimeout(t *testing.T) {
 	h.waitStatus(t, slow, order.StatusPaymentPending)
 	h.waitStatus(t, paid, order.StatusPaymentPending)
 	h.succeed(t, paid, "msg_p", true)
-	waitFor(t, "the paid order's steps to be done", func() bool {
+	eventually.True(t, "the paid order's steps to be done", func() bool {
 		var n int
 		_ = h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1`, paid).Scan(&n)
 		return n == 0
@@ -438,7 +427,7 @@ func TestPaymentTimeout(t *testing.T) {
 	if v.CancelReason != order.CancelReasonPaymentTimeout {
 		t.Fatalf("cancel reason %q", v.CancelReason)
 	}
-	waitFor(t, "the stock of the timed-out order to be back", func() bool {
+	eventually.True(t, "the stock of the timed-out order to be back", func() bool {
 		st := h.stock(t, p)
 		return st.Reserved == 0 && st.Available == 9 && h.tasks(t) == 0
 	})

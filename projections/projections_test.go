@@ -21,6 +21,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventtest"
+	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
 )
@@ -90,7 +91,7 @@ func (e *env) waitCaughtUp(t *testing.T, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, name+" catches up", func() bool {
+	eventually.True(t, name+" catches up", func() bool {
 		cp, _, _ := e.checkpoint(t, name)
 		return !cp.Less(res.Position)
 	})
@@ -105,21 +106,10 @@ func (e *env) waitVisible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "events are readable", func() bool {
+	eventually.True(t, "events are readable", func() bool {
 		head, err := e.store.Head(ctxT(t))
 		return err == nil && !head.Less(res.Position)
 	})
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the database against a deadline
-	}
 }
 
 var customer = eventstore.Metadata{Actor: command.ActorCustomer}
@@ -358,7 +348,7 @@ func TestPoisonEventStopsTheProjection(t *testing.T) {
 		BatchSize: 1, Attempts: 3, RetryDelay: time.Millisecond, LeaderPoll: 20 * time.Millisecond,
 		OnFailed: func(string, error) { failed.Add(1) },
 	}))
-	eventually(t, "the projection is marked failed", func() bool {
+	eventually.True(t, "the projection is marked failed", func() bool {
 		_, state, _ := e.checkpoint(t, "products")
 		return state == projections.StateFailed
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
@@ -62,7 +63,7 @@ func startServer(t *testing.T, environ ...string) *server {
 		}
 	})
 	s := &server{url: "http://" + ln.Addr().String()}
-	waitFor(t, "ordersd to be ready", func() bool {
+	eventually.True(t, "ordersd to be ready", func() bool {
 		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
 			return false
@@ -78,17 +79,6 @@ type testWriter struct{ t *testing.T }
 func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (s *server) call(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
@@ -156,7 +146,7 @@ func sagaRun(t *testing.T, s *server, orders int, wantStatus string) (products m
 		t.FailNow()
 	}
 	for _, id := range placed {
-		waitFor(t, "order "+id+" to be "+wantStatus, func() bool {
+		eventually.True(t, "order "+id+" to be "+wantStatus, func() bool {
 			status, o := s.call(t, "GET", "/orders/"+id, "")
 			if status == http.StatusOK && o["status"] != "reserved" && o["status"] != "payment_pending" && o["status"] != wantStatus {
 				t.Fatalf("order %s ended %v, want %s: %v", id, o["status"], wantStatus, o)
@@ -173,7 +163,7 @@ func checkStock(t *testing.T, s *server, products, sold map[string]int64) {
 	t.Helper()
 	for id, initial := range products {
 		want := initial - sold[id]
-		waitFor(t, fmt.Sprintf("product %s to show stock %d and nothing reserved", id, want), func() bool {
+		eventually.True(t, fmt.Sprintf("product %s to show stock %d and nothing reserved", id, want), func() bool {
 			status, p := s.call(t, "GET", "/products/"+id, "")
 			return status == http.StatusOK && p["stock"] == float64(want) && p["reserved"] == 0.0
 		})
