@@ -305,7 +305,7 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 	h.provider.setDown(true)
 	p := h.product(t, 10)
 	id := h.place(t, p, 1)
-	m, _ := h.start(t)
+	m, stop := h.start(t)
 
 	attempts := func() (int, string, time.Time) {
 		var (
@@ -331,6 +331,11 @@ func TestRetriesThenParksThenRetryFromDeadLetters(t *testing.T) {
 		}
 		if calls, _, _ := h.provider.count(); calls != i+1 {
 			t.Fatalf("%d provider calls after attempt %d", calls, i+1)
+		}
+		if i == 2 {
+			// A restart keeps the schedule: it is a row, not a timer.
+			stop()
+			m, stop = h.start(t)
 		}
 		h.clock.Advance(delay)
 	}
@@ -412,7 +417,7 @@ func TestPaymentTimeout(t *testing.T) {
 	h := newHarness(t)
 	p := h.product(t, 10)
 	slow, paid := h.place(t, p, 2), h.place(t, p, 1)
-	h.start(t)
+	_, stop := h.start(t)
 	h.waitStatus(t, slow, order.StatusPaymentPending)
 	h.waitStatus(t, paid, order.StatusPaymentPending)
 	h.succeed(t, paid, "msg_p", true)
@@ -421,6 +426,9 @@ func TestPaymentTimeout(t *testing.T) {
 		_ = h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1`, paid).Scan(&n)
 		return n == 0
 	})
+	// The timeout is a row with a due time: it survives a restart.
+	stop()
+	h.start(t)
 
 	h.clock.Advance(15*time.Minute + time.Second)
 	v := h.waitStatus(t, slow, order.StatusCanceled)
@@ -434,4 +442,53 @@ func TestPaymentTimeout(t *testing.T) {
 	if v := h.order(t, paid); v.Status != order.StatusPaid {
 		t.Fatalf("paid order is %s", v.Status)
 	}
+}
+
+// The provider's webhook can overtake its answer to the payment request:
+// the order is paid before the process manager records the request, which
+// then decides nothing; the stock is still sold once.
+func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.product(t, 10)
+	id := h.place(t, p, 2)
+	var once sync.Once
+	h.provider.lose = func() bool {
+		// Called with the payment made and the provider's lock held: the
+		// webhook is recorded before the answer reaches the manager.
+		once.Do(func() {
+			got, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
+				WebhookID: "msg_early", PaymentID: h.provider.byKey[id.String()], Succeeded: true, Amount: 300000,
+			}, eventstore.Metadata{Actor: command.ActorProvider})
+			if err != nil || got.Status != order.StatusPaid {
+				t.Errorf("early webhook: %v %v", got.Status, err)
+			}
+		})
+		return false
+	}
+	h.start(t)
+	eventually.True(t, "the stock to be sold and the work list empty", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 8 && h.tasks(t) == 0
+	})
+	v := h.order(t, id)
+	if v.Status != order.StatusPaid || v.PaymentID != h.providerPayment(id) {
+		t.Fatalf("order %s payment %q", v.Status, v.PaymentID)
+	}
+	recorded, err := h.store.ReadStream(context.Background(), events.OrderStream(id), eventstore.Forward, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recorded {
+		if r.Type == events.TypeOrderPaymentRequested {
+			t.Fatalf("a payment request was recorded after the order was paid")
+		}
+	}
+}
+
+// providerPayment is the payment the stub provider made for an order.
+func (h *harness) providerPayment(id uuid.UUID) string {
+	h.provider.mu.Lock()
+	defer h.provider.mu.Unlock()
+	return h.provider.byKey[id.String()]
 }
