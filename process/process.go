@@ -10,8 +10,13 @@
 //     that moves the checkpoint: an event is scheduled exactly once, and
 //     never skipped;
 //   - the worker runs the steps that are due, with bounded concurrency. A
-//     failing step is retried after each delay of Options.Backoff, then
-//     parked in the dead-letter list for an operator (ordersctl dlq).
+//     failing call to the provider (initiate_payment, refund) is retried
+//     after each delay of Options.Backoff, then parked in the dead-letter
+//     list for an operator (ordersctl dlq); the steps that only touch the
+//     event store (stock, timeout) are retried for as long as they fail,
+//     since only time cures a database that is away. A failure that no
+//     retry can cure (the provider refuses, the order does not exist) is
+//     parked at once.
 //
 // Steps are idempotent, so running one again after a crash is harmless:
 // every decision is checked against the order's stream version, event ids
@@ -19,7 +24,7 @@
 // committed or released at most once by the product aggregate, and the
 // provider is called with idempotency keys (the order id for a payment).
 //
-//	order.reserved           → initiate_payment (now), payment_timeout (reserved + PaymentTimeout)
+//	order.reserved           → initiate_payment (now), payment_timeout (now + PaymentTimeout)
 //	order.paid               → commit_stock; the order's initiate_payment and payment_timeout are dropped
 //	order.canceled           → release_stock; likewise
 //	order.refund_requested   → refund
@@ -81,8 +86,9 @@ const Name = "process_manager"
 
 // Options tunes a Manager. The zero value is ready to use.
 type Options struct {
-	// Backoff is the delay before each retry of a failed step; after the
-	// last one the step is parked. Default 1s, 2s, 4s, 8s, 16s.
+	// Backoff is the delay before each retry of a failed step. A provider
+	// step is parked after the last one; other steps go on retrying after
+	// the last delay. Default 1s, 2s, 4s, 8s, 16s.
 	Backoff []time.Duration
 	// PaymentTimeout is how long a reserved order may wait for its
 	// payment's outcome before it is canceled (default 15m).
@@ -98,7 +104,8 @@ type Options struct {
 	// take over (default 1s).
 	Poll       time.Duration
 	LeaderPoll time.Duration
-	// Now is the clock of due times: retries and timeouts (nil: time.Now).
+	// Now is the one clock of due times, retries and timeouts alike (nil:
+	// time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
 	// OnStep is told the outcome of every step run; OnError of every
@@ -121,7 +128,7 @@ type Manager struct {
 // New returns a Manager keeping its state in pool, following store and
 // acting through orders and provider.
 func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provider Provider, opts Options) *Manager {
-	if opts.Backoff == nil {
+	if len(opts.Backoff) == 0 {
 		opts.Backoff = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 	}
 	if opts.PaymentTimeout <= 0 {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,8 @@ import (
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
+	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/process"
 )
@@ -54,18 +58,32 @@ type stubProvider struct {
 	// lose, if set, is asked after a payment is created whether to lose
 	// the answer (as if the caller crashed before reading it).
 	lose func() bool
+	// failWith, if set, is the error message of an outage.
+	failWith string
+	// gate, if set, holds every payment request until it is closed or the
+	// caller gives up; inFlight and maxInFlight count the requests held.
+	gate                  chan struct{}
+	inFlight, maxInFlight int
+	entered               chan struct{}
 }
 
 func newStub() *stubProvider {
 	return &stubProvider{byKey: map[string]string{}, refunds: map[string]string{}}
 }
 
-func (s *stubProvider) InitiatePayment(_ context.Context, req payment.Request, key string) (payment.Payment, error) {
+func (s *stubProvider) InitiatePayment(ctx context.Context, req payment.Request, key string) (payment.Payment, error) {
+	if err := s.wait(ctx); err != nil {
+		return payment.Payment{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if s.down {
-		return payment.Payment{}, fmt.Errorf("%w: injected outage", payment.ErrUnavailable)
+		msg := "injected outage"
+		if s.failWith != "" {
+			msg = s.failWith
+		}
+		return payment.Payment{}, fmt.Errorf("%w: %s", payment.ErrUnavailable, msg)
 	}
 	if req.OrderID.String() != key || req.Amount <= 0 {
 		return payment.Payment{}, fmt.Errorf("%w: bad request %+v key %q", payment.ErrRefused, req, key)
@@ -79,6 +97,34 @@ func (s *stubProvider) InitiatePayment(_ context.Context, req payment.Request, k
 		return payment.Payment{}, fmt.Errorf("%w: answer lost", payment.ErrUnavailable)
 	}
 	return payment.Payment{ID: id, Status: payment.StatusPending}, nil
+}
+
+// wait holds a request at the gate, if there is one.
+func (s *stubProvider) wait(ctx context.Context) error {
+	s.mu.Lock()
+	gate := s.gate
+	if gate == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	s.mu.Unlock()
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", payment.ErrUnavailable, ctx.Err())
+	case <-gate:
+		return nil
+	}
 }
 
 func (s *stubProvider) Refund(_ context.Context, paymentID, _ string) (payment.Refund, error) {
@@ -117,6 +163,8 @@ type harness struct {
 
 	// backoff, if set, replaces the default retry delays.
 	backoff []time.Duration
+	// orders, if set, stands between the manager and the service.
+	orders process.Orders
 
 	mu     sync.Mutex
 	steps  map[string]int // kind/outcome -> count
@@ -139,7 +187,11 @@ func (h *harness) manager() *process.Manager {
 	if h.clock != nil {
 		now = h.clock.Now
 	}
-	return process.New(h.pool, h.store, h.svc, h.provider, process.Options{
+	var orders process.Orders = h.svc
+	if h.orders != nil {
+		orders = h.orders
+	}
+	return process.New(h.pool, h.store, orders, h.provider, process.Options{
 		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff,
 		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond,
 		OnStep: func(kind, outcome string) {
@@ -221,18 +273,21 @@ func (h *harness) tasks(t *testing.T) int {
 	return n
 }
 
+// deliver records the provider's outcome for an order as its webhook
+// would; it may be called from any goroutine.
+func (h *harness) deliver(id uuid.UUID, webhookID string, ok bool) (command.OrderView, error) {
+	v, err := h.svc.Order(context.Background(), id)
+	if err != nil {
+		return command.OrderView{}, err
+	}
+	return h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
+		WebhookID: webhookID, PaymentID: h.providerPayment(id), Succeeded: ok, Amount: money.Amount(v.Total),
+	}, eventstore.Metadata{Actor: command.ActorProvider, CausationID: webhookID})
+}
+
 func (h *harness) succeed(t *testing.T, id uuid.UUID, webhookID string, ok bool) command.OrderView {
 	t.Helper()
-	v := h.order(t, id)
-	paymentID := v.PaymentID
-	if paymentID == "" {
-		h.provider.mu.Lock()
-		paymentID = h.provider.byKey[id.String()]
-		h.provider.mu.Unlock()
-	}
-	got, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
-		WebhookID: webhookID, PaymentID: paymentID, Succeeded: ok, Amount: v.Items[0].LineTotal,
-	}, eventstore.Metadata{Actor: command.ActorProvider, CausationID: webhookID})
+	got, err := h.deliver(id, webhookID, ok)
 	if err != nil {
 		t.Fatalf("record payment: %v", err)
 	}
@@ -257,7 +312,7 @@ func TestSuccessPath(t *testing.T) {
 	id := h.place(t, p, 2)
 	h.start(t)
 	v := h.waitStatus(t, id, order.StatusPaymentPending)
-	if v.PaymentID == "" || v.PaymentID != h.provider.byKey[id.String()] {
+	if v.PaymentID == "" || v.PaymentID != h.providerPayment(id) {
 		t.Fatalf("payment id %q", v.PaymentID)
 	}
 	h.succeed(t, id, "msg_1", true)
@@ -491,4 +546,131 @@ func (h *harness) providerPayment(id uuid.UUID) string {
 	h.provider.mu.Lock()
 	defer h.provider.mu.Unlock()
 	return h.provider.byKey[id.String()]
+}
+
+// flakyStock fails the first n CommitStock calls, as a database that is
+// away would.
+type flakyStock struct {
+	*command.Service
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyStock) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return errors.New("connection refused (injected)")
+	}
+	f.mu.Unlock()
+	return f.Service.CommitStock(ctx, id, meta)
+}
+
+// A step that only touches the event store is never parked: it retries
+// after the last backoff delay for as long as it fails, then succeeds.
+func TestStockStepsRetryWithoutParking(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	flaky := &flakyStock{Service: h.svc, fails: 8}
+	h.orders = flaky
+	p := h.product(t, 10)
+	id := h.place(t, p, 2)
+	h.start(t)
+	h.waitStatus(t, id, order.StatusPaymentPending)
+	h.succeed(t, id, "msg_1", true)
+	for i := 1; i <= 8; i++ {
+		eventually.True(t, fmt.Sprintf("commit attempt %d", i), func() bool {
+			var n int
+			var state string
+			err := h.pool.QueryRow(context.Background(), `SELECT attempts, state FROM process_tasks WHERE order_id = $1 AND kind = $2`,
+				id, process.KindCommitStock).Scan(&n, &state)
+			if err == nil && state != "pending" {
+				t.Fatalf("commit_stock is %s after %d attempts", state, n)
+			}
+			return err == nil && n == i
+		})
+		h.clock.Advance(16 * time.Second)
+	}
+	eventually.True(t, "the stock to be sold", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 8 && h.tasks(t) == 0
+	})
+	if letters, err := process.DeadLetters(context.Background(), h.pool, 10); err != nil || len(letters) != 0 {
+		t.Fatalf("dead letters %v %v", letters, err)
+	}
+}
+
+// A failure whose message PostgreSQL would refuse as it is (invalid UTF-8
+// cut in the middle of a character) is still recorded and retried.
+func TestFailureMessagesAreAlwaysRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.provider.setDown(true)
+	h.provider.failWith = strings.Repeat("платёж отклонён ", 200) + "\xff"
+	id := h.place(t, h.product(t, 10), 1)
+	h.start(t)
+	var msg string
+	eventually.True(t, "the failure to be recorded", func() bool {
+		var n int
+		err := h.pool.QueryRow(context.Background(), `SELECT attempts, last_error FROM process_tasks WHERE order_id = $1 AND kind = $2`,
+			id, process.KindInitiatePayment).Scan(&n, &msg)
+		return err == nil && n == 1
+	})
+	if !utf8.ValidString(msg) || len(msg) > 2000 || !strings.Contains(msg, "платёж") {
+		t.Fatalf("recorded %d bytes: %.80q", len(msg), msg)
+	}
+}
+
+// killLeader terminates the session holding a leader lock, as a crash or
+// a network cut would, and returns how many it terminated.
+func (h *harness) killLeader(t *testing.T, name string) int {
+	t.Helper()
+	key := pg.LockKey(name)
+	var n int
+	err := h.pool.QueryRow(context.Background(), `
+		SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		 WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		   AND classid = $1 AND objid = $2`, uint32(uint64(key)>>32), uint32(uint64(key))).Scan(&n)
+	if err != nil {
+		t.Errorf("kill %s: %v", name, err) // not Fatal: chaos goroutines call it
+	}
+	return n
+}
+
+const (
+	workerLock    = "orders.process_manager.worker"
+	schedulerLock = "orders.projection." + process.Name
+)
+
+// The worker's leader connection dies while a step waits for the
+// provider: the step is canceled before the next leader runs it again, so
+// the two runs never overlap; the order is paid for once.
+func TestLeadershipLostMidStep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	gate := make(chan struct{})
+	h.provider.gate, h.provider.entered = gate, make(chan struct{}, 4)
+	id := h.place(t, h.product(t, 10), 1)
+	h.start(t)
+	entered := func() {
+		select {
+		case <-h.provider.entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no payment request reached the provider")
+		}
+	}
+	entered()
+	if n := h.killLeader(t, workerLock); n != 1 {
+		t.Fatalf("killed %d worker sessions", n)
+	}
+	entered() // the step again, under the new leadership
+	close(gate)
+	h.waitStatus(t, id, order.StatusPaymentPending)
+	h.provider.mu.Lock()
+	defer h.provider.mu.Unlock()
+	if h.provider.maxInFlight != 1 || len(h.provider.byKey) != 1 {
+		t.Fatalf("%d runs of the step at once, %d payments", h.provider.maxInFlight, len(h.provider.byKey))
+	}
 }

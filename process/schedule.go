@@ -56,7 +56,10 @@ func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.R
 		switch r.Type {
 		case events.TypeOrderReserved:
 			add(KindInitiatePayment, order, now, r)
-			add(KindPaymentTimeout, order, r.RecordedAt.Add(s.m.opts.PaymentTimeout), r)
+			// From when the saga starts, on the one clock of due times: a
+			// scheduler that comes back from an outage gives every order
+			// its full time to pay rather than canceling it on the spot.
+			add(KindPaymentTimeout, order, now.Add(s.m.opts.PaymentTimeout), r)
 		case events.TypeOrderPaid:
 			add(KindCommitStock, order, now, r)
 			ended = append(ended, order)

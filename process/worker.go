@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -23,9 +25,10 @@ type task struct {
 	lease         uuid.UUID
 }
 
-// leaseFor bounds how long a claimed step stays away from other workers if
-// its worker vanishes without losing its leadership (it never should: the
-// new leader clears the leases of the old one when it takes over).
+// leaseFor bounds how long a claimed step stays away from other workers.
+// A worker that loses its leadership cancels its steps at its next claim
+// (within Options.Poll), and a new leader clears the old one's leases when
+// it takes over, so this only matters for a worker that hangs.
 const leaseFor = 5 * time.Minute
 
 // work runs due steps while this instance leads the worker role.
@@ -55,9 +58,14 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("clear leases: %w", err)
 	}
 	m.log.InfoContext(ctx, "process manager worker leading")
-	done := make(chan struct{})
+	// Steps run under the leadership: when it is lost (the claim on the
+	// leader's connection fails) they are canceled, and the next leader
+	// runs them again.
+	stepCtx, cancelSteps := context.WithCancel(ctx)
+	done := make(chan struct{}, m.opts.Concurrency)
 	inFlight := 0
 	defer func() {
+		cancelSteps()
 		for ; inFlight > 0; inFlight-- {
 			<-done
 		}
@@ -75,7 +83,7 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 			inFlight++
 			go func() {
 				defer func() { done <- struct{}{} }()
-				m.run(ctx, t)
+				m.run(stepCtx, t)
 			}()
 		}
 		if len(claimed) == free && free > 0 {
@@ -92,6 +100,14 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 		case <-timer.C:
 		}
 		timer.Stop()
+		for drained := false; !drained; { // every finished step frees its slot
+			select {
+			case <-done:
+				inFlight--
+			default:
+				drained = true
+			}
+		}
 	}
 }
 
@@ -129,7 +145,7 @@ func (m *Manager) run(ctx context.Context, t task) {
 	err := m.execute(stepCtx, t)
 	cancel()
 	if ctx.Err() != nil {
-		return // shutting down: the step runs again under the next leader
+		return // shutting down or deposed: the step runs again under the next leader
 	}
 	log := m.log.With("step", t.Kind, "order_id", t.OrderID, "correlation_id", t.CorrelationID, "attempt", t.Attempts+1)
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -137,8 +153,9 @@ func (m *Manager) run(ctx context.Context, t task) {
 	if err == nil {
 		if _, ferr := m.pool.Exec(finishCtx, `DELETE FROM process_tasks WHERE id = $1 AND lease_id = $2`, t.ID, t.lease); ferr != nil {
 			log.WarnContext(ctx, "step done but not recorded; it will run again", "error", ferr)
+		} else {
+			log.InfoContext(ctx, "step done")
 		}
-		log.InfoContext(ctx, "step done")
 		m.report(t.Kind, OutcomeDone)
 		return
 	}
@@ -148,15 +165,13 @@ func (m *Manager) run(ctx context.Context, t task) {
 	}
 	attempts := t.Attempts + 1
 	outcome, state, due := OutcomeRetry, "pending", m.opts.Now()
-	if attempts > len(m.opts.Backoff) || errors.Is(err, errPermanent) {
+	switch {
+	case errors.Is(err, errPermanent), attempts > len(m.opts.Backoff) && parks(t.Kind):
 		outcome, state = OutcomeParked, "parked"
-	} else {
-		due = due.Add(m.opts.Backoff[attempts-1])
+	default:
+		due = due.Add(m.opts.Backoff[min(attempts, len(m.opts.Backoff))-1])
 	}
-	msg := err.Error()
-	if len(msg) > 2000 {
-		msg = msg[:2000]
-	}
+	msg := truncate(err.Error(), 2000)
 	if _, ferr := m.pool.Exec(finishCtx, `
 		UPDATE process_tasks SET state = $3, attempts = $4, due_at = $5, last_error = $6,
 		       lease_id = NULL, lease_until = NULL, updated_at = now()
@@ -170,6 +185,27 @@ func (m *Manager) run(ctx context.Context, t task) {
 		log.WarnContext(ctx, "step failed; retrying", "error", err, "retry_at", due)
 	}
 	m.report(t.Kind, outcome)
+}
+
+// parks reports whether a step of kind goes to the dead-letter list once
+// its retries are used up: the calls to the provider do. The others only
+// touch the event store, and retrying them is the only cure for its
+// absence, so they retry for as long as they fail.
+func parks(kind string) bool {
+	return kind == KindInitiatePayment || kind == KindRefund
+}
+
+// truncate cuts s to at most n bytes of valid UTF-8 (PostgreSQL refuses
+// anything else).
+func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (m *Manager) report(kind, outcome string) {

@@ -34,15 +34,25 @@ func New(baseURL string, hc *http.Client) *Client {
 // InitiatePayment requests a payment; the key makes repeating it safe.
 func (c *Client) InitiatePayment(ctx context.Context, req payment.Request, key string) (payment.Payment, error) {
 	var out payment.Payment
-	err := c.post(ctx, "/payments", key, req, &out)
-	return out, err
+	if err := c.post(ctx, "/payments", key, req, &out); err != nil {
+		return payment.Payment{}, err
+	}
+	if out.ID == "" {
+		return payment.Payment{}, fmt.Errorf("%w: POST /payments: the answer names no payment_id", payment.ErrUnavailable)
+	}
+	return out, nil
 }
 
 // Refund refunds a payment.
 func (c *Client) Refund(ctx context.Context, paymentID, key string) (payment.Refund, error) {
 	var out payment.Refund
-	err := c.post(ctx, "/payments/"+url.PathEscape(paymentID)+"/refund", key, struct{}{}, &out)
-	return out, err
+	if err := c.post(ctx, "/payments/"+url.PathEscape(paymentID)+"/refund", key, struct{}{}, &out); err != nil {
+		return payment.Refund{}, err
+	}
+	if out.ID == "" {
+		return payment.Refund{}, fmt.Errorf("%w: POST /payments/%s/refund: the answer names no refund_id", payment.ErrUnavailable, paymentID)
+	}
+	return out, nil
 }
 
 // post sends body and decodes a 2xx answer into out. Network failures and
@@ -85,10 +95,12 @@ func (c *Client) post(ctx context.Context, path, key string, body, out any) erro
 	}
 }
 
+// snippet is the start of an answer's body for an error message: valid
+// UTF-8, at most 300 characters.
 func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
+	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
+	if r := []rune(s); len(r) > 300 {
+		s = string(r[:300]) + "…"
 	}
 	return s
 }
