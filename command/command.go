@@ -74,11 +74,11 @@ func encode(meta eventstore.Metadata, evs []events.Event, seed string) ([]events
 		if err != nil {
 			return nil, err
 		}
-		id := uuid.NewSHA1(eventIDSpace, []byte(seed+"/"+strconv.Itoa(i)))
-		if seed == "" {
-			if id, err = uuid.NewV7(); err != nil {
-				return nil, fmt.Errorf("event id: %w", err)
-			}
+		var id uuid.UUID
+		if seed != "" {
+			id = uuid.NewSHA1(eventIDSpace, []byte(seed+"/"+strconv.Itoa(i)))
+		} else if id, err = uuid.NewV7(); err != nil {
+			return nil, fmt.Errorf("event id: %w", err)
 		}
 		out[i] = eventstore.EventData{ID: id, Type: e.EventType(), Data: data, Metadata: meta}
 	}

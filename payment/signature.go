@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,6 +25,11 @@ const Tolerance = 5 * time.Minute
 // MaxIDLength bounds a webhook id; longer ones are refused.
 const MaxIDLength = 255
 
+// MinKeyLength is the shortest key a whsec_ secret may decode to (such
+// secrets are generated; a short one is a mistake, and an empty one would
+// let anyone sign).
+const MinKeyLength = 16
+
 // Verification errors; all of them mean 401 and nothing recorded.
 var (
 	ErrMissingHeaders = errors.New("webhook signature headers missing or malformed")
@@ -37,14 +43,25 @@ func webhookKey(secret string) (*standardwebhooks.Webhook, error) {
 	if strings.TrimSpace(secret) == "" {
 		return nil, errors.New("webhook secret is empty")
 	}
-	if strings.HasPrefix(secret, "whsec_") {
-		wh, err := standardwebhooks.NewWebhook(secret)
+	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		key, err := base64.StdEncoding.DecodeString(rest)
 		if err != nil {
 			return nil, fmt.Errorf("webhook secret whsec_…: the rest is not base64: %w", err)
 		}
-		return wh, nil
+		if len(key) < MinKeyLength {
+			return nil, fmt.Errorf("webhook secret whsec_…: the key is %d bytes, want at least %d", len(key), MinKeyLength)
+		}
+	}
+	if strings.HasPrefix(secret, "whsec_") {
+		return standardwebhooks.NewWebhook(secret)
 	}
 	return standardwebhooks.NewWebhookRaw([]byte(secret))
+}
+
+// ValidateSecret reports whether secret can sign and verify webhooks.
+func ValidateSecret(secret string) error {
+	_, err := webhookKey(secret)
+	return err
 }
 
 // Signer signs webhooks with one secret.
@@ -103,7 +120,8 @@ func NewVerifier(secrets []string, now func() time.Time) (*Verifier, error) {
 }
 
 // Verify checks a webhook's headers and body and returns its message id.
-// The signature is compared in constant time; every secret is tried.
+// Each signature is compared in constant time, against each secret until
+// one matches.
 func (v *Verifier) Verify(h http.Header, body []byte) (string, error) {
 	id, ts := h.Get(HeaderID), h.Get(HeaderTimestamp)
 	if id == "" || len(id) > MaxIDLength || ts == "" || h.Get(HeaderSignature) == "" {

@@ -142,8 +142,13 @@ func TestVerifyRotationAndRawSecrets(t *testing.T) {
 	if _, err := v.Verify(sign("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), []byte(`{}`)); !errors.Is(err, payment.ErrBadSignature) {
 		t.Errorf("the raw bytes of a whsec secret verified: %v", err)
 	}
-	if _, err := payment.NewVerifier([]string{"whsec_!!!"}, nil); err == nil {
-		t.Error("a whsec_ secret that is not base64 was accepted")
+	for _, bad := range []string{"whsec_!!!", "whsec_", "whsec_c2hvcnQ="} {
+		if _, err := payment.NewVerifier([]string{bad}, nil); err == nil {
+			t.Errorf("secret %q accepted", bad)
+		}
+		if _, err := payment.NewVerifier([]string{vectorSecret, bad}, nil); err == nil {
+			t.Errorf("secret %q accepted among others", bad)
+		}
 	}
 	if _, err := payment.NewSigner(""); err == nil {
 		t.Error("an empty secret was accepted")

@@ -50,7 +50,7 @@ func (m *Manager) execute(ctx context.Context, t task) error {
 func (m *Manager) initiatePayment(ctx context.Context, t task, meta eventstore.Metadata) error {
 	v, err := m.orders.Order(ctx, t.OrderID)
 	if err != nil {
-		return err
+		return fmt.Errorf("read order: %w", err)
 	}
 	if v.Status != order.StatusReserved {
 		return nil // requested already, paid early, or canceled
@@ -74,7 +74,7 @@ func (m *Manager) initiatePayment(ctx context.Context, t task, meta eventstore.M
 func (m *Manager) refund(ctx context.Context, t task, meta eventstore.Metadata) error {
 	v, err := m.orders.Order(ctx, t.OrderID)
 	if err != nil {
-		return err
+		return fmt.Errorf("read order: %w", err)
 	}
 	if !v.RefundRequested || v.RefundID != "" {
 		return nil

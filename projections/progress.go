@@ -156,3 +156,23 @@ func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
 		return s, err
 	})
 }
+
+// ErrNotFailed: Resume found no failed projection of that name.
+var ErrNotFailed = errors.New("no failed projection of that name")
+
+// Resume lets a projection that stopped on a poison event try that event
+// again, from where it stopped (after the cause is fixed: a deployment, a
+// repaired row). Its runners pick it up by themselves. Unlike a rebuild it
+// keeps the checkpoint, which is the only way on for a projection that must
+// not be replayed, such as the process manager's scheduler.
+func Resume(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	tag, err := pool.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = '', updated_at = now() WHERE name = $1 AND state = $3`,
+		name, StateRunning, StateFailed)
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %s", ErrNotFailed, name)
+	}
+	return nil
+}

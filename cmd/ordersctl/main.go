@@ -95,6 +95,23 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	}
 	rebuild.Flags().BoolVar(&restart, "restart", false, "drop an interrupted rebuild's work and start from the first event")
 	rebuild.Flags().IntVar(&batch, "batch", 5000, "events per transaction")
+	projectionsCmd.AddCommand(&cobra.Command{
+		Use:   "resume NAME",
+		Short: "Let a failed projection (or the process manager) try its failing event again, keeping its checkpoint",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := pg.Connect(cmd.Context(), databaseURL, 2)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := projections.Resume(cmd.Context(), pool, args[0]); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s resumes from its checkpoint\n", args[0])
+			return err
+		},
+	})
 	projectionsCmd.AddCommand(rebuild)
 	root.AddCommand(projectionsCmd)
 
@@ -144,7 +161,7 @@ func rebuildProjection(ctx context.Context, url, name string, opts projections.R
 	proj, ok := rebuildable[name]
 	if !ok {
 		if name == process.Name {
-			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again", name)
+			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again (a failed one continues with ordersctl projections resume %s)", name, name)
 		}
 		return fmt.Errorf("no projection %q (have products, orders)", name)
 	}

@@ -175,3 +175,31 @@ func TestDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// A failed projection resumes from its checkpoint; a running one is not
+// "resumed".
+func TestProjectionsResume(t *testing.T) {
+	pool := pgtest.NewPool(t, 4)
+	url := pool.Config().ConnConfig.ConnString()
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare, state, error)
+		VALUES ('process_manager', 42, 7, 'failed', 'boom'), ('orders', 1, 1, 'running', '')`); err != nil {
+		t.Fatal(err)
+	}
+	if out := ctl(t, url, "projections", "resume", "process_manager"); !strings.Contains(out, "resumes") {
+		t.Fatalf("resume:\n%s", out)
+	}
+	var state, msg string
+	var commit int64
+	if err := pool.QueryRow(ctx, `SELECT state, error, position_commit FROM projection_checkpoints WHERE name = 'process_manager'`).Scan(&state, &msg, &commit); err != nil {
+		t.Fatal(err)
+	}
+	if state != "running" || msg != "" || commit != 42 {
+		t.Fatalf("after resume: %s %q at %d", state, msg, commit)
+	}
+	for _, name := range []string{"orders", "process_manager", "nope"} {
+		if out, err := ctlErr(url, "projections", "resume", name); err == nil {
+			t.Errorf("resume of %s succeeded:\n%s", name, out)
+		}
+	}
+}

@@ -28,13 +28,17 @@ type server struct {
 	url string
 }
 
-// startServer runs ordersd with the given extra environment until the test
-// ends, and checks that it then shuts down cleanly.
+// startServer runs ordersd with the given extra environment ("{addr}" in a
+// value stands for the server's address) until the test ends, and checks
+// that it then shuts down cleanly.
 func startServer(t *testing.T, environ ...string) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i, e := range environ {
+		environ[i] = strings.ReplaceAll(e, "{addr}", ln.Addr().String())
 	}
 	env := append([]string{
 		"DATABASE_URL=" + pgtest.NewDatabase(t), "REDIS_URL=", "ADMIN_SECRET=" + adminSecret,
@@ -229,6 +233,7 @@ func TestSagaSeparateProvider(t *testing.T) {
 	api := httptest.NewServer(provider.Handler())
 	t.Cleanup(api.Close)
 	s := startServer(t, "FAKE_PAYMENT_ENABLED=false", "PAYMENT_PROVIDER_URL="+api.URL, "PAYMENT_WEBHOOK_SECRET="+secret,
+		"PAYMENT_CALLBACK_URL=http://{addr}/webhooks/payment",
 		"PAYMENT_RETRY_BACKOFF=20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms,20ms")
 	products, sold := sagaRun(t, s, 16, "paid")
 	checkStock(t, s, products, sold)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/payment"
@@ -60,7 +61,7 @@ func loopback(addr net.Addr) string {
 		return addr.String()
 	}
 	if tcp.IP == nil || tcp.IP.IsUnspecified() {
-		return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 	}
 	return tcp.String()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -53,7 +54,14 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var in payment.Outcome
+	// occurred_at is informative only and not read, so a provider's format
+	// for it cannot block the outcome.
+	var in struct {
+		PaymentID string       `json:"payment_id"`
+		OrderID   uuid.UUID    `json:"order_id"`
+		Status    string       `json:"status"`
+		Amount    money.Amount `json:"amount"`
+	}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&in); err != nil {
 		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Bad Request", Status: http.StatusBadRequest,
 			Detail: "The webhook body is not the payment outcome JSON object."})

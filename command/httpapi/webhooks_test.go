@@ -4,11 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/httpapi"
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
@@ -179,5 +186,66 @@ func TestWebhookContentProblems(t *testing.T) {
 	}
 	if after := e.orderEvents(t, id); len(after) != len(before) {
 		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
+	}
+}
+
+// Twenty deliveries of one message at once, and one more to a server that
+// never saw it (a restart): one effect, and every delivery acknowledged.
+func TestWebhookConcurrentDuplicatesAndRestart(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	body := outcomeBody(id, "success", "3000.00")
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _ := payment.NewSigner(webhookSecret)
+			h := http.Header{}
+			_ = s.Sign(h, "msg_dup", time.Now(), []byte(body))
+			req, _ := http.NewRequest("POST", e.srv.URL+"/webhooks/payment", strings.NewReader(body))
+			for k := range h {
+				req.Header.Set(k, h.Get(k))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("delivery: %d", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+
+	v, _ := payment.NewVerifier([]string{webhookSecret}, nil)
+	restarted := httpapi.New(httpapi.Config{Commands: command.NewService(e.store, command.Options{}), AdminSecret: secret, Webhooks: v})
+	r := chi.NewRouter()
+	restarted.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	again := (&env{srv: srv, store: e.store}).webhook(t, webhookSecret, "msg_dup", time.Now(), body)
+	if again.status != http.StatusOK || again.body["status"] != "paid" {
+		t.Fatalf("after the restart: %d %s", again.status, again.raw)
+	}
+	paid := 0
+	for _, typ := range e.orderEvents(t, id) {
+		if typ == events.TypeOrderPaid {
+			paid++
+		}
+	}
+	if paid != 1 {
+		t.Fatalf("%d order.paid events, want 1", paid)
+	}
+}
+
+func TestWebhookBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	body := `{"pad":"` + strings.Repeat("x", 1<<20) + `","order_id":"` + id + `"}`
+	if r := e.webhook(t, webhookSecret, "msg_big", time.Now(), body); r.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a body over 1 MiB: %d %.200s", r.status, r.raw)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/orders-reference/orders/payment"
 )
 
 // Config is the configuration of ordersd and ordersctl.
@@ -41,7 +43,8 @@ type Config struct {
 	FakePayment
 	PaymentProviderURL string `env:"PAYMENT_PROVIDER_URL"`
 	// PaymentCallbackURL is where the provider sends webhooks; empty means
-	// this server's /webhooks/payment on the loopback address.
+	// this server's /webhooks/payment on the loopback address, which only
+	// the embedded fake provider can reach (so it is required otherwise).
 	PaymentCallbackURL string `env:"PAYMENT_CALLBACK_URL"`
 	// PaymentTimeout cancels an order whose payment has no outcome by then.
 	PaymentTimeout time.Duration `env:"PAYMENT_TIMEOUT" envDefault:"15m"`
@@ -110,6 +113,8 @@ func LoadFakePay(environ []string) (FakePay, error) {
 	problems := cfg.validate()
 	if v, ok := vars["PAYMENT_WEBHOOK_SECRET"]; ok && strings.TrimSpace(v) == "" {
 		problems = append(problems, errors.New("PAYMENT_WEBHOOK_SECRET is set but empty: set a secret or unset it to use the development default"))
+	} else if err := payment.ValidateSecret(cfg.PaymentWebhookSecret); err != nil {
+		problems = append(problems, fmt.Errorf("PAYMENT_WEBHOOK_SECRET: %w", err))
 	}
 	if err := errors.Join(problems...); err != nil {
 		return FakePay{}, fmt.Errorf("configuration:\n%w", err)
@@ -183,6 +188,9 @@ func (c Config) validate() []error {
 	if !c.FakePaymentEnabled && c.PaymentProviderURL == "" {
 		problems = append(problems, errors.New("FAKE_PAYMENT_ENABLED=false needs PAYMENT_PROVIDER_URL, the payment provider's base URL"))
 	}
+	if !c.FakePaymentEnabled && c.PaymentCallbackURL == "" {
+		problems = append(problems, errors.New("FAKE_PAYMENT_ENABLED=false needs PAYMENT_CALLBACK_URL, the URL of /webhooks/payment as the provider reaches it"))
+	}
 	if c.PaymentProviderURL != "" {
 		if err := checkURL("PAYMENT_PROVIDER_URL", c.PaymentProviderURL, "http", "https"); err != nil {
 			problems = append(problems, err)
@@ -196,14 +204,20 @@ func (c Config) validate() []error {
 	if c.PaymentTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))
 	}
+	if len(c.PaymentRetryBackoff) == 0 {
+		problems = append(problems, errors.New("PAYMENT_RETRY_BACKOFF is empty: give at least one delay, e.g. 1s,2s,4s,8s,16s"))
+	}
 	for _, d := range c.PaymentRetryBackoff {
-		if d < 0 {
-			problems = append(problems, fmt.Errorf("PAYMENT_RETRY_BACKOFF: %v must not be negative", d))
+		if d <= 0 {
+			problems = append(problems, fmt.Errorf("PAYMENT_RETRY_BACKOFF: %v must be positive", d))
 		}
 	}
+	if err := payment.ValidateSecret(c.PaymentWebhookSecret); err != nil && strings.TrimSpace(c.PaymentWebhookSecret) != "" {
+		problems = append(problems, fmt.Errorf("PAYMENT_WEBHOOK_SECRET: %w", err))
+	}
 	for _, s := range c.PaymentWebhookPreviousSecrets {
-		if strings.TrimSpace(s) == "" {
-			problems = append(problems, errors.New("PAYMENT_WEBHOOK_PREVIOUS_SECRETS holds an empty secret"))
+		if err := payment.ValidateSecret(s); err != nil {
+			problems = append(problems, fmt.Errorf("PAYMENT_WEBHOOK_PREVIOUS_SECRETS: %w", err))
 		}
 	}
 	if c.RateLimitOrdersPerMinute < 1 {

@@ -68,19 +68,25 @@ func TestPaymentConfiguration(t *testing.T) {
 		cfg.PaymentRetryBackoff[0] != time.Second || cfg.PaymentRetryBackoff[4] != 16*time.Second {
 		t.Fatalf("payment defaults: %+v", cfg)
 	}
-	cfg, err = config.Load([]string{"PAYMENT_RETRY_BACKOFF=100ms,1s", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=old1,whsec_b2xk", "FAKE_PAYMENT_ENABLED=false",
-		"PAYMENT_PROVIDER_URL=http://fakepay:8001"})
+	cfg, err = config.Load([]string{"PAYMENT_RETRY_BACKOFF=100ms,1s", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=old1,whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "FAKE_PAYMENT_ENABLED=false",
+		"PAYMENT_PROVIDER_URL=http://fakepay:8001", "PAYMENT_CALLBACK_URL=http://ordersd:8000/webhooks/payment"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.PaymentRetryBackoff) != 2 || cfg.PaymentRetryBackoff[0] != 100*time.Millisecond || len(cfg.PaymentWebhookPreviousSecrets) != 2 {
 		t.Fatalf("payment overrides: %+v", cfg)
 	}
-	_, err = config.Load([]string{"FAKE_PAYMENT_ENABLED=false", "PAYMENT_TIMEOUT=0s", "FAKE_PAYMENT_FAIL_RATE=2", "PAYMENT_CALLBACK_URL=ftp://x"})
-	for _, want := range []string{"PAYMENT_PROVIDER_URL", "PAYMENT_TIMEOUT", "FAKE_PAYMENT_FAIL_RATE", "PAYMENT_CALLBACK_URL"} {
+	_, err = config.Load([]string{"FAKE_PAYMENT_ENABLED=false", "PAYMENT_TIMEOUT=0s", "FAKE_PAYMENT_FAIL_RATE=2", "PAYMENT_CALLBACK_URL=ftp://x",
+		"PAYMENT_RETRY_BACKOFF=1s,0s", "PAYMENT_WEBHOOK_SECRET=whsec_", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=ok-secret,"})
+	for _, want := range []string{"PAYMENT_PROVIDER_URL", "PAYMENT_TIMEOUT", "FAKE_PAYMENT_FAIL_RATE", "PAYMENT_CALLBACK_URL", "PAYMENT_RETRY_BACKOFF",
+		"PAYMENT_WEBHOOK_SECRET:", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
+	}
+	if _, err := config.Load([]string{"FAKE_PAYMENT_ENABLED=false", "PAYMENT_PROVIDER_URL=http://fakepay:8001"}); err == nil ||
+		!strings.Contains(err.Error(), "PAYMENT_CALLBACK_URL") {
+		t.Errorf("an external provider without a callback URL: %v", err)
 	}
 	fp, err := config.LoadFakePay([]string{"FAKEPAY_ADDR=:9100", "FAKE_PAYMENT_SUCCESS_RATE=1"})
 	if err != nil || fp.Addr != ":9100" || fp.FakePaymentSuccessRate != 1 || fp.PaymentWebhookSecret == "" {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"time"
@@ -30,7 +31,7 @@ func LockKey(name string) int64 {
 func Lead(ctx context.Context, pool *pgxpool.Pool, key int64, poll time.Duration, fn func(ctx context.Context, conn *pgx.Conn) error) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("leader connection: %w", err)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -43,7 +44,7 @@ func Lead(ctx context.Context, pool *pgxpool.Pool, key int64, poll time.Duration
 	for {
 		var leader bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&leader); err != nil {
-			return err
+			return fmt.Errorf("leader lock: %w", err)
 		}
 		if leader {
 			break

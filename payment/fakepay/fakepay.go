@@ -182,7 +182,8 @@ func fingerprint(req payment.Request) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Refund refunds a successful payment; the same key refunds once.
+// Refund refunds a successful payment. A payment is refunded once: asking
+// again returns the same refund, whatever the key.
 func (p *Provider) Refund(_ context.Context, paymentID, key string) (payment.Refund, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
