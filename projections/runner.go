@@ -247,9 +247,15 @@ func transient(err error) bool {
 	return false
 }
 
+// batchTimeout bounds one batch's transaction. A batch under way when the
+// runner is stopped is finished, not abandoned (a graceful shutdown).
+const batchTimeout = 30 * time.Second
+
 // apply runs one batch and moves the checkpoint from from to the batch's,
 // in one transaction.
 func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if len(b.Events) > 0 {
 			if err := r.proj.Apply(ctx, tx, b.Events); err != nil {

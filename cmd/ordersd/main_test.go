@@ -250,3 +250,60 @@ func TestSagaSeparateProvider(t *testing.T) {
 		t.Errorf("forged webhook: %d %v", status, body)
 	}
 }
+
+// The roles split over two processes: the APIs in one, the projections,
+// the process manager and the fake provider in the other. Orders placed on
+// the first are paid through the second and read back from the first.
+func TestRolesInSeparateProcesses(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	api := startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=command,query")
+	startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=projector,process,fakepay", "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms",
+		"PAYMENT_CALLBACK_URL="+api.url+"/webhooks/payment")
+	products, sold := sagaRun(t, api, 6, "paid")
+	checkStock(t, api, products, sold)
+	if status, _ := api.call(t, "GET", "/fakepay/payments/nope", ""); status != http.StatusNotFound {
+		t.Errorf("the API process serves the fake provider: %d", status)
+	}
+}
+
+// /readyz reports each check; /healthz only that the process runs.
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	status, body := s.call(t, "GET", "/readyz", "")
+	checks, _ := body["checks"].(map[string]any)
+	if status != http.StatusOK || body["status"] != "ready" || checks["database"] != "ok" || checks["eventstore"] != "ok" || checks["projections"] != "ok" {
+		t.Fatalf("readyz: %d %v", status, body)
+	}
+	if status, body := s.call(t, "GET", "/healthz", ""); status != http.StatusOK || body["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", status, body)
+	}
+	if got := metric(t, s, `http_request_duration_seconds_count{method="GET",route="/readyz",status="200"}`); got == "" {
+		t.Error("no request duration recorded for /readyz")
+	}
+}
+
+// Bad configuration and an unreachable database stop ordersd with a clear
+// message and a non-zero exit code, not a stack trace.
+func TestStartupErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args, env []string
+		code      int
+		want      string
+	}{
+		{nil, []string{"ADMIN_SECRET="}, 2, "ADMIN_SECRET is set but empty"},
+		{[]string{"--roles", "command,billing"}, nil, 2, `unknown role "billing"`},
+		{nil, []string{"DATABASE_URL=mysql://db/orders"}, 2, "DATABASE_URL"},
+		{nil, []string{"HTTP_ADDR=127.0.0.1:0", "DATABASE_URL=postgres://postgres@127.0.0.1:1/orders?sslmode=disable&connect_timeout=2"}, 1, "127.0.0.1:1"},
+	}
+	for _, c := range cases {
+		var out, errOut strings.Builder
+		code := start(context.Background(), c.args, c.env, &out, &errOut)
+		all := out.String() + errOut.String()
+		if code != c.code || !strings.Contains(all, c.want) || strings.Contains(all, "goroutine ") {
+			t.Errorf("%v %v: exit %d, output:\n%s\nwant exit %d mentioning %q", c.args, c.env, code, all, c.code, c.want)
+		}
+	}
+}

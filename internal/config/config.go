@@ -19,6 +19,10 @@ import (
 
 // Config is the configuration of ordersd and ordersctl.
 type Config struct {
+	// Roles are the parts this process runs (ORDERS_ROLES, or ordersd
+	// --roles): all of them by default, the fake payment provider only if
+	// FAKE_PAYMENT_ENABLED.
+	Roles       Roles  `env:"ORDERS_ROLES" envDefault:"all"`
 	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@localhost:5432/orders?sslmode=disable"`
 	// EventStoreURL selects the event store; empty means PostgreSQL in
@@ -37,8 +41,9 @@ type Config struct {
 	// PaymentWebhookSecret while secrets are rotated (comma-separated).
 	PaymentWebhookPreviousSecrets []string `env:"PAYMENT_WEBHOOK_PREVIOUS_SECRETS" envSeparator:","`
 
-	// FakePaymentEnabled runs the fake payment provider inside the server;
-	// otherwise PaymentProviderURL names the provider.
+	// FakePaymentEnabled runs the fake payment provider inside the server
+	// (the fakepay role of "all"); otherwise PaymentProviderURL names the
+	// provider.
 	FakePaymentEnabled bool `env:"FAKE_PAYMENT_ENABLED" envDefault:"true"`
 	FakePayment
 	PaymentProviderURL string `env:"PAYMENT_PROVIDER_URL"`
@@ -59,6 +64,9 @@ type Config struct {
 
 	// MigrateOnStart applies pending migrations when the server starts.
 	MigrateOnStart bool `env:"MIGRATE_ON_START" envDefault:"true"`
+	// ReadyMaxProjectionLag is how far behind the projections may be for
+	// /readyz to answer ready.
+	ReadyMaxProjectionLag time.Duration `env:"READY_MAX_PROJECTION_LAG" envDefault:"30s"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 }
@@ -135,6 +143,9 @@ func Load(environ []string) (Config, error) {
 	if v, ok := vars["REDIS_URL"]; ok && v == "" {
 		cfg.RedisURL = ""
 	}
+	if cfg.Roles.all && !cfg.FakePaymentEnabled {
+		delete(cfg.Roles.set, RoleFakePay)
+	}
 	var problems []error
 	for _, name := range []string{"ADMIN_SECRET", "PAYMENT_WEBHOOK_SECRET", "IDEMPOTENCY_KEY_SECRET"} {
 		if v, ok := vars[name]; ok && strings.TrimSpace(v) == "" {
@@ -185,11 +196,18 @@ func (c Config) validate() []error {
 		}
 	}
 	problems = append(problems, c.FakePayment.validate()...)
-	if !c.FakePaymentEnabled && c.PaymentProviderURL == "" {
-		problems = append(problems, errors.New("FAKE_PAYMENT_ENABLED=false needs PAYMENT_PROVIDER_URL, the payment provider's base URL"))
+	if c.Roles.Has(RoleProcess) && !c.Roles.Has(RoleFakePay) {
+		if c.PaymentProviderURL == "" {
+			problems = append(problems, errors.New("the process manager without the embedded fake provider (FAKE_PAYMENT_ENABLED=false, or roles without fakepay) needs PAYMENT_PROVIDER_URL, the payment provider's base URL"))
+		}
+		if c.PaymentCallbackURL == "" {
+			problems = append(problems, errors.New("the process manager with an external provider needs PAYMENT_CALLBACK_URL, the URL of /webhooks/payment as the provider reaches it"))
+		}
+	} else if c.Roles.Has(RoleProcess) && !c.Roles.Has(RoleCommand) && c.PaymentCallbackURL == "" {
+		problems = append(problems, errors.New("the process manager without the command role needs PAYMENT_CALLBACK_URL, the URL of a command API's /webhooks/payment"))
 	}
-	if !c.FakePaymentEnabled && c.PaymentCallbackURL == "" {
-		problems = append(problems, errors.New("FAKE_PAYMENT_ENABLED=false needs PAYMENT_CALLBACK_URL, the URL of /webhooks/payment as the provider reaches it"))
+	if c.ReadyMaxProjectionLag <= 0 {
+		problems = append(problems, fmt.Errorf("READY_MAX_PROJECTION_LAG=%v: must be positive", c.ReadyMaxProjectionLag))
 	}
 	if c.PaymentProviderURL != "" {
 		if err := checkURL("PAYMENT_PROVIDER_URL", c.PaymentProviderURL, "http", "https"); err != nil {

@@ -96,3 +96,28 @@ func TestPaymentConfiguration(t *testing.T) {
 		t.Fatal("fakepay accepted an empty secret")
 	}
 }
+
+func TestRoles(t *testing.T) {
+	cfg, err := config.Load(nil)
+	if err != nil || cfg.Roles.String() != "command,query,projector,process,fakepay" {
+		t.Fatalf("default roles %q: %v", cfg.Roles, err)
+	}
+	cfg, err = config.Load([]string{"FAKE_PAYMENT_ENABLED=false", "PAYMENT_PROVIDER_URL=http://p", "PAYMENT_CALLBACK_URL=http://c/webhooks/payment"})
+	if err != nil || cfg.Roles.String() != "command,query,projector,process" {
+		t.Fatalf("roles without the fake provider %q: %v", cfg.Roles, err)
+	}
+	cfg, err = config.Load([]string{"ORDERS_ROLES=query, projector"})
+	if err != nil || cfg.Roles.String() != "query,projector" || cfg.Roles.Has(config.RoleCommand) {
+		t.Fatalf("query,projector: %q %v", cfg.Roles, err)
+	}
+	for env, want := range map[string]string{
+		"ORDERS_ROLES=command,payments": "unknown role",
+		"ORDERS_ROLES=,":                "no role",
+		"ORDERS_ROLES=process":          "PAYMENT_PROVIDER_URL",
+		"ORDERS_ROLES=process,fakepay":  "PAYMENT_CALLBACK_URL",
+	} {
+		if _, err := config.Load([]string{env}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error about %s", env, err, want)
+		}
+	}
+}

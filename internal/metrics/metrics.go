@@ -16,6 +16,10 @@ import (
 type Metrics struct {
 	registry *prometheus.Registry
 
+	// HTTPDuration is the request latency by method, route pattern and
+	// status.
+	HTTPDuration *prometheus.HistogramVec
+
 	OrdersTotal       prometheus.Counter
 	RateLimited       prometheus.Counter
 	RateLimiterErrors prometheus.Counter
@@ -40,6 +44,11 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		registry: r,
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "HTTP request latency by method, route pattern and status.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method", "route", "status"}),
 		OrdersTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orders_total", Help: "Orders placed (new orders, not replays of an Idempotency-Key).",
 		}),
@@ -83,7 +92,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
+		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
 		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
 		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters)
 	return m

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/metrics"
+	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/payment"
+	"github.com/orders-reference/orders/payment/fakepay"
+	paymentprovider "github.com/orders-reference/orders/payment/provider"
+	"github.com/orders-reference/orders/process"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
+	queryapi "github.com/orders-reference/orders/query/httpapi"
+)
+
+// run serves the configured roles until ctx ends, then stops accepting
+// requests, drains those in flight, lets every projection finish its
+// batch, releases its leader locks and returns nil.
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener) error {
+	defer ln.Close()
+	if cfg.EventStoreURL != "" {
+		return fmt.Errorf("EVENTSTORE_URL=%s: the EventStoreDB/KurrentDB adapter is not available yet; unset EVENTSTORE_URL to use the PostgreSQL event store", config.Redacted(cfg.EventStoreURL))
+	}
+	roles := cfg.Roles
+	logger.Info("ordersd starting", "roles", roles.String(), "addr", ln.Addr().String())
+
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
+	// Each projection runner and each half of the process manager keeps a
+	// connection (leader or standby); leave room for requests, steps,
+	// Recovery and the event store's notifier.
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
+	defer pool.Close()
+	if cfg.MigrateOnStart {
+		if err := pg.Migrate(startCtx, pool, logger); err != nil {
+			return err
+		}
+	}
+	m := metrics.New()
+	m.Prime([]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
+		[]string{process.KindInitiatePayment, process.KindPaymentTimeout, process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
+		[]string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
+	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
+	defer store.Close()
+	svc := command.NewService(store, command.Options{
+		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
+		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
+		KeySecret:       []byte(cfg.IdempotencyKeySecret),
+	})
+
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, d time.Duration) {
+		m.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+	}))
+	g, gctx := errgroup.WithContext(ctx)
+	watcher := newWatcher(pool, m, logger)
+	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, checkProjections: roles.Has(config.RoleQuery)}
+
+	if roles.Has(config.RoleCommand) {
+		limiter, redisClient, closeLimiter := newLimiter(ctx, cfg, logger)
+		defer closeLimiter()
+		ready.redis = redisClient
+		verifier, err := webhookVerifier(cfg)
+		if err != nil {
+			return err
+		}
+		httpapi.New(httpapi.Config{
+			Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
+			OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
+			Webhooks: verifier,
+		}).Mount(r)
+		recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
+		g.Go(func() error {
+			if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("recovery: %w", err)
+			}
+			return nil
+		})
+	}
+	var onApplied func(string, eventstore.Position)
+	if roles.Has(config.RoleQuery) {
+		progress := projections.NewProgress(pool, 0)
+		onApplied = progress.Applied // wakes read-your-writes waiters at once when the runners are here too
+		queryapi.New(queryapi.Config{
+			Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: cfg.AdminSecret, Logger: logger,
+		}).Mount(r)
+		g.Go(func() error { progress.Run(gctx); return nil })
+	}
+	if roles.Has(config.RoleProjector) {
+		for _, proj := range []projections.Projector{projections.Products{}, projections.Orders{}} {
+			runner := projections.NewRunner(pool, store, proj, projections.Options{Logger: logger, OnApplied: onApplied})
+			g.Go(func() error { return runner.Run(gctx) })
+		}
+	}
+	var fake *fakepay.Provider
+	if roles.Has(config.RoleFakePay) {
+		if fake, err = newFakeProvider(cfg, logger); err != nil {
+			return err
+		}
+		defer fake.Close()
+		r.Mount("/fakepay", fake.Handler())
+	}
+	if roles.Has(config.RoleProcess) {
+		var provider process.Provider = fake
+		if fake == nil {
+			provider = paymentprovider.New(cfg.PaymentProviderURL, nil)
+		}
+		callback := cfg.PaymentCallbackURL
+		if callback == "" {
+			callback = "http://" + loopback(ln.Addr()) + "/webhooks/payment"
+		}
+		manager := process.New(pool, store, svc, provider, process.Options{
+			Backoff: cfg.PaymentRetryBackoff, PaymentTimeout: cfg.PaymentTimeout, CallbackURL: callback, Logger: logger,
+			OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
+			OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+		})
+		providerName := "embedded fake provider"
+		if fake == nil {
+			providerName = cfg.PaymentProviderURL
+		}
+		logger.Info("payment process manager", "provider", providerName, "callback_url", callback)
+		g.Go(func() error { return manager.Run(gctx) })
+	}
+	r.Method(http.MethodGet, "/metrics", m.Handler())
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", ready.ServeHTTP)
+	g.Go(func() error { watcher.Run(gctx); return nil })
+
+	srv := &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	g.Go(func() error {
+		logger.Info("ordersd listening", "addr", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("ordersd shutting down: draining requests")
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(shutdownCtx)
+	})
+	return g.Wait()
+}
+
+// webhookVerifier accepts the current webhook secret and those being
+// rotated out.
+func webhookVerifier(cfg config.Config) (*payment.Verifier, error) {
+	v, err := payment.NewVerifier(append([]string{cfg.PaymentWebhookSecret}, cfg.PaymentWebhookPreviousSecrets...), nil)
+	if err != nil {
+		return nil, fmt.Errorf("PAYMENT_WEBHOOK_SECRET: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/internal/metrics"
+	"github.com/orders-reference/orders/process"
+	"github.com/orders-reference/orders/projections"
+)
+
+// watchEvery is how often the watcher reads the projections and the
+// process manager's backlog.
+const watchEvery = 5 * time.Second
+
+// watcher keeps the lag and backlog metrics current and remembers the
+// projections' last state for /readyz.
+type watcher struct {
+	pool *pgxpool.Pool
+	m    *metrics.Metrics
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	last []projections.Status
+	at   time.Time
+}
+
+func newWatcher(pool *pgxpool.Pool, m *metrics.Metrics, log *slog.Logger) *watcher {
+	return &watcher{pool: pool, m: m, log: log}
+}
+
+// Run reads every watchEvery until ctx ends.
+func (w *watcher) Run(ctx context.Context) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		w.read(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Projections returns the projections' state as last read, and when.
+func (w *watcher) Projections() ([]projections.Status, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last, w.at
+}
+
+func (w *watcher) read(ctx context.Context) {
+	list, err := projections.Statuses(ctx, w.pool)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.WarnContext(ctx, "reading projection lag failed", "error", err)
+		}
+		return
+	}
+	var live []projections.Status
+	var unscheduled int64
+	for _, s := range list {
+		if strings.Contains(s.Name, "#") { // a rebuild in progress, not a live projection
+			continue
+		}
+		live = append(live, s)
+		if s.Name == process.Name {
+			unscheduled = s.Behind
+		}
+		w.m.ProjectionLag.WithLabelValues(s.Name).Set(float64(s.Behind))
+		w.m.ProjectionLagSeconds.WithLabelValues(s.Name).Set(lagSeconds(s))
+		failed := 0.0
+		if s.State == projections.StateFailed {
+			failed = 1
+		}
+		w.m.ProjectionFailed.WithLabelValues(s.Name).Set(failed)
+	}
+	w.mu.Lock()
+	w.last, w.at = live, time.Now()
+	w.mu.Unlock()
+	if backlog, err := process.ReadBacklog(ctx, w.pool, time.Now()); err == nil {
+		w.m.OutboxPending.Set(float64(unscheduled + backlog.Due))
+		w.m.DeadLetters.Set(float64(backlog.Parked))
+	} else if ctx.Err() == nil {
+		w.log.WarnContext(ctx, "reading the process manager backlog failed", "error", err)
+	}
+}
+
+// lagSeconds is the age of the oldest event a projection has not applied.
+func lagSeconds(s projections.Status) float64 {
+	if s.OldestPending.IsZero() {
+		return 0
+	}
+	return time.Since(s.OldestPending).Seconds()
+}
