@@ -25,7 +25,8 @@ const adminSecret = "e2e-admin-secret"
 
 // server is ordersd running in process on a fresh database.
 type server struct {
-	url string
+	url      string
+	contract *contract
 }
 
 // startServer runs ordersd with the given extra environment ("{addr}" in a
@@ -66,7 +67,7 @@ func startServer(t *testing.T, environ ...string) *server {
 			t.Error("ordersd did not stop")
 		}
 	})
-	s := &server{url: "http://" + ln.Addr().String()}
+	s := &server{url: "http://" + ln.Addr().String(), contract: newContract(t)}
 	eventually.True(t, "ordersd to be ready", func() bool {
 		resp, err := http.Get(s.url + "/readyz")
 		if err != nil {
@@ -85,7 +86,16 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *server) call(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
+// response is an answer as tests look at it.
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// do sends a request and checks the answer against the OpenAPI document.
+func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
 	if err != nil {
@@ -101,9 +111,16 @@ func (s *server) call(t *testing.T, method, path, body string, headers ...string
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	s.contract.check(t, req, resp, raw)
+	return out
+}
+
+func (s *server) call(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
+	t.Helper()
+	r := s.do(t, method, path, body, headers...)
+	return r.status, r.body
 }
 
 // sagaRun places orders over HTTP (two items each, some products shared)

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orders-reference/orders/api"
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/command/order"
@@ -61,7 +62,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 	}
 	m := metrics.New()
-	m.Prime([]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
+	m.Prime([]string{projections.Products{}.Name(), projections.Orders{}.Name(), process.Name},
+		[]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
 		[]string{process.KindInitiatePayment, process.KindPaymentTimeout, process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
 		[]string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
@@ -72,11 +74,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		KeySecret:       []byte(cfg.IdempotencyKeySecret),
 	})
 
-	r := chi.NewRouter()
-	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, d time.Duration) {
-		m.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
-	}))
 	g, gctx := errgroup.WithContext(ctx)
+	var rt routes
 	watcher := newWatcher(pool, m, logger)
 	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, checkProjections: roles.Has(config.RoleQuery)}
 
@@ -88,11 +87,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		if err != nil {
 			return err
 		}
-		httpapi.New(httpapi.Config{
+		rt.command = httpapi.New(httpapi.Config{
 			Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
 			OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
 			Webhooks: verifier,
-		}).Mount(r)
+		})
 		recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
 		g.Go(func() error {
 			if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
@@ -105,9 +104,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	if roles.Has(config.RoleQuery) {
 		progress := projections.NewProgress(pool, 0)
 		onApplied = progress.Applied // wakes read-your-writes waiters at once when the runners are here too
-		queryapi.New(queryapi.Config{
+		rt.query = queryapi.New(queryapi.Config{
 			Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: cfg.AdminSecret, Logger: logger,
-		}).Mount(r)
+		})
 		g.Go(func() error { progress.Run(gctx); return nil })
 	}
 	if roles.Has(config.RoleProjector) {
@@ -122,7 +121,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 			return err
 		}
 		defer fake.Close()
-		r.Mount("/fakepay", fake.Handler())
+		rt.fakepay = fake.Handler()
 	}
 	if roles.Has(config.RoleProcess) {
 		var provider process.Provider = fake
@@ -145,12 +144,14 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		logger.Info("payment process manager", "provider", providerName, "callback_url", callback)
 		g.Go(func() error { return manager.Run(gctx) })
 	}
-	r.Method(http.MethodGet, "/metrics", m.Handler())
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Get("/readyz", ready.ServeHTTP)
+	rt.metrics, rt.ready = m.Handler(), ready
 	g.Go(func() error { watcher.Run(gctx); return nil })
+
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, d time.Duration) {
+		m.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+	}))
+	rt.mount(r)
 
 	srv := &http.Server{
 		Handler:           r,
@@ -175,6 +176,44 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return srv.Shutdown(shutdownCtx)
 	})
 	return g.Wait()
+}
+
+// routes are the HTTP parts of a process; a nil part is a role it does not
+// run.
+type routes struct {
+	command *httpapi.API
+	query   *queryapi.API
+	fakepay http.Handler
+	metrics http.Handler
+	ready   http.Handler
+}
+
+// mount puts every part on r, with the API documents and RFC 9457 answers
+// for unknown routes and methods.
+func (rt routes) mount(r chi.Router) {
+	if rt.command != nil {
+		rt.command.Mount(r)
+	}
+	if rt.query != nil {
+		rt.query.Mount(r)
+	}
+	if rt.fakepay != nil {
+		r.Mount("/fakepay", rt.fakepay)
+	}
+	api.Mount(r)
+	r.Method(http.MethodGet, "/metrics", rt.metrics)
+	r.Method(http.MethodGet, "/readyz", rt.ready)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Title: "Not Found", Status: http.StatusNotFound,
+			Detail: "No such endpoint: " + req.URL.Path + " (see /docs)."})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
+			Detail: req.Method + " is not served at " + req.URL.Path + " (see /docs)."})
+	})
 }
 
 // webhookVerifier accepts the current webhook secret and those being

@@ -99,8 +99,14 @@ func New() *Metrics {
 }
 
 // Prime creates the labelled series that must be visible before anything
-// happened: the cancel reasons and the process manager's step kinds.
-func (m *Metrics) Prime(cancelReasons, steps, outcomes []string) {
+// happened: the projections' lag, the cancel reasons and the process
+// manager's step kinds.
+func (m *Metrics) Prime(projections, cancelReasons, steps, outcomes []string) {
+	for _, p := range projections {
+		m.ProjectionLag.WithLabelValues(p)
+		m.ProjectionLagSeconds.WithLabelValues(p)
+		m.ProjectionFailed.WithLabelValues(p)
+	}
 	for _, r := range cancelReasons {
 		m.OrdersCanceled.WithLabelValues(r)
 	}

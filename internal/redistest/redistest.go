@@ -17,13 +17,18 @@ import (
 // DefaultURL is the server used when ORDERS_TEST_REDIS_URL is unset.
 const DefaultURL = "redis://127.0.0.1:6379/0"
 
+// URL returns the test server's URL.
+func URL() string {
+	if url := os.Getenv("ORDERS_TEST_REDIS_URL"); url != "" {
+		return url
+	}
+	return DefaultURL
+}
+
 // New returns a connected client and a fresh key prefix for t.
 func New(t testing.TB) (*redis.Client, string) {
 	t.Helper()
-	url := os.Getenv("ORDERS_TEST_REDIS_URL")
-	if url == "" {
-		url = DefaultURL
-	}
+	url := URL()
 	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)

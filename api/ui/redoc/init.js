@@ -1,0 +1,1 @@
+Redoc.init("/openapi.json", { hideDownloadButton: false }, document.getElementById("redoc"));
