@@ -6,7 +6,7 @@ BIN       := bin
 PKGS      := ./...
 BENCHTIME ?= 5s
 
-.PHONY: build test run lint bench migrate clean
+.PHONY: build test run lint bench migrate compose-check clean
 
 build: ## compile every binary into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -20,6 +20,9 @@ run: ## run the server on :8000 against local PostgreSQL (created and migrated o
 lint: ## formatting and vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+compose-check: ## validate docker-compose.yml as `docker compose config` would (no Docker needed)
+	cd internal/tools/composecheck && $(GO) run . ../../../docker-compose.yml
 
 bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./command/

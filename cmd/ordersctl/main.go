@@ -129,6 +129,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	ordersCmd.AddCommand(history)
 	root.AddCommand(ordersCmd)
 	root.AddCommand(newDLQCmd(&databaseURL))
+	root.AddCommand(newProbeCmd())
 	return root
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +203,21 @@ func TestProjectionsResume(t *testing.T) {
 		if out, err := ctlErr(url, "projections", "resume", name); err == nil {
 			t.Errorf("resume of %s succeeded:\n%s", name, out)
 		}
+	}
+}
+
+func TestProbe(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ready"}`)) }))
+	defer ok.Close()
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer down.Close()
+	if out := ctl(t, "", "probe", ok.URL); !strings.Contains(out, "200") {
+		t.Fatalf("probe: %s", out)
+	}
+	if _, err := ctlErr("", "probe", down.URL); err == nil {
+		t.Fatal("a 503 passed the probe")
+	}
+	if _, err := ctlErr("", "probe", "http://127.0.0.1:1/readyz"); err == nil {
+		t.Fatal("a closed port passed the probe")
 	}
 }

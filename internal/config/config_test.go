@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"log/slog"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -120,4 +122,33 @@ func TestRoles(t *testing.T) {
 			t.Errorf("%s: %v, want an error about %s", env, err, want)
 		}
 	}
+}
+
+// .env.example lists every variable the binaries read.
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	raw, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			listed[name] = true
+		}
+	}
+	var walk func(reflect.Type)
+	walk = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			if name := f.Tag.Get("env"); name != "" && !listed[name] {
+				t.Errorf(".env.example does not list %s", name)
+			}
+		}
+	}
+	walk(reflect.TypeFor[config.Config]())
+	walk(reflect.TypeFor[config.FakePay]())
 }
