@@ -17,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
+	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 )
@@ -323,4 +324,60 @@ func TestStartupErrors(t *testing.T) {
 			t.Errorf("%v %v: exit %d, output:\n%s\nwant exit %d mentioning %q", c.args, c.env, code, all, c.code, c.want)
 		}
 	}
+}
+
+// A signal (ctx canceled) stops ordersd cleanly: exit code 0, its leader
+// locks released for the next instance.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out strings.Builder
+	var mu sync.Mutex
+	code := make(chan int, 1)
+	go func() {
+		code <- start(ctx, []string{"--roles", "projector,process,fakepay"}, []string{"DATABASE_URL=" + db, "HTTP_ADDR=127.0.0.1:0",
+			"REDIS_URL=", "PAYMENT_CALLBACK_URL=http://127.0.0.1:1/webhooks/payment"}, &lockedWriter{w: &out, mu: &mu}, io.Discard)
+	}()
+	eventually.True(t, "the process manager to lead", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(out.String(), "process manager worker leading")
+	})
+	cancel()
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d", c)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ordersd did not stop")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(out.String(), `"msg":"ordersd stopped"`) {
+		t.Fatalf("no clean stop logged:\n%s", out.String())
+	}
+	// The locks are free: a new instance leads at once.
+	pool, err := pg.Connect(context.Background(), db, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var held int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil || held != 0 {
+		t.Fatalf("%d advisory locks still held (%v)", held, err)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
