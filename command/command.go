@@ -37,23 +37,32 @@ const opTimeout = 30 * time.Second
 // readStream calls apply for every event of stream from version from on.
 // A missing stream is not an error: there is nothing to apply.
 func readStream(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) error {
+	_, err := readStreamAt(ctx, store, stream, from, apply)
+	return err
+}
+
+// readStreamAt is readStream that also returns the global position of the
+// last event it applied (Start if none).
+func readStreamAt(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) (eventstore.Position, error) {
+	last := eventstore.Start
 	for {
 		recorded, err := store.ReadStream(ctx, stream, eventstore.Forward, from, readPage)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return nil
+			return last, nil
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
+			return last, fmt.Errorf("read %s: %w", stream, err)
 		}
 		for _, r := range recorded {
 			e, err := events.Decode(r.Type, r.Data)
 			if err != nil {
-				return fmt.Errorf("read %s@%d: %w", stream, r.Version, err)
+				return last, fmt.Errorf("read %s@%d: %w", stream, r.Version, err)
 			}
 			apply(e, r.Version, r.RecordedAt)
+			last = r.Position
 		}
 		if len(recorded) < readPage {
-			return nil
+			return last, nil
 		}
 		from = recorded[len(recorded)-1].Version + 1
 	}

@@ -49,6 +49,14 @@ func (s *Service) RequestPayment(ctx context.Context, id uuid.UUID, paymentID st
 // deliveries race each other or arrive after a restart. Stock follows
 // asynchronously: CommitStock and ReleaseStock.
 func (s *Service) RecordPayment(ctx context.Context, id uuid.UUID, outcome order.PaymentOutcome, meta eventstore.Metadata) (OrderView, error) {
+	// The outcome continues the order's story: it carries the correlation
+	// id of the request that placed the order (the provider's message is
+	// its causation), so everything the order caused is found by one id.
+	if corr, err := s.correlationOf(ctx, id); err != nil {
+		return OrderView{}, err
+	} else if corr != "" {
+		meta.CorrelationID = corr
+	}
 	seed := ""
 	if outcome.WebhookID != "" {
 		seed = "webhook/" + id.String() + "/" + outcome.WebhookID
@@ -131,4 +139,17 @@ func (s *Service) ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstor
 	}
 	_, err = s.releaseAll(ctx, st, meta)
 	return err
+}
+
+// correlationOf returns the correlation id the order was placed with ("" for
+// an unknown order).
+func (s *Service) correlationOf(ctx context.Context, id uuid.UUID) (string, error) {
+	first, err := s.store.ReadStream(ctx, events.OrderStream(id), eventstore.Forward, 0, 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(first) == 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read order %s: %w", id, err)
+	}
+	return first[0].Metadata.CorrelationID, nil
 }

@@ -42,6 +42,9 @@ func reservedOrder(t *testing.T, svc *command.Service, stock, qty int64) (comman
 	return v, p
 }
 
+// webhookRequest is the metadata of a webhook's own request.
+var webhookRequest = eventstore.Metadata{Actor: command.ActorProvider, CorrelationID: "webhook-request"}
+
 // One provider message delivered 40 times at once, and again to a service
 // that has never seen it (a restart): recorded once.
 func TestRecordPaymentOncePerMessage(t *testing.T) {
@@ -57,7 +60,7 @@ func TestRecordPaymentOncePerMessage(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := svc.RecordPayment(ctxT(t), v.ID, outcome, customer)
+			got, err := svc.RecordPayment(ctxT(t), v.ID, outcome, webhookRequest)
 			if err != nil || got.Status != order.StatusPaid {
 				t.Errorf("record: %v %v", got.Status, err)
 			}
@@ -65,7 +68,7 @@ func TestRecordPaymentOncePerMessage(t *testing.T) {
 	}
 	wg.Wait()
 	restarted := command.NewService(store, command.Options{})
-	if got, err := restarted.RecordPayment(ctxT(t), v.ID, outcome, customer); err != nil || got.Status != order.StatusPaid {
+	if got, err := restarted.RecordPayment(ctxT(t), v.ID, outcome, webhookRequest); err != nil || got.Status != order.StatusPaid {
 		t.Fatalf("after restart: %v %v", got.Status, err)
 	}
 	if n := countTypes(t, store, events.OrderStream(v.ID))[events.TypeOrderPaid]; n != 1 {
@@ -73,6 +76,15 @@ func TestRecordPaymentOncePerMessage(t *testing.T) {
 	}
 	if n := paidHook.Load(); n != 1 {
 		t.Fatalf("the paid hook was told %d times, want 1", n)
+	}
+	recorded, err := store.ReadStream(ctxT(t), events.OrderStream(v.ID), eventstore.Forward, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recorded {
+		if r.Metadata.CorrelationID != customer.CorrelationID {
+			t.Errorf("%s carries correlation %q, want the placement's %q", r.Type, r.Metadata.CorrelationID, customer.CorrelationID)
+		}
 	}
 
 	// The products follow: committed once, however often asked.
@@ -180,5 +192,32 @@ func TestPaymentTimeout(t *testing.T) {
 	}
 	if got, err := svc.TimeOutPayment(ctxT(t), paid.ID, customer); err != nil || got.Status != order.StatusPaid {
 		t.Fatalf("timeout of a paid order: %v %v", got.Status, err)
+	}
+}
+
+// A cancel answers with a position that covers the stock's return even when
+// another party (the process manager, another instance) released it first.
+func TestCancelPositionCoversAReleaseByAnotherParty(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	mine, other := command.NewService(store, command.Options{}), command.NewService(store, command.Options{})
+	p := newProduct(t, mine, 5)
+	v, err := place(mine, ctxT(t), "", "ryw@example.com", order.Line{ProductID: p, Quantity: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.CancelOrder(ctxT(t), v.ID, customer); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mine.CancelOrder(ctxT(t), v.ID, customer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.ReadStream(ctxT(t), events.ProductStream(p), eventstore.Backward, eventstore.FromEnd, 1)
+	if err != nil || last[0].Type != events.TypeProductReservationReleased {
+		t.Fatalf("product's last event: %v %v", last, err)
+	}
+	if got.Position.Less(last[0].Position) {
+		t.Fatalf("cancel answered position %s, before the release at %s", got.Position, last[0].Position)
 	}
 }

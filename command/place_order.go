@@ -270,8 +270,9 @@ func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Po
 	return outcome(st, pos)
 }
 
-// releaseAll releases every reservation the order holds and returns the
-// position of the last release it wrote (Start if it wrote none).
+// releaseAll releases every reservation the order holds and returns a
+// position that covers the releases, whoever wrote them (a read that waits
+// for it sees the stock back).
 func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata) (eventstore.Position, error) {
 	reason := string(st.Status)
 	if st.CancelReason != "" {
@@ -285,7 +286,7 @@ func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventsto
 		if err != nil && !errors.Is(err, product.ErrNotFound) {
 			return last, fmt.Errorf("release order %s on product %s: %w", st.ID, it.ProductID, err)
 		}
-		last = eventstore.MaxPosition(last, v.Position)
+		last = eventstore.MaxPosition(last, v.Current)
 	}
 	return last, nil
 }

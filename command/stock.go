@@ -56,6 +56,10 @@ type ProductView struct {
 	// Position is the global position of the batch that wrote this
 	// operation's events (zero if it wrote none).
 	Position eventstore.Position
+	// Current is the global position of the product's last event this
+	// view reflects (whoever wrote it): a read that waits for it sees the
+	// product at least as it is here.
+	Current eventstore.Position
 }
 
 func viewOf(s *product.State) ProductView {
@@ -70,7 +74,8 @@ func viewOf(s *product.State) ProductView {
 type stockEntry struct {
 	id       uuid.UUID
 	mu       sync.Mutex
-	state    *product.State // nil until loaded
+	state    *product.State      // nil until loaded
+	current  eventstore.Position // of the state's last event
 	combiner *batch.Combiner[*stockOp]
 	// last is the view after the latest batch, for Peek.
 	last atomic.Pointer[ProductView]
@@ -182,11 +187,12 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 
 	if e.state == nil {
 		st := product.New(e.id)
-		if err := readStream(ctx, s.store, events.ProductStream(e.id), 0, st.Apply); err != nil {
+		pos, err := readStreamAt(ctx, s.store, events.ProductStream(e.id), 0, st.Apply)
+		if err != nil {
 			fail(err)
 			return
 		}
-		e.state = st
+		e.state, e.current = st, pos
 	}
 	st := e.state
 	stream := events.ProductStream(e.id)
@@ -216,10 +222,12 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			// Nothing to append, so no version check will catch a stale
 			// cache: make sure no other instance wrote since, or decide again.
 			st.Rollback()
-			if err := readStream(ctx, s.store, stream, st.Version+1, st.Apply); err != nil {
+			pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
+			if err != nil {
 				fail(err)
 				return
 			}
+			e.current = eventstore.MaxPosition(e.current, pos)
 			if st.Version != base {
 				if attempt < s.maxAttempts {
 					continue
@@ -237,10 +245,12 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 		res, err := s.store.Append(ctx, stream, expectedAt(base), data...)
 		if err == nil {
 			st.Keep()
+			e.current = eventstore.MaxPosition(e.current, res.Position)
 			for _, op := range ops {
 				if op.decided != nil {
 					op.view.Position = res.Position
 				}
+				op.view.Current = e.current
 			}
 			s.views(e, st, ops)
 			return
@@ -254,10 +264,12 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			return
 		}
 		// Another writer got there first: catch up on its events only.
-		if err := readStream(ctx, s.store, stream, st.Version+1, st.Apply); err != nil {
+		pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
+		if err != nil {
 			fail(err)
 			return
 		}
+		e.current = eventstore.MaxPosition(e.current, pos)
 	}
 }
 
@@ -265,6 +277,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 // and keeps it for Peek.
 func (s *Stock) views(e *stockEntry, st *product.State, ops []*stockOp) {
 	v := viewOf(st)
+	v.Current = e.current
 	if st.Exists() {
 		e.last.Store(&v)
 	}

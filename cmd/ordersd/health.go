@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -12,37 +14,54 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
-	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
 )
 
-// readiness answers /readyz: ready when the database, the event store and
-// Redis (when this process limits orders with it) answer, and, for a
-// process serving the query API, the read models are within maxLag of the
-// event store and none has stopped.
+// readModels are the projections the query API reads.
+var readModels = []string{projections.Products{}.Name(), projections.Orders{}.Name()}
+
+// readiness answers /readyz: ready when the database and the event store
+// answer, Redis too when orders must not pass without it (fail closed),
+// and, for a process serving the query API, every read model has started,
+// has not stopped and is within maxLag of the event store. Answers name
+// each check's result in a few words; the full errors go to the log.
 type readiness struct {
 	pool  *pgxpool.Pool
 	store interface {
 		Head(ctx context.Context) (eventstore.Position, error)
 	}
+	// redis is the rate limiter's client (nil without one); with
+	// redisRequired a Redis outage makes the process not ready, otherwise
+	// it is reported as degraded (orders pass unlimited).
 	redis            *redis.Client
+	redisRequired    bool
 	watcher          *watcher
 	maxLag           time.Duration
 	checkProjections bool
+	log              *slog.Logger
 }
+
+// errDegraded marks a failing check that does not make the process unready.
+var errDegraded = errors.New("degraded")
 
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]func(context.Context) error{
-		"database": func(ctx context.Context) error { return rd.pool.Ping(ctx) },
+		"database": func(ctx context.Context) error { return unreachable(rd.pool.Ping(ctx)) },
 		"eventstore": func(ctx context.Context) error {
 			_, err := rd.store.Head(ctx)
-			return err
+			return unreachable(err)
 		},
 	}
 	if rd.redis != nil {
-		checks["redis"] = func(ctx context.Context) error { return rd.redis.Ping(ctx).Err() }
+		checks["redis"] = func(ctx context.Context) error {
+			err := unreachable(rd.redis.Ping(ctx).Err())
+			if err != nil && !rd.redisRequired {
+				return fmt.Errorf("%w: %w (orders pass without a rate limit)", errDegraded, err)
+			}
+			return err
+		}
 	}
 	if rd.checkProjections {
 		checks["projections"] = rd.projections
@@ -51,7 +70,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		mu      sync.Mutex
 		wg      sync.WaitGroup
 		results = map[string]string{}
-		ok      = true
+		ready   = true
 	)
 	for name, check := range checks {
 		wg.Add(1)
@@ -62,12 +81,14 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			defer mu.Unlock()
 			results[name] = "ok"
 			if err != nil {
-				results[name], ok = err.Error(), false
+				results[name] = err.Error()
+				ready = ready && errors.Is(err, errDegraded)
+				rd.log.WarnContext(ctx, "readiness check failed", "check", name, "error", details(err))
 			}
 		}()
 	}
 	wg.Wait()
-	if !ok {
+	if !ready {
 		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "Not ready: see checks.", Extensions: map[string]any{"checks": results}})
 		return
@@ -75,24 +96,52 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
 }
 
+// hiddenError answers "unreachable" for a dependency's error; the details,
+// which may name hosts and users, are logged, not answered.
+type hiddenError struct{ cause error }
+
+func (e hiddenError) Error() string { return "unreachable" }
+func (e hiddenError) Unwrap() error { return e.cause }
+
+func unreachable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return hiddenError{err}
+}
+
+// details is what to log about a failed check.
+func details(err error) error {
+	var h hiddenError
+	if errors.As(err, &h) {
+		return h.cause
+	}
+	return err
+}
+
 // projections checks the read models as the watcher last saw them.
 func (rd *readiness) projections(context.Context) error {
 	list, at := rd.watcher.Projections()
 	if at.IsZero() {
-		return fmt.Errorf("not read yet")
+		return errors.New("not read yet")
 	}
 	if age := time.Since(at); age > 3*watchEvery {
 		return fmt.Errorf("last read %s ago", age.Round(time.Second))
 	}
+	byName := map[string]projections.Status{}
 	for _, s := range list {
-		if s.Name == process.Name {
-			continue // the process manager is not a read model
-		}
-		if s.State == projections.StateFailed {
-			return fmt.Errorf("%s stopped: %s", s.Name, s.Error)
+		byName[s.Name] = s
+	}
+	for _, name := range readModels {
+		s, ok := byName[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%s has not started (is a projector running?)", name)
+		case s.State == projections.StateFailed:
+			return fmt.Errorf("%s stopped on an event it cannot apply", name)
 		}
 		if lag := time.Duration(lagSeconds(s) * float64(time.Second)); lag > rd.maxLag {
-			return fmt.Errorf("%s is %s behind (%d events)", s.Name, lag.Round(time.Second), s.Behind)
+			return fmt.Errorf("%s is %s behind (%d events)", name, lag.Round(time.Second), s.Behind)
 		}
 	}
 	return nil

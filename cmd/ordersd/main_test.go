@@ -69,8 +69,8 @@ func startServer(t *testing.T, environ ...string) *server {
 		}
 	})
 	s := &server{url: "http://" + ln.Addr().String(), contract: newContract(t)}
-	eventually.True(t, "ordersd to be ready", func() bool {
-		resp, err := http.Get(s.url + "/readyz")
+	eventually.True(t, "ordersd to serve", func() bool {
+		resp, err := http.Get(s.url + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -96,6 +96,7 @@ type response struct {
 }
 
 // do sends a request and checks the answer against the OpenAPI document.
+// It may be called from any goroutine.
 func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
@@ -108,7 +109,8 @@ func (s *server) do(t *testing.T, method, path, body string, headers ...string) 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("%s %s: %v", method, path, err) // not Fatal: goroutines call this
+		return response{}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -280,7 +282,7 @@ func TestRolesInSeparateProcesses(t *testing.T) {
 		"PAYMENT_CALLBACK_URL="+api.url+"/webhooks/payment")
 	products, sold := sagaRun(t, api, 6, "paid")
 	checkStock(t, api, products, sold)
-	if status, _ := api.call(t, "GET", "/fakepay/payments/nope", ""); status != http.StatusNotFound {
+	if status, _ := api.call(t, "GET", "/fakepay/healthz", ""); status != http.StatusNotFound {
 		t.Errorf("the API process serves the fake provider: %d", status)
 	}
 }
@@ -289,7 +291,14 @@ func TestRolesInSeparateProcesses(t *testing.T) {
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	status, body := s.call(t, "GET", "/readyz", "")
+	var (
+		status int
+		body   map[string]any
+	)
+	eventually.True(t, "ordersd to be ready", func() bool {
+		status, body = s.call(t, "GET", "/readyz", "")
+		return status == http.StatusOK
+	})
 	checks, _ := body["checks"].(map[string]any)
 	if status != http.StatusOK || body["status"] != "ready" || checks["database"] != "ok" || checks["eventstore"] != "ok" || checks["projections"] != "ok" {
 		t.Fatalf("readyz: %d %v", status, body)
@@ -380,4 +389,56 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// /readyz is not ready while the read models it serves have never been
+// built, and tells why in a few words; a Redis outage only degrades a
+// fail-open limiter, and fails a fail-closed one.
+func TestNotReady(t *testing.T) {
+	t.Parallel()
+	queryOnly := startServer(t, "ORDERS_ROLES=query", "READY_MAX_PROJECTION_LAG=1s")
+	eventually.True(t, "/readyz to report the missing projector", func() bool {
+		r := queryOnly.do(t, "GET", "/readyz", "")
+		checks, _ := r.body["checks"].(map[string]any)
+		msg, _ := checks["projections"].(string)
+		return r.status == http.StatusServiceUnavailable && strings.Contains(msg, "has not started")
+	})
+
+	open := startServer(t, "ORDERS_ROLES=command", "REDIS_URL=redis://127.0.0.1:1/0")
+	r := open.do(t, "GET", "/readyz", "")
+	checks, _ := r.body["checks"].(map[string]any)
+	if msg, _ := checks["redis"].(string); r.status != http.StatusOK || !strings.Contains(msg, "degraded") || strings.Contains(msg, "127.0.0.1") {
+		t.Fatalf("fail-open limiter without Redis: %d %s", r.status, r.raw)
+	}
+	closed := startServer(t, "ORDERS_ROLES=command", "REDIS_URL=redis://127.0.0.1:1/0", "RATE_LIMIT_FAIL_CLOSED=true")
+	if r := closed.do(t, "GET", "/readyz", ""); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("fail-closed limiter without Redis: %d %s", r.status, r.raw)
+	}
+}
+
+// The caller's X-Request-ID is the correlation id of everything its order
+// causes, the payment half included.
+func TestRequestIDBecomesTheCorrelationID(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms")
+	p := s.do(t, "POST", "/admin/products", `{"name":"Laptop","price":"10.00","stock":5}`, "X-Admin-Secret", adminSecret).body["id"].(string)
+	placed := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"corr@example.com","items":[{"product_id":%q,"quantity":1}]}`, p),
+		"X-Request-ID", "corr-4711")
+	if placed.header.Get("X-Request-ID") != "corr-4711" {
+		t.Fatalf("request id not echoed: %v", placed.header)
+	}
+	id := placed.body["id"].(string)
+	var events []any
+	eventually.True(t, "the order to be paid and its stock sold", func() bool {
+		h := s.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", adminSecret)
+		events, _ = h.body["events"].([]any)
+		types := fmt.Sprint(events)
+		return strings.Contains(types, "order.paid.v1") && strings.Contains(types, "product.reservation_committed.v1")
+	})
+	for _, e := range events {
+		ev := e.(map[string]any)
+		if corr := ev["metadata"].(map[string]any)["correlation_id"]; corr != "corr-4711" {
+			t.Errorf("%v carries correlation %v", ev["type"], corr)
+		}
+	}
 }

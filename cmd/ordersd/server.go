@@ -77,7 +77,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	g, gctx := errgroup.WithContext(ctx)
 	var rt routes
 	watcher := newWatcher(pool, m, logger)
-	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, checkProjections: roles.Has(config.RoleQuery)}
+	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
+		checkProjections: roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed}
 
 	if roles.Has(config.RoleCommand) {
 		limiter, redisClient, closeLimiter := newLimiter(ctx, cfg, logger)
@@ -121,7 +122,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 			return err
 		}
 		defer fake.Close()
-		rt.fakepay = fake.Handler()
+		if !roles.Has(config.RoleProcess) {
+			// Only a process that serves the fake to others exposes its API
+			// (anyone who reaches it gets webhooks signed with the real
+			// secret: keep such a process off public networks).
+			rt.fakepay = fake.Handler()
+		}
 	}
 	if roles.Has(config.RoleProcess) {
 		var provider process.Provider = fake
@@ -145,12 +151,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		g.Go(func() error { return manager.Run(gctx) })
 	}
 	rt.metrics, rt.ready = m.Handler(), ready
-	g.Go(func() error { watcher.Run(gctx); return nil })
+	if roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess) {
+		// The lag and backlog gauges describe the deployment, not this
+		// process: only processes that care read them (each as often).
+		g.Go(func() error { watcher.Run(gctx); return nil })
+	}
 
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, d time.Duration) {
 		m.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
-	}))
+	}), httpx.Recover(logger))
 	rt.mount(r)
 
 	srv := &http.Server{

@@ -143,7 +143,7 @@ func Load(environ []string) (Config, error) {
 	if v, ok := vars["REDIS_URL"]; ok && v == "" {
 		cfg.RedisURL = ""
 	}
-	if cfg.Roles.all && !cfg.FakePaymentEnabled {
+	if cfg.Roles.all && !cfg.Roles.explicitFakePay && !cfg.FakePaymentEnabled {
 		delete(cfg.Roles.set, RoleFakePay)
 	}
 	var problems []error
@@ -250,7 +250,8 @@ func (c Config) validate() []error {
 func checkURL(name, raw string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%s is not a URL: %w", name, err)
+		// The parser's message quotes the URL, password and all.
+		return fmt.Errorf("%s is not a valid URL (check its escaping)", name)
 	}
 	for _, s := range schemes {
 		if u.Scheme == s {

@@ -53,6 +53,9 @@ func TestInvalidConfigurationListsEveryProblem(t *testing.T) {
 	if strings.Contains(msg, "hunter2") {
 		t.Errorf("error leaks a password:\n%s", msg)
 	}
+	if _, err := config.Load([]string{"DATABASE_URL=postgres://app:s3cr%t@db/orders"}); err == nil || strings.Contains(err.Error(), "s3cr") {
+		t.Errorf("an unparsable URL leaks its password: %v", err)
+	}
 }
 
 func TestUnparsableValue(t *testing.T) {
@@ -111,6 +114,10 @@ func TestRoles(t *testing.T) {
 	cfg, err = config.Load([]string{"ORDERS_ROLES=query, projector"})
 	if err != nil || cfg.Roles.String() != "query,projector" || cfg.Roles.Has(config.RoleCommand) {
 		t.Fatalf("query,projector: %q %v", cfg.Roles, err)
+	}
+	cfg, err = config.Load([]string{"ORDERS_ROLES=all,fakepay", "FAKE_PAYMENT_ENABLED=false"})
+	if err != nil || !cfg.Roles.Has(config.RoleFakePay) {
+		t.Fatalf("an explicit fakepay role was dropped: %q %v", cfg.Roles, err)
 	}
 	for env, want := range map[string]string{
 		"ORDERS_ROLES=command,payments": "unknown role",

@@ -20,13 +20,14 @@ var AllRoles = []string{RoleCommand, RoleQuery, RoleProjector, RoleProcess, Role
 
 // Roles is the set of roles a process runs.
 type Roles struct {
-	set map[string]bool
-	all bool // "all" was asked for
+	set             map[string]bool
+	all             bool // "all" was asked for
+	explicitFakePay bool // fakepay was named
 }
 
 // UnmarshalText reads a comma-separated list of roles, or "all".
 func (r *Roles) UnmarshalText(text []byte) error {
-	r.set, r.all = map[string]bool{}, false
+	r.set, r.all, r.explicitFakePay = map[string]bool{}, false, false
 	for _, name := range strings.Split(string(text), ",") {
 		name = strings.ToLower(strings.TrimSpace(name))
 		switch {
@@ -39,6 +40,7 @@ func (r *Roles) UnmarshalText(text []byte) error {
 			}
 		case slices.Contains(AllRoles, name):
 			r.set[name] = true
+			r.explicitFakePay = r.explicitFakePay || name == RoleFakePay
 		default:
 			return fmt.Errorf("unknown role %q (roles: all, %s)", name, strings.Join(AllRoles, ", "))
 		}

@@ -2,8 +2,10 @@ package httpx
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -54,10 +56,48 @@ func Observe(log *slog.Logger, observe Observer) func(http.Handler) http.Handler
 				sw.status = http.StatusOK
 			}
 			if observe != nil {
-				observe(r.Method, route, sw.status, d)
+				observe(method(r.Method), route, sw.status, d)
 			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("route", route),
+			level := slog.LevelInfo
+			if quiet[route] && sw.status < 400 {
+				level = slog.LevelDebug // probes and scrapes, every few seconds
+			}
+			log.LogAttrs(r.Context(), level, "request", slog.String("method", r.Method), slog.String("route", route),
 				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", d))
+		})
+	}
+}
+
+// quiet are the routes whose successful requests are logged at debug level.
+var quiet = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// method is r.Method as a metric label: any token is a valid method, so
+// anything but the standard ones is "OTHER", to keep the label bounded.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// Recover answers a handler's panic with a 500 problem (logged with its
+// stack) instead of a dropped connection. Mount it inside Observe, so the
+// request is still timed and logged.
+func Recover(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						panic(v)
+					}
+					log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+					WriteProblem(w, Problem{Type: TypeInternal, Title: "Internal Server Error", Status: http.StatusInternalServerError})
+				}
+			}()
+			next.ServeHTTP(w, r)
 		})
 	}
 }
