@@ -11,8 +11,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/eventually"
@@ -441,4 +444,72 @@ func TestRequestIDBecomesTheCorrelationID(t *testing.T) {
 			t.Errorf("%v carries correlation %v", ev["type"], corr)
 		}
 	}
+}
+
+// A request in flight when the signal comes gets its answer: the server
+// stops accepting and drains instead of dropping connections.
+func TestShutdownDrainsRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	cfg, err := config.Load([]string{"DATABASE_URL=" + pgtest.NewDatabase(t), "REDIS_URL=", "ORDERS_ROLES=query,command"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ln) }()
+	url := "http://" + ln.Addr().String()
+	eventually.True(t, "ordersd to serve", func() bool {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	// A read that waits (up to 2 s) for a position the read model never
+	// reaches: in flight while the server stops.
+	accepted := ln.accepted.Load()
+	answer := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", url+"/orders/"+uuid.NewString(), nil)
+		req.Header.Set("X-Min-Position", "999999999/0")
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // its own connection
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Errorf("the request in flight was dropped: %v", err)
+			answer <- 0
+			return
+		}
+		resp.Body.Close()
+		answer <- resp.StatusCode
+	}()
+	eventually.True(t, "the request's connection to be accepted", func() bool { return ln.accepted.Load() > accepted })
+	cancel()
+	if code := <-answer; code != http.StatusServiceUnavailable {
+		t.Fatalf("the request in flight got %d, want its 503 (X-Min-Position not reached)", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+// countingListener counts the connections it accepted.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
 }
