@@ -24,7 +24,7 @@ import (
 // newStore returns a PostgreSQL event store on a fresh database.
 func newStore(t *testing.T) *postgres.Store {
 	t.Helper()
-	s := postgres.New(pgtest.NewPool(t, 40), postgres.Options{PollInterval: 100 * time.Millisecond})
+	s := postgres.New(pgtest.NewPool(t, 12), postgres.Options{PollInterval: 100 * time.Millisecond})
 	t.Cleanup(s.Close)
 	return s
 }

@@ -173,7 +173,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	pool := pgtest.NewPool(t, 40)
+	pool := pgtest.NewPool(t, 12)
 	store := postgres.New(pool, postgres.Options{PollInterval: 50 * time.Millisecond})
 	t.Cleanup(store.Close)
 	return &harness{

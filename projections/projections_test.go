@@ -34,7 +34,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	pool := pgtest.NewPool(t, 30)
+	pool := pgtest.NewPool(t, 12)
 	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
 	t.Cleanup(store.Close)
 	return &env{pool: pool, store: store, svc: command.NewService(store, command.Options{})}

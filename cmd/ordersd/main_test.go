@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,19 @@ type server struct {
 	contract *contract
 }
 
+// testDatabase is a fresh database for t, with a small pool per server so
+// that tests running side by side stay within the server's connections.
+func testDatabase(t *testing.T) string {
+	u, err := url.Parse(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "6")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // startServer runs ordersd with the given extra environment ("{addr}" in a
 // value stands for the server's address) until the test ends, and checks
 // that it then shuts down cleanly.
@@ -46,7 +60,7 @@ func startServer(t *testing.T, environ ...string) *server {
 		environ[i] = strings.ReplaceAll(e, "{addr}", ln.Addr().String())
 	}
 	env := append([]string{
-		"DATABASE_URL=" + pgtest.NewDatabase(t), "REDIS_URL=", "ADMIN_SECRET=" + adminSecret,
+		"DATABASE_URL=" + testDatabase(t), "REDIS_URL=", "ADMIN_SECRET=" + adminSecret,
 		"RATE_LIMIT_ORDERS_PER_MINUTE=1000", "LOG_LEVEL=WARN",
 	}, environ...)
 	cfg, err := config.Load(env)
@@ -279,7 +293,7 @@ func TestSagaSeparateProvider(t *testing.T) {
 // the first are paid through the second and read back from the first.
 func TestRolesInSeparateProcesses(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
+	db := testDatabase(t)
 	api := startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=command,query")
 	startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=projector,process,fakepay", "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms",
 		"PAYMENT_CALLBACK_URL="+api.url+"/webhooks/payment")
@@ -342,7 +356,7 @@ func TestStartupErrors(t *testing.T) {
 // locks released for the next instance.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDatabase(t)
+	db := testDatabase(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out strings.Builder
 	var mu sync.Mutex
@@ -460,7 +474,7 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln := &countingListener{Listener: inner}
-	cfg, err := config.Load([]string{"DATABASE_URL=" + pgtest.NewDatabase(t), "REDIS_URL=", "ORDERS_ROLES=query,command"})
+	cfg, err := config.Load([]string{"DATABASE_URL=" + testDatabase(t), "REDIS_URL=", "ORDERS_ROLES=query,command"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +506,7 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 		resp.Body.Close()
 		answer <- resp.StatusCode
 	}()
-	eventually.True(t, "the request's connection to be accepted", func() bool { return ln.accepted.Load() > accepted })
+	eventually.True(t, "the server to read the request", func() bool { return ln.accepted.Load() > accepted })
 	cancel()
 	if code := <-answer; code != http.StatusServiceUnavailable {
 		t.Fatalf("the request in flight got %d, want its 503 (X-Min-Position not reached)", code)
@@ -505,7 +519,9 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 	}
 }
 
-// countingListener counts the connections it accepted.
+// countingListener counts the connections the server has begun to read,
+// by then tracked by the server (a connection merely accepted may be
+// closed by a shutdown that starts before the server tracks it).
 type countingListener struct {
 	net.Listener
 	accepted atomic.Int64
@@ -513,8 +529,19 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted.Add(1)
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	return &readNotifier{Conn: c, l: l}, nil
+}
+
+type readNotifier struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *readNotifier) Read(p []byte) (int, error) {
+	c.once.Do(func() { c.l.accepted.Add(1) })
+	return c.Conn.Read(p)
 }

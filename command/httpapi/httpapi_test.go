@@ -45,7 +45,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	store := postgres.New(pgtest.NewPool(t, 40), postgres.Options{})
+	store := postgres.New(pgtest.NewPool(t, 12), postgres.Options{})
 	t.Cleanup(store.Close)
 	svc := command.NewService(store, command.Options{})
 	api := httpapi.New(httpapi.Config{

@@ -22,7 +22,7 @@ import (
 // newStore returns a store on a fresh, migrated database.
 func newStore(t *testing.T, opts postgres.Options) (*postgres.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool := pgtest.NewPool(t, 40)
+	pool := pgtest.NewPool(t, 20)
 	s := postgres.New(pool, opts)
 	t.Cleanup(s.Close)
 	return s, pool

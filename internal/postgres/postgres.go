@@ -21,10 +21,13 @@ import (
 // EnsureDatabase creates the database named in url if it does not exist,
 // connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, url string) error {
-	cfg, err := pgx.ParseConfig(url)
+	// Parsed as a pool's URL, so that pool settings (pool_max_conns…) are
+	// taken out rather than sent to the server as session parameters.
+	poolCfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("database url: %w", err)
 	}
+	cfg := poolCfg.ConnConfig
 	name := cfg.Database
 	if name == "" || name == "postgres" {
 		return nil

@@ -36,7 +36,7 @@ type env struct {
 // decides whether the orders projection runs.
 func newEnv(t *testing.T, withOrders bool) *env {
 	t.Helper()
-	pool := pgtest.NewPool(t, 30)
+	pool := pgtest.NewPool(t, 12)
 	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
 	t.Cleanup(store.Close)
 	progress := projections.NewProgress(pool, 0)
