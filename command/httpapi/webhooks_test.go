@@ -80,6 +80,14 @@ func (e *env) orderEvents(t *testing.T, id string) []string {
 	return types
 }
 
+// nothingRecorded fails t if the order has events beyond before.
+func (e *env) nothingRecorded(t *testing.T, id string, before []string) {
+	t.Helper()
+	if after := e.orderEvents(t, id); len(after) != len(before) {
+		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
+	}
+}
+
 // Anything not signed right is 401 and records nothing.
 func TestWebhookRefusesBadSignatures(t *testing.T) {
 	t.Parallel()
@@ -118,9 +126,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.status, r.raw)
 		}
 	}
-	if after := e.orderEvents(t, id); len(after) != len(before) {
-		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
-	}
+	e.nothingRecorded(t, id, before)
 }
 
 // A good webhook is recorded once, however often it is delivered; a
@@ -184,9 +190,7 @@ func TestWebhookContentProblems(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
 		}
 	}
-	if after := e.orderEvents(t, id); len(after) != len(before) {
-		t.Fatalf("refused webhooks recorded events: %v", after[len(before):])
-	}
+	e.nothingRecorded(t, id, before)
 }
 
 // Twenty deliveries of one message at once, and one more to a server that
