@@ -6,7 +6,7 @@ BIN       := bin
 PKGS      := ./...
 BENCHTIME ?= 5s
 
-.PHONY: build test run lint bench migrate compose-check clean
+.PHONY: build test run lint bench load migrate compose-check clean
 
 build: ## compile every binary into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -27,6 +27,9 @@ compose-check: ## validate docker-compose.yml as `docker compose config` would (
 bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./command/
 	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x ./projections/
+
+load: ## HTTP load and saga throughput against a running ordersd (LOAD_URL, default http://localhost:8000)
+	cd internal/tools/ordersload && $(GO) run . -url $(or $(LOAD_URL),http://localhost:8000) $(LOAD_ARGS)
 
 migrate: ## apply migrations to DATABASE_URL
 	$(GO) run ./cmd/ordersctl migrate up

@@ -97,7 +97,8 @@ type Options struct {
 	CallbackURL string
 	// StepTimeout bounds one run of a step (default 30s).
 	StepTimeout time.Duration
-	// Concurrency is how many steps run at once (default 8).
+	// Concurrency is how many steps run at once (default 32: steps mostly
+	// wait for the database and the provider).
 	Concurrency int
 	// Poll is how often the worker looks for due steps when it has not
 	// been woken (default 250ms); LeaderPoll how often a standby tries to
@@ -138,7 +139,7 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 		opts.StepTimeout = 30 * time.Second
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+		opts.Concurrency = 32
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 250 * time.Millisecond
