@@ -1,0 +1,81 @@
+package httpx_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/orders-reference/orders/internal/httpx"
+)
+
+type observed struct {
+	method, route string
+	status        int
+}
+
+// Requests are observed by route pattern (never the raw path), with
+// unknown methods as OTHER; a panic answers a 500 problem; every record
+// logged under a request carries its id.
+func TestObserveRecoverAndRequestIDs(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(httpx.LogHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	var seen []observed
+	r := chi.NewRouter()
+	r.Use(httpx.RequestID, httpx.Observe(log, func(method, route string, status int, _ time.Duration) {
+		seen = append(seen, observed{method, route, status})
+	}), httpx.Recover(log))
+	r.Get("/orders/{id}", func(w http.ResponseWriter, req *http.Request) {
+		log.InfoContext(req.Context(), "handling")
+		w.WriteHeader(http.StatusTeapot)
+	})
+	r.Get("/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	r.HandleFunc("/any", func(w http.ResponseWriter, _ *http.Request) {})
+
+	do := func(method, path, requestID string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		if requestID != "" {
+			req.Header.Set("X-Request-ID", requestID)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, req)
+		return rec
+	}
+	do("GET", "/orders/7f0e", "req-1")
+	do("FOO1", "/any", "")
+	boom := do("GET", "/boom", "")
+	do("GET", "/nowhere", "")
+
+	want := []observed{{"GET", "/orders/{id}", 418}, {"OTHER", "unmatched", 405}, {"GET", "/boom", 500}, {"GET", "unmatched", 404}}
+	if len(seen) != len(want) {
+		t.Fatalf("observed %v, want %v", seen, want)
+	}
+	for i := range want {
+		if seen[i] != want[i] {
+			t.Errorf("request %d observed as %v, want %v", i, seen[i], want[i])
+		}
+	}
+	var problem map[string]any
+	if err := json.Unmarshal(boom.Body.Bytes(), &problem); err != nil || boom.Code != 500 || problem["type"] != httpx.TypeInternal ||
+		boom.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("panic answered %d %s", boom.Code, boom.Body)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["request_id"] == nil || rec["request_id"] == "" {
+			t.Errorf("logged without a request id: %s", line)
+		}
+		if rec["msg"] == "handling" && rec["request_id"] != "req-1" {
+			t.Errorf("the handler's record carries %v, want req-1", rec["request_id"])
+		}
+	}
+}
