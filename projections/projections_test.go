@@ -348,9 +348,10 @@ func TestPoisonEventStopsTheProjection(t *testing.T) {
 		BatchSize: 1, Attempts: 3, RetryDelay: time.Millisecond, LeaderPoll: 20 * time.Millisecond,
 		OnFailed: func(string, error) { failed.Add(1) },
 	}))
-	eventually.True(t, "the projection is marked failed", func() bool {
+	eventually.True(t, "the projection is marked failed and the failure reported", func() bool {
 		_, state, _ := e.checkpoint(t, "products")
-		return state == projections.StateFailed
+		// The runner records the failure, then reports it: wait for both.
+		return state == projections.StateFailed && failed.Load() > 0
 	})
 	cp, _, msg := e.checkpoint(t, "products")
 	if !cp.Less(adjusted) || !strings.Contains(msg, "cannot handle stock adjustments") || failed.Load() != 1 {
