@@ -80,6 +80,18 @@ func (e *env) orderEvents(t *testing.T, id string) []string {
 	return types
 }
 
+// count counts the order's events of type typ.
+func (e *env) count(t *testing.T, id, typ string) int {
+	t.Helper()
+	n := 0
+	for _, got := range e.orderEvents(t, id) {
+		if got == typ {
+			n++
+		}
+	}
+	return n
+}
+
 // nothingRecorded fails t if the order has events beyond before.
 func (e *env) nothingRecorded(t *testing.T, id string, before []string) {
 	t.Helper()
@@ -145,13 +157,7 @@ func TestWebhookRecordsOnce(t *testing.T) {
 			t.Fatalf("delivery %d: %d %s", i, r.status, r.raw)
 		}
 	}
-	paid := 0
-	for _, typ := range e.orderEvents(t, id) {
-		if typ == events.TypeOrderPaid {
-			paid++
-		}
-	}
-	if paid != 1 {
+	if paid := e.count(t, id, events.TypeOrderPaid); paid != 1 {
 		t.Fatalf("%d order.paid events, want 1", paid)
 	}
 	if r := e.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusConflict {
@@ -234,13 +240,7 @@ func TestWebhookConcurrentDuplicatesAndRestart(t *testing.T) {
 	if again.status != http.StatusOK || again.body["status"] != "paid" {
 		t.Fatalf("after the restart: %d %s", again.status, again.raw)
 	}
-	paid := 0
-	for _, typ := range e.orderEvents(t, id) {
-		if typ == events.TypeOrderPaid {
-			paid++
-		}
-	}
-	if paid != 1 {
+	if paid := e.count(t, id, events.TypeOrderPaid); paid != 1 {
 		t.Fatalf("%d order.paid events, want 1", paid)
 	}
 }
