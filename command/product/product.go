@@ -3,8 +3,14 @@
 // pure domain code: no storage, no HTTP.
 //
 // Invariants: available stock never goes below zero; an order holds at most
-// one reservation of a product; releasing or committing a reservation twice
-// (or one that does not exist) decides nothing.
+// one open reservation of a product; releasing or committing a reservation
+// twice (or one that does not exist) decides nothing.
+//
+// The state is bounded by what is open: a product remembers the orders that
+// hold reservations now, never the ones it settled. A reservation made for an
+// order after its placement was decided (a completer that lost the race) is
+// therefore accepted here and released by the process manager, which sees it
+// arrive after the order's outcome (docs/ARCHITECTURE.md, "Bounded state").
 package product
 
 import (
@@ -54,17 +60,8 @@ type State struct {
 	// eventstore.NoVersion (-1) for a product that does not exist.
 	Version int64
 
-	open    map[uuid.UUID]int64 // order -> reserved quantity
-	settled map[uuid.UUID]bool  // orders whose reservation was released or committed
-	undo    *undoLog            // set between Savepoint and Rollback/Keep
-}
-
-// undoLog remembers what Apply changed since a savepoint: the scalar
-// fields, and the previous entries of the order keys it touched.
-type undoLog struct {
-	scalars State // open, settled and undo left nil
-	open    map[uuid.UUID]*int64
-	settled map[uuid.UUID]bool // key present: it was touched; value: was it settled
+	open map[uuid.UUID]int64 // order -> reserved quantity
+	undo *undoLog            // set between Savepoint and Rollback/Keep
 }
 
 // New returns the state of a product that does not exist yet.
@@ -79,59 +76,6 @@ func (s *State) Exists() bool { return s.Version >= 0 }
 func (s *State) ReservedFor(order uuid.UUID) (int64, bool) {
 	q, ok := s.open[order]
 	return q, ok
-}
-
-// Savepoint starts recording Applies so that Rollback can undo them, in
-// time proportional to what they touched rather than to the state's size
-// (a hot product holds many orders). Keep ends the recording.
-func (s *State) Savepoint() {
-	scalars := *s
-	scalars.open, scalars.settled, scalars.undo = nil, nil, nil
-	s.undo = &undoLog{scalars: scalars, open: map[uuid.UUID]*int64{}, settled: map[uuid.UUID]bool{}}
-}
-
-// Rollback undoes every Apply since Savepoint.
-func (s *State) Rollback() {
-	u := s.undo
-	if u == nil {
-		return
-	}
-	open, settled := s.open, s.settled
-	*s = u.scalars
-	s.open, s.settled = open, settled
-	for order, q := range u.open {
-		if q == nil {
-			delete(s.open, order)
-		} else {
-			s.open[order] = *q
-		}
-	}
-	for order, was := range u.settled {
-		if was {
-			s.settled[order] = true
-		} else {
-			delete(s.settled, order)
-		}
-	}
-}
-
-// Keep ends the savepoint, keeping the Applies since it.
-func (s *State) Keep() { s.undo = nil }
-
-func (s *State) touch(order uuid.UUID) {
-	if s.undo == nil {
-		return
-	}
-	if _, seen := s.undo.open[order]; !seen {
-		if q, ok := s.open[order]; ok {
-			s.undo.open[order] = &q
-		} else {
-			s.undo.open[order] = nil
-		}
-	}
-	if _, seen := s.undo.settled[order]; !seen {
-		s.undo.settled[order] = s.settled[order]
-	}
 }
 
 // Apply folds one stored event into the state.
@@ -164,24 +108,17 @@ func (s *State) Apply(e events.Event, version int64, at time.Time) {
 		s.Available -= e.Quantity
 		s.Reserved += e.Quantity
 	case events.ProductReservationReleased:
-		s.settle(e.OrderID)
+		s.touch(e.OrderID)
+		delete(s.open, e.OrderID)
 		s.Available += e.Quantity
 		s.Reserved -= e.Quantity
 	case events.ProductReservationCommitted:
-		s.settle(e.OrderID)
+		s.touch(e.OrderID)
+		delete(s.open, e.OrderID)
 		s.Reserved -= e.Quantity
 	}
 	s.Version = version
 	s.UpdatedAt = at
-}
-
-func (s *State) settle(order uuid.UUID) {
-	s.touch(order)
-	delete(s.open, order)
-	if s.settled == nil {
-		s.settled = map[uuid.UUID]bool{}
-	}
-	s.settled[order] = true
 }
 
 // Details are a product's editable fields; nil fields are left as they are.
@@ -265,7 +202,10 @@ func validate(d Details) error {
 }
 
 // Reserve decides holding quantity units for order. A second reservation
-// for the same order decides nothing (the first stands).
+// for the same order while the first is open decides nothing (the first
+// stands). The product does not remember settled reservations, so a late
+// repeat after a release or commit reserves again; the process manager
+// releases such a stray reservation (reason reservation_after_close).
 func (s *State) Reserve(order uuid.UUID, quantity int64) ([]events.Event, error) {
 	if !s.Exists() {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
@@ -273,7 +213,7 @@ func (s *State) Reserve(order uuid.UUID, quantity int64) ([]events.Event, error)
 	if quantity <= 0 {
 		return nil, fmt.Errorf("%w: quantity must be positive", ErrInvalid)
 	}
-	if _, held := s.open[order]; held || s.settled[order] {
+	if _, held := s.open[order]; held {
 		return nil, nil
 	}
 	if !s.IsActive {
