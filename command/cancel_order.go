@@ -11,7 +11,7 @@ import (
 )
 
 // CancelReasonCustomer is recorded when the customer cancels.
-const CancelReasonCustomer = "customer_canceled"
+const CancelReasonCustomer = events.ReleaseCustomerCanceled
 
 // CancelOrder cancels an order that is not paid yet and returns its stock,
 // exactly once however often it is called. Canceling a canceled order
@@ -24,9 +24,10 @@ func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore
 	if err != nil {
 		return OrderView{}, err
 	}
-	// The answer's position covers the releases too, so a read that waits
-	// for it sees the stock back.
-	released, err := s.releaseAll(ctx, st, meta)
+	// The stock goes back at once, so the answer's position covers the
+	// releases too and a read that waits for it sees the stock back (the
+	// process manager's release_stock step then finds nothing left).
+	released, err := s.releaseAll(ctx, st, meta, releaseReason(st))
 	if err != nil {
 		return OrderView{}, err
 	}

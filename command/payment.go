@@ -85,7 +85,7 @@ func (s *Service) TimeOutPayment(ctx context.Context, id uuid.UUID, meta eventst
 		return OrderView{}, err
 	}
 	if st.Status == order.StatusCanceled {
-		released, err := s.releaseAll(ctx, st, meta)
+		released, err := s.releaseAll(ctx, st, meta, releaseReason(st))
 		if err != nil {
 			return OrderView{}, err
 		}
@@ -127,18 +127,70 @@ func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore
 }
 
 // ReleaseStock returns a canceled or rejected order's reservations to
-// stock (the compensation of a failed payment); for any other order it does
-// nothing. A reservation is released at most once.
+// stock (the compensation of a failed payment, a customer's cancel, a
+// rejected placement), with the reason the order closed; for any other
+// order it does nothing. A reservation is released at most once: what a
+// command already released synchronously is not released again.
 func (s *Service) ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
 	st, err := s.loadOrder(ctx, id)
 	if err != nil {
 		return err
 	}
-	if st.Status != order.StatusCanceled && st.Status != order.StatusRejected {
+	if !closedUnpaid(st.Status) {
 		return nil
 	}
-	_, err = s.releaseAll(ctx, st, meta)
+	_, err = s.releaseAll(ctx, st, meta, releaseReason(st))
 	return err
+}
+
+// CompletePlacement finishes a placement that was interrupted (its process
+// died after order.placed), exactly as PlaceOrder would have: every item
+// reserved and the order reserved, or the order rejected and what it held
+// released with reason placement_abandoned. An order already decided is
+// returned as it is (its stock follows its outcome through ReleaseStock).
+// A rejected completion is not an error here: the view says rejected.
+func (s *Service) CompletePlacement(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return OrderView{}, err
+	}
+	switch st.Status {
+	case order.StatusNew:
+		return OrderView{}, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+	case order.StatusCreated:
+	default:
+		return orderView(st, eventstore.Position{}), nil
+	}
+	v, err := s.completeFrom(ctx, st, meta, events.ReleasePlacementAbandoned)
+	var rejected *RejectedError
+	if errors.As(err, &rejected) {
+		return rejected.Order, nil
+	}
+	return v, err
+}
+
+// ReleaseReservation releases the reservation that product holds for an
+// order whose placement was already decided when the reservation was made
+// (a completer that lost the race; the process manager sees it arrive after
+// the order's outcome), with reason reservation_after_close. While the
+// placement is still open, or the order is waiting for its payment (its
+// own reservations are open, so no stray one can exist), it does nothing.
+func (s *Service) ReleaseReservation(ctx context.Context, orderID, productID uuid.UUID, meta eventstore.Metadata) error {
+	st, err := s.loadOrder(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	switch st.Status {
+	case order.StatusCreated, order.StatusReserved, order.StatusPaymentPending:
+		return nil
+	}
+	_, _, err = s.stock.Do(ctx, productID, meta, func(p *product.State) ([]events.Event, error) {
+		return p.Release(orderID, events.ReleaseReservationAfterClose), nil
+	})
+	if err != nil && !errors.Is(err, product.ErrNotFound) {
+		return fmt.Errorf("release order %s on product %s: %w", orderID, productID, err)
+	}
+	return nil
 }
 
 // correlationOf returns the correlation id the order was placed with ("" for

@@ -37,8 +37,8 @@ type PlaceOrder struct {
 
 // Rejection reasons recorded on the order stream.
 const (
-	ReasonInsufficientStock = "insufficient_stock"
-	ReasonUnavailable       = "product_unavailable"
+	ReasonInsufficientStock = events.ReleaseInsufficientStock
+	ReasonUnavailable       = events.ReleaseProductUnavailable
 )
 
 // OrderIDForKey returns the order id that a customer's Idempotency-Key
@@ -80,7 +80,7 @@ func fingerprint(email string, lines []order.Line) string {
 // order.rejected is appended at the order's expected version, so exactly one
 // outcome wins however many parties complete the same placement. Stock is
 // released only once a rejection is recorded. A placement interrupted at any
-// step is completed the same way by Recovery.
+// step is completed the same way by the process manager (CompletePlacement).
 func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, error) {
 	if problems := order.ValidateRequest(cmd.UserEmail, cmd.Lines); len(problems) > 0 {
 		return OrderView{}, &ValidationError{Fields: problems}
@@ -134,7 +134,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		return OrderView{}, err
 	}
 	st.Apply(decided[0], 0, s.opts.Now().UTC())
-	return s.completeFrom(ctx, st, cmd.Meta)
+	return s.completeFrom(ctx, st, cmd.Meta, "")
 }
 
 // replay answers a repeated Idempotency-Key from the stored order: the same
@@ -192,21 +192,25 @@ func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.Order
 }
 
 // complete reserves the order's items and records the outcome; it is what
-// both PlaceOrder and Recovery run, and any number of them may run it at
-// once for the same order.
+// PlaceOrder, a replayed Idempotency-Key and the process manager
+// (CompletePlacement) run, and any number of them may run it at once for
+// the same order.
 func (s *Service) complete(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
 	st, err := s.loadOrder(ctx, id)
 	if err != nil {
 		return OrderView{}, err
 	}
-	return s.completeFrom(ctx, st, meta)
+	return s.completeFrom(ctx, st, meta, "")
 }
 
 // completeFrom is complete for an order already loaded (or just placed).
-func (s *Service) completeFrom(ctx context.Context, st *order.State, meta eventstore.Metadata) (OrderView, error) {
+// releaseAs, if not empty, is the release reason of the stock held when
+// this call is the one that rejects the order (an abandoned placement);
+// otherwise releases say why the order closed.
+func (s *Service) completeFrom(ctx context.Context, st *order.State, meta eventstore.Metadata, releaseAs string) (OrderView, error) {
 	id := st.ID
 	if st.Status != order.StatusCreated {
-		return s.settle(ctx, st, eventstore.Position{}, meta)
+		return s.settle(ctx, st, eventstore.Position{}, meta, "")
 	}
 	lines := slices.Clone(st.Items)
 	// One product after another in a fixed order; a product's lock is never
@@ -223,7 +227,7 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 		case errors.Is(err, product.ErrInactive), errors.Is(err, product.ErrNotFound):
 			unavailable = append(unavailable, it.ProductID)
 		case err != nil:
-			return OrderView{}, err // interrupted: Recovery finishes it
+			return OrderView{}, err // interrupted: the process manager finishes it
 		}
 		if len(insufficient)+len(unavailable) > 0 {
 			break // all-or-nothing: no point reserving the rest
@@ -242,10 +246,13 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 		rejection := events.OrderRejected{Reason: reason, Insufficient: insufficient, Unavailable: unavailable}
 		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }
 	}
+	decidedHere := false
 	st, pos, err := s.decideOrder(ctx, id, st, meta, "", func(o *order.State) ([]events.Event, error) {
 		if o.Status != order.StatusCreated {
+			decidedHere = false
 			return nil, nil // someone else decided: follow them
 		}
+		decidedHere = true
 		return decide(o)
 	})
 	if err != nil {
@@ -254,14 +261,21 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 	if err := s.step(ctx, StepDecided, id); err != nil {
 		return OrderView{}, err
 	}
-	return s.settle(ctx, st, pos, meta)
+	if !decidedHere {
+		releaseAs = ""
+	}
+	return s.settle(ctx, st, pos, meta, releaseAs)
 }
 
 // settle makes the products agree with a decided order: a rejected or
-// canceled order holds no stock. It is idempotent.
-func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Position, meta eventstore.Metadata) (OrderView, error) {
-	if st.Status == order.StatusRejected || st.Status == order.StatusCanceled {
-		released, err := s.releaseAll(ctx, st, meta)
+// canceled order holds no stock. It is idempotent. reason, if not empty,
+// overrides the release reason (see releaseReason).
+func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Position, meta eventstore.Metadata, reason string) (OrderView, error) {
+	if closedUnpaid(st.Status) {
+		if reason == "" {
+			reason = releaseReason(st)
+		}
+		released, err := s.releaseAll(ctx, st, meta, reason)
 		if err != nil {
 			return OrderView{}, err
 		}
@@ -270,14 +284,28 @@ func (s *Service) settle(ctx context.Context, st *order.State, pos eventstore.Po
 	return outcome(st, pos)
 }
 
-// releaseAll releases every reservation the order holds and returns a
-// position that covers the releases, whoever wrote them (a read that waits
-// for it sees the stock back).
-func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata) (eventstore.Position, error) {
-	reason := string(st.Status)
-	if st.CancelReason != "" {
-		reason = st.CancelReason
+// closedUnpaid reports whether an order with status s gives its stock back.
+func closedUnpaid(s order.Status) bool {
+	return s == order.StatusRejected || s == order.StatusCanceled
+}
+
+// releaseReason is why a rejected or canceled order's stock goes back: the
+// reason it was canceled (customer_canceled, payment_failed,
+// payment_timeout) or rejected (insufficient_stock, product_unavailable).
+func releaseReason(st *order.State) string {
+	switch {
+	case st.Status == order.StatusCanceled && st.CancelReason != "":
+		return st.CancelReason
+	case st.Status == order.StatusRejected && st.Rejection != nil && st.Rejection.Reason != "":
+		return st.Rejection.Reason
 	}
+	return string(st.Status)
+}
+
+// releaseAll releases every reservation the order holds, for reason, and
+// returns a position that covers the releases, whoever wrote them (a read
+// that waits for it sees the stock back).
+func (s *Service) releaseAll(ctx context.Context, st *order.State, meta eventstore.Metadata, reason string) (eventstore.Position, error) {
 	last := eventstore.Start
 	for _, it := range st.Items {
 		_, v, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {

@@ -89,7 +89,29 @@ type ProductStockReserved struct {
 	Quantity int64     `json:"quantity"`
 }
 
-// ProductReservationReleased: an order's reservation went back to stock.
+// Why a reservation went back to stock (ProductReservationReleased.Reason).
+// The reason is the cause of this release, never a guess: the order was
+// canceled by its customer, its payment failed or timed out, its placement
+// was rejected for want of stock or of an available product, an
+// interrupted placement was completed by the process manager and could not
+// be reserved, or the reservation itself arrived after its order's
+// placement had been decided (a completer that lost the race).
+const (
+	ReleaseCustomerCanceled      = "customer_canceled"
+	ReleasePaymentFailed         = "payment_failed"
+	ReleasePaymentTimeout        = "payment_timeout"
+	ReleaseInsufficientStock     = "insufficient_stock"
+	ReleaseProductUnavailable    = "product_unavailable"
+	ReleasePlacementAbandoned    = "placement_abandoned"
+	ReleaseReservationAfterClose = "reservation_after_close"
+	// ReleaseRecovery was written by versions before the process manager
+	// owned every release, whatever the cause; such events still load and
+	// display as they are.
+	ReleaseRecovery = "recovery"
+)
+
+// ProductReservationReleased: an order's reservation went back to stock,
+// for Reason (one of the Release… constants).
 type ProductReservationReleased struct {
 	OrderID  uuid.UUID `json:"order_id"`
 	Quantity int64     `json:"quantity"`

@@ -1,11 +1,15 @@
-// Package process is the payment process manager: it follows the event
-// stream and drives each order's payment saga, from a reserved order to a
-// paid one, or to a canceled one with its stock back.
+// Package process is the process manager: the one asynchronous owner of
+// every reaction to events. It follows the event stream and completes
+// placements that were interrupted, drives each order's payment saga (from
+// a reserved order to a paid one, or to a canceled one with its stock
+// back), and returns the stock of rejected and canceled orders and of
+// reservations that arrived after their order's placement was decided.
 //
 // It works in two halves, each with one active instance across the
 // cluster (a PostgreSQL advisory lock, as for projections):
 //
-//   - the scheduler subscribes to the order events from its own checkpoint
+//   - the scheduler subscribes to the order events (and to reservations)
+//     from its own checkpoint
 //     and turns each into steps (rows of process_tasks), in the transaction
 //     that moves the checkpoint: an event is scheduled exactly once, and
 //     never skipped;
@@ -20,14 +24,23 @@
 //
 // Steps are idempotent, so running one again after a crash is harmless:
 // every decision is checked against the order's stream version, event ids
-// of webhooks are derived from their message ids, reservations are
+// of webhooks are derived from their message ids, an open reservation is
 // committed or released at most once by the product aggregate, and the
 // provider is called with idempotency keys (the order id for a payment).
 //
+//	order.placed             → complete_placement (now + PlacementGrace), dropped once the placement is decided
 //	order.reserved           → initiate_payment (now), payment_timeout (now + PaymentTimeout)
+//	order.rejected           → release_stock
 //	order.paid               → commit_stock; the order's initiate_payment and payment_timeout are dropped
 //	order.canceled           → release_stock; likewise
 //	order.refund_requested   → refund
+//	product.stock_reserved after its order's placement was decided
+//	                         → release_reservation (reason reservation_after_close)
+//
+// Each stock event carries its true cause: the release reason names why the
+// order gave its stock back (events.ReleaseReason…), the metadata who acted
+// (the customer, the provider's message, or the system) and the event that
+// caused it.
 package process
 
 import (
@@ -53,6 +66,8 @@ type Orders interface {
 	RecordRefund(ctx context.Context, id uuid.UUID, refundID string, meta eventstore.Metadata) (command.OrderView, error)
 	CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error
 	ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error
+	CompletePlacement(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (command.OrderView, error)
+	ReleaseReservation(ctx context.Context, orderID, productID uuid.UUID, meta eventstore.Metadata) error
 }
 
 // Provider is what the process manager needs from the payment provider.
@@ -66,7 +81,9 @@ type Provider interface {
 
 // Step kinds.
 const (
-	KindInitiatePayment = "initiate_payment"
+	KindCompletePlacement  = "complete_placement"
+	KindReleaseReservation = "release_reservation"
+	KindInitiatePayment    = "initiate_payment"
 	KindPaymentTimeout  = "payment_timeout"
 	KindCommitStock     = "commit_stock"
 	KindReleaseStock    = "release_stock"
@@ -93,6 +110,11 @@ type Options struct {
 	// PaymentTimeout is how long a reserved order may wait for its
 	// payment's outcome before it is canceled (default 15m).
 	PaymentTimeout time.Duration
+	// PlacementGrace is how long a placement may stay undecided before the
+	// process manager completes it, as interrupted (default 5s; a placement
+	// normally decides within milliseconds, and completing one that is
+	// still running is harmless, only wasted work).
+	PlacementGrace time.Duration
 	// CallbackURL is where the provider sends payment webhooks.
 	CallbackURL string
 	// StepTimeout bounds one run of a step (default 30s).
@@ -134,6 +156,9 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 	}
 	if opts.PaymentTimeout <= 0 {
 		opts.PaymentTimeout = 15 * time.Minute
+	}
+	if opts.PlacementGrace <= 0 {
+		opts.PlacementGrace = 5 * time.Second
 	}
 	if opts.StepTimeout <= 0 {
 		opts.StepTimeout = 30 * time.Second

@@ -161,8 +161,10 @@ type harness struct {
 	clock    *clock
 	provider *stubProvider
 
-	// backoff, if set, replaces the default retry delays.
-	backoff []time.Duration
+	// backoff, if set, replaces the default retry delays; placementGrace
+	// the default grace of an undecided placement.
+	backoff        []time.Duration
+	placementGrace time.Duration
 	// orders, if set, stands between the manager and the service.
 	orders process.Orders
 
@@ -192,7 +194,7 @@ func (h *harness) manager() *process.Manager {
 		orders = h.orders
 	}
 	return process.New(h.pool, h.store, orders, h.provider, process.Options{
-		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff,
+		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff, PlacementGrace: h.placementGrace,
 		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond,
 		OnStep: func(kind, outcome string) {
 			h.mu.Lock()

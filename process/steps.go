@@ -21,6 +21,13 @@ func (m *Manager) execute(ctx context.Context, t task) error {
 	meta := eventstore.Metadata{CorrelationID: t.CorrelationID, CausationID: t.CausationID, Actor: command.ActorSystem}
 	var err error
 	switch t.Kind {
+	case KindCompletePlacement:
+		var v command.OrderView
+		if v, err = m.orders.CompletePlacement(ctx, t.OrderID, meta); err == nil {
+			m.log.InfoContext(ctx, "placement checked", "order_id", t.OrderID, "status", v.Status, "correlation_id", t.CorrelationID)
+		}
+	case KindReleaseReservation:
+		err = m.orders.ReleaseReservation(ctx, t.OrderID, t.ProductID, meta)
 	case KindInitiatePayment:
 		err = m.initiatePayment(ctx, t, meta)
 	case KindPaymentTimeout:

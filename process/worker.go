@@ -19,6 +19,7 @@ type task struct {
 	ID            uuid.UUID
 	Kind          string
 	OrderID       uuid.UUID
+	ProductID     uuid.UUID // uuid.Nil for a step about the whole order
 	Attempts      int
 	CorrelationID string
 	CausationID   string
@@ -122,14 +123,14 @@ func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int) ([]task, err
 		 WHERE id IN (SELECT id FROM process_tasks
 		               WHERE state = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < now())
 		               ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		RETURNING id, kind, order_id, attempts, correlation_id, causation_id`,
+		RETURNING id, kind, order_id, product_id, attempts, correlation_id, causation_id`,
 		m.opts.Now(), n, lease, leaseFor.String())
 	if err != nil {
 		return nil, fmt.Errorf("claim steps: %w", err)
 	}
 	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task, error) {
 		t := task{lease: lease}
-		err := row.Scan(&t.ID, &t.Kind, &t.OrderID, &t.Attempts, &t.CorrelationID, &t.CausationID)
+		err := row.Scan(&t.ID, &t.Kind, &t.OrderID, &t.ProductID, &t.Attempts, &t.CorrelationID, &t.CausationID)
 		return t, err
 	})
 	if err != nil {
@@ -151,7 +152,11 @@ func (m *Manager) run(ctx context.Context, t task) {
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err == nil {
-		if _, ferr := m.pool.Exec(finishCtx, `DELETE FROM process_tasks WHERE id = $1 AND lease_id = $2`, t.ID, t.lease); ferr != nil {
+		// A step scheduled again while it ran (rerun) is due once more.
+		if _, ferr := m.pool.Exec(finishCtx, `
+			WITH done AS (DELETE FROM process_tasks WHERE id = $1 AND lease_id = $2 AND NOT rerun RETURNING id)
+			UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
+			 WHERE id = $1 AND lease_id = $2 AND rerun`, t.ID, t.lease, m.opts.Now()); ferr != nil {
 			log.WarnContext(ctx, "step done but not recorded; it will run again", "error", ferr)
 		} else {
 			log.InfoContext(ctx, "step done")
@@ -174,7 +179,7 @@ func (m *Manager) run(ctx context.Context, t task) {
 	msg := truncate(err.Error(), 2000)
 	if _, ferr := m.pool.Exec(finishCtx, `
 		UPDATE process_tasks SET state = $3, attempts = $4, due_at = $5, last_error = $6,
-		       lease_id = NULL, lease_until = NULL, updated_at = now()
+		       lease_id = NULL, lease_until = NULL, rerun = false, updated_at = now()
 		 WHERE id = $1 AND lease_id = $2`, t.ID, t.lease, state, attempts, due, msg); ferr != nil {
 		log.WarnContext(ctx, "step failed and its failure not recorded; it will run again", "error", err, "record_error", ferr)
 		return

@@ -49,8 +49,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
 	// Each projection runner and each half of the process manager keeps a
-	// connection (leader or standby); leave room for requests, steps,
-	// Recovery and the event store's notifier.
+	// connection (leader or standby); leave room for requests, steps and
+	// the event store's notifier.
 	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
 	if err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
@@ -64,7 +64,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	m := metrics.New()
 	m.Prime([]string{projections.Products{}.Name(), projections.Orders{}.Name(), process.Name},
 		[]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
-		[]string{process.KindInitiatePayment, process.KindPaymentTimeout, process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
+		[]string{process.KindCompletePlacement, process.KindReleaseReservation, process.KindInitiatePayment, process.KindPaymentTimeout,
+			process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
 		[]string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
 	defer store.Close()
@@ -92,13 +93,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 			Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
 			OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
 			Webhooks: verifier,
-		})
-		recovery := command.NewRecovery(svc, store, command.RecoveryOptions{Logger: logger})
-		g.Go(func() error {
-			if err := recovery.Run(gctx); err != nil && gctx.Err() == nil {
-				return fmt.Errorf("recovery: %w", err)
-			}
-			return nil
 		})
 	}
 	var onApplied func(string, eventstore.Position)

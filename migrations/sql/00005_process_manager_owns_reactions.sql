@@ -1,0 +1,47 @@
+-- The process manager becomes the one owner of every reaction to events
+-- (it replaces the boot-time Recovery): it completes interrupted
+-- placements, releases the stock of rejected and canceled orders, and
+-- releases reservations that arrive after their order's placement was
+-- decided.
+
+-- +goose Up
+-- A step may concern one product of an order (release_reservation); steps
+-- are unique per kind, order and product (the nil id when the step is about
+-- the whole order).
+ALTER TABLE process_tasks
+    ADD COLUMN product_id uuid NOT NULL DEFAULT '00000000-0000-0000-0000-000000000000',
+    -- Set when the scheduler schedules a step again while a worker runs it:
+    -- the running attempt then does not delete the row, and the step runs
+    -- once more (it is idempotent), so no event's reaction is lost.
+    ADD COLUMN rerun boolean NOT NULL DEFAULT false;
+ALTER TABLE process_tasks DROP CONSTRAINT process_tasks_kind_order_key;
+ALTER TABLE process_tasks ADD CONSTRAINT process_tasks_kind_order_product_key UNIQUE (kind, order_id, product_id);
+
+-- Placements the scheduler has seen placed and not yet decided (reserved,
+-- rejected or canceled): a reservation for an order not in this table
+-- arrived after its placement was decided and is released. Its size is the
+-- number of placements in flight, not the history.
+CREATE TABLE process_open_placements (
+    order_id  uuid        PRIMARY KEY,
+    placed_at timestamptz NOT NULL
+);
+
+-- Placements left undecided before this version (the scheduler's
+-- checkpoint may already be past their order.placed): track them and have
+-- them completed at once, as Recovery would have done at its next start.
+INSERT INTO process_open_placements (order_id, placed_at)
+SELECT substr(p.stream_id, 7)::uuid, p.recorded_at
+  FROM events p
+ WHERE p.event_type = 'order.placed.v1' AND p.stream_id LIKE 'order-%'
+   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.stream_id = p.stream_id AND o.stream_version > p.stream_version)
+ON CONFLICT DO NOTHING;
+INSERT INTO process_tasks (id, kind, order_id, due_at)
+SELECT gen_random_uuid(), 'complete_placement', order_id, now() FROM process_open_placements
+ON CONFLICT DO NOTHING;
+
+-- +goose Down
+DROP TABLE process_open_placements;
+DELETE FROM process_tasks WHERE kind IN ('complete_placement', 'release_reservation');
+ALTER TABLE process_tasks DROP CONSTRAINT process_tasks_kind_order_product_key;
+ALTER TABLE process_tasks ADD CONSTRAINT process_tasks_kind_order_key UNIQUE (kind, order_id);
+ALTER TABLE process_tasks DROP COLUMN rerun, DROP COLUMN product_id;
