@@ -84,10 +84,10 @@ const (
 	KindCompletePlacement  = "complete_placement"
 	KindReleaseReservation = "release_reservation"
 	KindInitiatePayment    = "initiate_payment"
-	KindPaymentTimeout  = "payment_timeout"
-	KindCommitStock     = "commit_stock"
-	KindReleaseStock    = "release_stock"
-	KindRefund          = "refund"
+	KindPaymentTimeout     = "payment_timeout"
+	KindCommitStock        = "commit_stock"
+	KindReleaseStock       = "release_stock"
+	KindRefund             = "refund"
 )
 
 // Step outcomes, as reported to Options.OnStep.
