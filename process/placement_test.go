@@ -436,3 +436,55 @@ func TestChaosPlacementsCancelsCrashes(t *testing.T) {
 		h.exactlyOneSettlementPerReservation(t, p)
 	}
 }
+
+// A rejected attempt costs its two order events and nothing in the work
+// list when it reserved nothing (the usual refusal of a sold-out product);
+// one that did reserve gets its backstop release, which finds nothing left
+// because the placer released synchronously.
+func TestRejectionThatReservedNothingCostsNoStep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.start(t)
+	plenty, soldOut := h.product(t, 10), h.product(t, 0)
+	if soldOut.String() < plenty.String() {
+		t.Fatal("setup: products sort the wrong way") // UUIDv7 ids grow in creation order
+	}
+	for i := range 5 {
+		_, err := placeKeyed(h.svc, fmt.Sprint("none-", i), "a@example.com", order.Line{ProductID: soldOut, Quantity: 1})
+		var rej *command.RejectedError
+		if !errors.As(err, &rej) {
+			t.Fatalf("placement %d: %v", i, err)
+		}
+	}
+	// The scheduler has seen everything above once it schedules this
+	// order's payment.
+	first := h.place(t, plenty, 1)
+	h.waitStatus(t, first, order.StatusPaymentPending)
+	h.mu.Lock()
+	steps := fmt.Sprint(h.steps)
+	releases := h.steps[process.KindReleaseStock+"/done"]
+	h.mu.Unlock()
+	if releases != 0 {
+		t.Fatalf("steps %s: a rejection that reserved nothing ran a release", steps)
+	}
+	var rows int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE kind <> $1`, process.KindPaymentTimeout).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("work list rows %d (%v), want none", rows, err)
+	}
+
+	// plenty sorts first: this placement reserves it, then is refused.
+	_, err := placeKeyed(h.svc, "one-held", "a@example.com", order.Line{ProductID: soldOut, Quantity: 1}, order.Line{ProductID: plenty, Quantity: 2})
+	var rej *command.RejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("placement: %v", err)
+	}
+	eventually.True(t, "the backstop release to run", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.steps[process.KindReleaseStock+"/done"] == 1
+	})
+	if reasons, _ := h.releases(t, plenty, rej.Order.ID); len(reasons) != 1 || reasons[0] != events.ReleaseInsufficientStock {
+		t.Fatalf("releases %v, want exactly one %q", reasons, events.ReleaseInsufficientStock)
+	}
+	h.exactlyOneSettlementPerReservation(t, plenty)
+}

@@ -43,12 +43,22 @@ type plan struct {
 	due                         []time.Time
 	scheduled                   map[stepKey]bool
 
-	ended   []uuid.UUID // orders that ended: drop their payment steps
-	decided []uuid.UUID // placements decided: untrack them, drop their completion
-	// placed are the order.placed events of this batch; open tells, at the
-	// current point of the batch, whether an order's placement is open.
-	placed map[uuid.UUID]eventstore.RecordedEvent
-	open   map[uuid.UUID]bool
+	ended []uuid.UUID // orders that ended: drop their payment steps
+	// placements tells, at the current point of the batch, what is known of
+	// the placements of the orders the batch touches (loaded from
+	// process_open_placements, then followed event by event).
+	placements map[uuid.UUID]*placement
+}
+
+// placement is the scheduler's view of one order's placement.
+type placement struct {
+	tracked  bool // the scheduler saw it placed (in the table or this batch)
+	inTable  bool // it has a row in process_open_placements
+	open     bool // placed and not decided yet
+	held     bool // a reservation was made for it while open
+	heldNew  bool // held became true in this batch
+	placedAt time.Time
+	placed   eventstore.RecordedEvent // its order.placed, if in this batch
 }
 
 type stepKey struct {
@@ -70,19 +80,20 @@ func (p *plan) add(kind string, order, product uuid.UUID, at time.Time, cause ev
 	p.correlations, p.causes = append(p.correlations, cause.Metadata.CorrelationID), append(p.causes, cause.ID.String())
 }
 
-// close marks order's placement decided.
-func (p *plan) close(order uuid.UUID) {
-	if _, placedHere := p.placed[order]; !placedHere {
-		p.decided = append(p.decided, order)
+func (p *plan) placement(order uuid.UUID) *placement {
+	pl := p.placements[order]
+	if pl == nil {
+		pl = &placement{}
+		p.placements[order] = pl
 	}
-	p.open[order] = false
+	return pl
 }
 
 // Apply schedules the steps the events call for:
 //
-//	order.placed                  → complete_placement (placed + PlacementGrace), dropped when the placement is decided
+//	order.placed                  → complete_placement (now + PlacementGrace), dropped when the placement is decided
 //	order.reserved                → initiate_payment (now), payment_timeout (now + PaymentTimeout)
-//	order.rejected                → release_stock
+//	order.rejected                → release_stock, if the placement reserved anything (or the scheduler cannot tell)
 //	order.paid                    → commit_stock; initiate_payment and payment_timeout dropped
 //	order.canceled                → release_stock; likewise
 //	order.refund_requested        → refund
@@ -95,34 +106,13 @@ func (p *plan) close(order uuid.UUID) {
 // its order's placement is open: every party that completes a placement
 // reserves before it records the outcome, so in the global order a
 // placement's own reservations come before its outcome, and whatever comes
-// after it is stray.
+// after it is stray. The same order lets a rejection that reserved nothing
+// (the common refusal of a sold-out product) cost no step at all.
 func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.RecordedEvent) error {
-	p := plan{scheduled: map[stepKey]bool{}, placed: map[uuid.UUID]eventstore.RecordedEvent{}, open: map[uuid.UUID]bool{}}
-	// Which orders with reservations in this batch were open before it.
-	var reservedOrders []uuid.UUID
-	for _, r := range recorded {
-		if r.Type == events.TypeProductStockReserved {
-			e, err := decodeReservation(r)
-			if err != nil {
-				return err
-			}
-			reservedOrders = append(reservedOrders, e.OrderID)
-		}
+	p := plan{scheduled: map[stepKey]bool{}, placements: map[uuid.UUID]*placement{}}
+	if err := p.load(ctx, tx, recorded); err != nil {
+		return err
 	}
-	if len(reservedOrders) > 0 {
-		rows, err := tx.Query(ctx, `SELECT order_id FROM process_open_placements WHERE order_id = ANY($1)`, reservedOrders)
-		if err != nil {
-			return fmt.Errorf("read open placements: %w", err)
-		}
-		open, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil {
-			return fmt.Errorf("read open placements: %w", err)
-		}
-		for _, id := range open {
-			p.open[id] = true
-		}
-	}
-
 	now := s.m.opts.Now()
 	for _, r := range recorded {
 		if r.Type == events.TypeProductStockReserved {
@@ -134,8 +124,12 @@ func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.R
 			if err != nil {
 				return err
 			}
-			if !p.open[e.OrderID] {
+			pl := p.placement(e.OrderID)
+			switch {
+			case !pl.open:
 				p.add(KindReleaseReservation, e.OrderID, productID, now, r)
+			case !pl.held:
+				pl.held, pl.heldNew = true, true
 			}
 			continue
 		}
@@ -143,58 +137,114 @@ func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.R
 		if !ok {
 			continue
 		}
+		pl := p.placement(order)
 		switch r.Type {
 		case events.TypeOrderPlaced:
-			p.open[order] = true
-			p.placed[order] = r
+			pl.tracked, pl.open, pl.placedAt, pl.placed = true, true, r.RecordedAt, r
 		case events.TypeOrderReserved:
-			p.close(order)
+			pl.open = false
 			p.add(KindInitiatePayment, order, noProduct, now, r)
 			// From when the saga starts, on the one clock of due times: a
 			// scheduler that comes back from an outage gives every order
 			// its full time to pay rather than canceling it on the spot.
 			p.add(KindPaymentTimeout, order, noProduct, now.Add(s.m.opts.PaymentTimeout), r)
 		case events.TypeOrderRejected:
-			p.close(order)
-			p.add(KindReleaseStock, order, noProduct, now, r)
+			if pl.held || !pl.tracked {
+				p.add(KindReleaseStock, order, noProduct, now, r)
+			}
+			pl.open = false
 		case events.TypeOrderPaid:
 			p.add(KindCommitStock, order, noProduct, now, r)
 			p.ended = append(p.ended, order)
 		case events.TypeOrderCanceled:
-			p.close(order) // a customer may cancel while the order is being placed
+			pl.open = false // a customer may cancel while the order is being placed
 			p.add(KindReleaseStock, order, noProduct, now, r)
 			p.ended = append(p.ended, order)
 		case events.TypeOrderRefundRequested:
 			p.add(KindRefund, order, noProduct, now, r)
 		}
 	}
-	// Placements opened and decided within the batch never reach the
-	// table; those still open get their completion step.
-	var openIDs []uuid.UUID
-	var openAt []time.Time
-	for id, r := range p.placed {
-		if p.open[id] {
-			openIDs, openAt = append(openIDs, id), append(openAt, r.RecordedAt)
-			p.add(KindCompletePlacement, id, noProduct, now.Add(s.m.opts.PlacementGrace), r)
+	for id, pl := range p.placements {
+		if pl.open && !pl.inTable {
+			p.add(KindCompletePlacement, id, noProduct, now.Add(s.m.opts.PlacementGrace), pl.placed)
 		}
 	}
-	return p.write(ctx, tx, openIDs, openAt)
+	return p.write(ctx, tx)
 }
 
-func (p *plan) write(ctx context.Context, tx pgx.Tx, openIDs []uuid.UUID, openAt []time.Time) error {
+// load reads the tracked placements of the orders that the batch touches.
+func (p *plan) load(ctx context.Context, tx pgx.Tx, recorded []eventstore.RecordedEvent) error {
+	var ids []uuid.UUID
+	for _, r := range recorded {
+		switch r.Type {
+		case events.TypeProductStockReserved:
+			e, err := decodeReservation(r)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, e.OrderID)
+		case events.TypeOrderReserved, events.TypeOrderRejected, events.TypeOrderCanceled:
+			if id, ok := events.StreamID(r.StreamID, events.OrderStreamPrefix); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `SELECT order_id, reserved FROM process_open_placements WHERE order_id = ANY($1)`, ids)
+	if err != nil {
+		return fmt.Errorf("read open placements: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var held bool
+		if err := rows.Scan(&id, &held); err != nil {
+			return fmt.Errorf("read open placements: %w", err)
+		}
+		p.placements[id] = &placement{tracked: true, inTable: true, open: true, held: held}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read open placements: %w", err)
+	}
+	return nil
+}
+
+func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
+	var (
+		openIDs, heldIDs, decidedIDs []uuid.UUID
+		openAt                       []time.Time
+		openHeld                     []bool
+	)
+	for id, pl := range p.placements {
+		switch {
+		case pl.open && !pl.inTable:
+			openIDs, openAt, openHeld = append(openIDs, id), append(openAt, pl.placedAt), append(openHeld, pl.held)
+		case pl.open && pl.heldNew:
+			heldIDs = append(heldIDs, id)
+		case !pl.open && pl.inTable:
+			decidedIDs = append(decidedIDs, id)
+		}
+	}
 	if len(openIDs) > 0 {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO process_open_placements (order_id, placed_at)
-			SELECT * FROM unnest($1::uuid[], $2::timestamptz[]) ON CONFLICT DO NOTHING`, openIDs, openAt); err != nil {
+			INSERT INTO process_open_placements (order_id, placed_at, reserved)
+			SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[]) ON CONFLICT DO NOTHING`, openIDs, openAt, openHeld); err != nil {
 			return fmt.Errorf("track open placements: %w", err)
 		}
 	}
-	if len(p.decided) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM process_open_placements WHERE order_id = ANY($1)`, p.decided); err != nil {
+	if len(heldIDs) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE process_open_placements SET reserved = true WHERE order_id = ANY($1)`, heldIDs); err != nil {
+			return fmt.Errorf("track reservations of open placements: %w", err)
+		}
+	}
+	if len(decidedIDs) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM process_open_placements WHERE order_id = ANY($1)`, decidedIDs); err != nil {
 			return fmt.Errorf("untrack decided placements: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind = $2`,
-			p.decided, KindCompletePlacement); err != nil {
+			decidedIDs, KindCompletePlacement); err != nil {
 			return fmt.Errorf("drop completions of decided placements: %w", err)
 		}
 	}

@@ -23,14 +23,17 @@ ALTER TABLE process_tasks ADD CONSTRAINT process_tasks_kind_order_product_key UN
 -- number of placements in flight, not the history.
 CREATE TABLE process_open_placements (
     order_id  uuid        PRIMARY KEY,
-    placed_at timestamptz NOT NULL
+    placed_at timestamptz NOT NULL,
+    -- A reservation was made for it: if it is rejected, its stock must be
+    -- released (a rejection that reserved nothing needs no step).
+    reserved  boolean     NOT NULL DEFAULT false
 );
 
 -- Placements left undecided before this version (the scheduler's
 -- checkpoint may already be past their order.placed): track them and have
 -- them completed at once, as Recovery would have done at its next start.
-INSERT INTO process_open_placements (order_id, placed_at)
-SELECT substr(p.stream_id, 7)::uuid, p.recorded_at
+INSERT INTO process_open_placements (order_id, placed_at, reserved)
+SELECT substr(p.stream_id, 7)::uuid, p.recorded_at, true
   FROM events p
  WHERE p.event_type = 'order.placed.v1' AND p.stream_id LIKE 'order-%'
    AND NOT EXISTS (SELECT 1 FROM events o WHERE o.stream_id = p.stream_id AND o.stream_version > p.stream_version)
