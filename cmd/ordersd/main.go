@@ -1,6 +1,6 @@
 // Command ordersd is the Orders server. By default it runs every role in
-// one process: the command API (with the payment webhook and Recovery), the
-// query API, the projections, the payment process manager and, when
+// one process: the command API (with the payment webhook), the query API,
+// the projections, the process manager and, when
 // FAKE_PAYMENT_ENABLED, the fake payment provider; --roles (or
 // ORDERS_ROLES) runs any subset, so each can be scaled on its own. Every
 // process serves /healthz, /readyz and /metrics on HTTP_ADDR.

@@ -8,7 +8,7 @@ import (
 
 // Roles a server process can run.
 const (
-	RoleCommand   = "command"   // the command API and the payment webhook, with Recovery
+	RoleCommand   = "command"   // the command API and the payment webhook
 	RoleQuery     = "query"     // the query API
 	RoleProjector = "projector" // the read-model projections
 	RoleProcess   = "process"   // the payment process manager
