@@ -13,6 +13,8 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventually"
@@ -48,7 +50,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 	dbURL := testDatabase(t)
 	s := startServer(t, "DATABASE_URL="+dbURL, "FAKE_PAYMENT_DELAY=1h", "PAYMENT_WEBHOOK_SECRET="+reasonsWebhookSecret)
 	admin := []string{"X-Admin-Secret", adminSecret}
-	product := func(stock int) string {
+	newProduct := func(stock int) string {
 		t.Helper()
 		r := s.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"Lamp","price":"10.00","stock":%d}`, stock), admin...)
 		if r.status != http.StatusCreated {
@@ -66,7 +68,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 	}
 
 	t.Run("customer cancel", func(t *testing.T) {
-		id := place(product(5), 2)
+		id := place(newProduct(5), 2)
 		if r := s.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusOK {
 			t.Fatalf("cancel: %d %s", r.status, r.raw)
 		}
@@ -74,7 +76,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 	})
 
 	t.Run("failed payment", func(t *testing.T) {
-		id := place(product(5), 2)
+		id := place(newProduct(5), 2)
 		var paymentID string
 		eventually.True(t, "the order to await its payment", func() bool {
 			r := s.do(t, "GET", "/orders/"+id, "")
@@ -118,7 +120,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 	}
 
 	t.Run("abandoned placement completed", func(t *testing.T) {
-		p := uuid.MustParse(product(5))
+		p := uuid.MustParse(newProduct(5))
 		id := interrupted(crashing(command.StepPlaced), order.Line{ProductID: p, Quantity: 2}).String()
 		eventually.True(t, "the process manager to complete the placement", func() bool {
 			r := s.do(t, "GET", "/orders/"+id, "")
@@ -126,8 +128,31 @@ func TestStockEventsSayWhy(t *testing.T) {
 		})
 	})
 
+	t.Run("a release written by an older version", func(t *testing.T) {
+		p := uuid.MustParse(newProduct(5))
+		oid := uuid.MustParse(place(p.String(), 1))
+		// Versions before the process manager owned releases wrote "recovery";
+		// such a history still loads and displays as it was written.
+		legacy := command.NewService(store, command.Options{})
+		if _, _, err := legacy.Stock().Do(context.Background(), p, eventstore.Metadata{Actor: command.ActorSystem, CausationID: "recovery"},
+			func(st *product.State) ([]events.Event, error) { return st.Release(oid, events.ReleaseRecovery), nil }); err != nil {
+			t.Fatal(err)
+		}
+		eventually.True(t, "the legacy release to show in the history", func() bool {
+			r := s.do(t, "GET", "/admin/orders/"+oid.String()+"/history", "", "X-Admin-Secret", adminSecret)
+			events, _ := r.body["events"].([]any)
+			for _, e := range events {
+				e := e.(map[string]any)
+				if e["type"] == "product.reservation_released.v1" && e["data"].(map[string]any)["reason"] == "recovery" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
 	t.Run("abandoned placement rejected", func(t *testing.T) {
-		p1, p2 := uuid.MustParse(product(5)), uuid.MustParse(product(1))
+		p1, p2 := uuid.MustParse(newProduct(5)), uuid.MustParse(newProduct(1))
 		id := interrupted(crashing(command.StepReserved), order.Line{ProductID: p1, Quantity: 2}, order.Line{ProductID: p2, Quantity: 2}).String()
 		s.wantOneRelease(t, id, "placement_abandoned", "system")
 		if r := s.do(t, "GET", "/orders/"+id, ""); r.body["status"] != "canceled" || r.body["cancel_reason"] != "insufficient_stock" {
