@@ -53,6 +53,23 @@ type Store interface {
 	// Head returns the position of the last event whose order is final, or
 	// Start if the store is empty.
 	Head(ctx context.Context) (Position, error)
+
+	// Backlog describes the events after position from in the global order
+	// (of every stream; a filtered reader may skip some): how many there are,
+	// counted up to limit so that the question costs the same however far
+	// behind the reader is, and when the first of them was recorded. It
+	// answers "how far behind is a reader at from" for lag metrics,
+	// readiness and rebuild progress. limit must be positive.
+	Backlog(ctx context.Context, from Position, limit int) (Backlog, error)
+}
+
+// Backlog is what lies after a position in the global order.
+type Backlog struct {
+	// Events is how many events follow the position, at most the limit
+	// asked for.
+	Events int64
+	// Oldest is when the first of them was recorded; zero if there is none.
+	Oldest time.Time
 }
 
 // EventData is an event to append.

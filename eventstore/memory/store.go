@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -246,6 +247,23 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			}
 		}
 	}
+}
+
+// Backlog implements eventstore.Store.
+func (s *Store) Backlog(ctx context.Context, from eventstore.Position, limit int) (eventstore.Backlog, error) {
+	if err := ctx.Err(); err != nil {
+		return eventstore.Backlog{}, fmt.Errorf("backlog: %w", err)
+	}
+	if limit <= 0 {
+		return eventstore.Backlog{}, fmt.Errorf("backlog: limit must be positive")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i := sort.Search(len(s.log), func(i int) bool { return from.Less(s.log[i].Position) })
+	if i == len(s.log) {
+		return eventstore.Backlog{}, nil
+	}
+	return eventstore.Backlog{Events: int64(min(len(s.log)-i, limit)), Oldest: s.log[i].RecordedAt}, nil
 }
 
 // Head implements eventstore.Store.

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ func Run(t *testing.T, newStore Factory) {
 	t.Run("InvalidAppend", func(t *testing.T) { testInvalidAppend(t, newStore(t, Hooks{})) })
 	t.Run("ConcurrentSameExpectedVersion", func(t *testing.T) { testConcurrentSameVersion(t, newStore(t, Hooks{})) })
 	t.Run("GlobalOrder", func(t *testing.T) { testGlobalOrder(t, newStore(t, Hooks{})) })
+	t.Run("Backlog", func(t *testing.T) { testBacklog(t, newStore(t, Hooks{})) })
 	t.Run("Filters", func(t *testing.T) { testFilters(t, newStore(t, Hooks{})) })
 	t.Run("SubscribeLive", func(t *testing.T) { testSubscribeLive(t, newStore(t, Hooks{})) })
 	t.Run("SubscribeResumeFromCheckpoint", func(t *testing.T) { testResume(t, newStore(t, Hooks{})) })
@@ -497,6 +499,54 @@ func testGlobalOrder(t *testing.T, s eventstore.Store) {
 
 // checkStreamOrder fails unless each stream's events appear in version order
 // without holes.
+// Backlog counts what follows a position (every stream, up to the limit)
+// and says when the first of it was recorded.
+func testBacklog(t *testing.T, s eventstore.Store) {
+	empty, err := s.Backlog(ctxT(t), eventstore.Start, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty.Events != 0 || !empty.Oldest.IsZero() {
+		t.Fatalf("backlog of an empty store: %+v", empty)
+	}
+	var last eventstore.AppendResult
+	for i := range 5 {
+		last = mustAppend(t, s, newStream(fmt.Sprint("bl", i%2)), eventstore.Any, event("e", i), event("f", i))
+	}
+	waitVisible(t, s, last.Position)
+	all := readAll(t, s, 100, eventstore.Filter{})
+	for _, c := range []struct {
+		from  eventstore.Position
+		limit int
+		want  int64
+		first int // index in all of the oldest pending event, -1 for none
+	}{
+		{eventstore.Start, 100, 10, 0},
+		{eventstore.Start, 4, 4, 0},
+		{all[2].Position, 100, 7, 3},
+		{all[2].Position, 1, 1, 3},
+		{all[9].Position, 100, 0, -1},
+		{eventstore.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}, 100, 0, -1},
+	} {
+		b, err := s.Backlog(ctxT(t), c.from, c.limit)
+		if err != nil {
+			t.Fatalf("backlog after %s: %v", c.from, err)
+		}
+		if b.Events != c.want {
+			t.Fatalf("backlog after %s (limit %d): %d events, want %d", c.from, c.limit, b.Events, c.want)
+		}
+		switch {
+		case c.first < 0 && !b.Oldest.IsZero():
+			t.Fatalf("backlog after %s: oldest %v, want none", c.from, b.Oldest)
+		case c.first >= 0 && !b.Oldest.Equal(all[c.first].RecordedAt):
+			t.Fatalf("backlog after %s: oldest %v, want %v", c.from, b.Oldest, all[c.first].RecordedAt)
+		}
+	}
+	if _, err := s.Backlog(ctxT(t), eventstore.Start, 0); err == nil {
+		t.Fatal("a limit of 0 was accepted")
+	}
+}
+
 func checkStreamOrder(t *testing.T, events []eventstore.RecordedEvent) {
 	t.Helper()
 	next := map[string]int64{}
