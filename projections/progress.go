@@ -132,29 +132,43 @@ type Status struct {
 	OldestPending time.Time
 }
 
+// BacklogReader tells how far behind a reader at a position is (the event
+// store port's Backlog).
+type BacklogReader interface {
+	Backlog(ctx context.Context, from eventstore.Position, limit int) (eventstore.Backlog, error)
+}
+
+// maxBehind caps the count of events behind a checkpoint, so that a
+// projection far behind costs a bounded query.
+const maxBehind = 1_000_000
+
 // Statuses lists every projection that has a checkpoint, and every rebuild
-// in progress (named "<projection>#rebuild").
-func Statuses(ctx context.Context, pool *pgxpool.Pool) ([]Status, error) {
-	rows, err := pool.Query(ctx, `SELECT c.name, c.position_commit, c.position_prepare, c.state, c.error, c.updated_at,
-	        (SELECT count(*) FROM (SELECT 1 FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)
-	          LIMIT 1000000) behind),
-	        (SELECT e.recorded_at FROM events e WHERE (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare)
-	          ORDER BY e.tx_id, e.seq LIMIT 1)
-	   FROM projection_checkpoints c ORDER BY c.name`)
+// in progress (named "<projection>#rebuild"), with how far behind the event
+// store each is.
+func Statuses(ctx context.Context, pool *pgxpool.Pool, store BacklogReader) ([]Status, error) {
+	rows, err := pool.Query(ctx, `SELECT name, position_commit, position_prepare, state, error, updated_at
+	   FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("projection statuses: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
 		var s Status
 		var c, p int64
-		var oldest *time.Time
-		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt, &s.Behind, &oldest)
-		if oldest != nil {
-			s.OldestPending = *oldest
-		}
+		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt)
 		s.Checkpoint = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
 		return s, err
 	})
+	if err != nil {
+		return nil, fmt.Errorf("projection statuses: %w", err)
+	}
+	for i := range list {
+		b, err := store.Backlog(ctx, list[i].Checkpoint, maxBehind)
+		if err != nil {
+			return nil, fmt.Errorf("projection %s: %w", list[i].Name, err)
+		}
+		list[i].Behind, list[i].OldestPending = b.Events, b.Oldest
+	}
+	return list, nil
 }
 
 // ErrNotFailed: Resume found no failed projection of that name.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"log/slog"
 	"time"
 
@@ -23,9 +24,11 @@ type Rebuildable interface {
 	Tables() []string
 }
 
-// AllReader reads the global event log.
+// AllReader reads the global event log, and how much of it lies ahead (for
+// the progress bar).
 type AllReader interface {
 	ReadAll(ctx context.Context, from eventstore.Position, limit int, filter eventstore.Filter) (eventstore.Page, error)
+	BacklogReader
 }
 
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
@@ -144,10 +147,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	if pos != eventstore.Start {
 		log.InfoContext(ctx, "resuming rebuild", "projection", name, "from", pos.String(), "shadow", shadow)
 	}
-	var total int64
-	if err := conn.QueryRow(ctx, `SELECT count(*) FROM events WHERE (tx_id, seq) > ($1::bigint::text::xid8, $2::bigint)`, c, p).Scan(&total); err != nil {
+	ahead, err := store.Backlog(ctx, pos, math.MaxInt32)
+	if err != nil {
 		return RebuildResult{}, err
 	}
+	total := ahead.Events
 
 	target := proj.WithTable(shadow)
 	var done int64

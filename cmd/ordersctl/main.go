@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -116,15 +119,20 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	root.AddCommand(projectionsCmd)
 
 	var asJSON bool
+	var wait time.Duration
 	history := &cobra.Command{
 		Use:   "history ORDER_ID",
 		Short: "Show an order's full audit trail from the event store",
-		Args:  cobra.ExactArgs(1),
+		Long: "Show an order's full audit trail from the event store. Its stock events are found through the order_stock\n" +
+			"index: the command first waits (up to --wait) for the index to reach the end of the event store, and says\n" +
+			"so on stderr if it did not (stock events after the index's checkpoint are then missing).",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return orderHistory(cmd.Context(), databaseURL, args[0], asJSON, cmd.OutOrStdout())
+			return orderHistory(cmd.Context(), databaseURL, args[0], asJSON, wait, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	history.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	history.Flags().DurationVar(&wait, "wait", 5*time.Second, "how long to wait for the order_stock index to catch up")
 	ordersCmd := &cobra.Command{Use: "orders", Short: "Inspect orders"}
 	ordersCmd.AddCommand(history)
 	root.AddCommand(ordersCmd)
@@ -139,7 +147,9 @@ func listProjections(ctx context.Context, url string, out io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	list, err := projections.Statuses(ctx, pool)
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	list, err := projections.Statuses(ctx, pool, store)
 	if err != nil {
 		return err
 	}
@@ -154,8 +164,9 @@ func listProjections(ctx context.Context, url string, out io.Writer) error {
 
 // rebuildable lists the projections ordersctl can rebuild.
 var rebuildable = map[string]projections.Rebuildable{
-	projections.Products{}.Name(): projections.Products{},
-	projections.Orders{}.Name():   projections.Orders{},
+	projections.Products{}.Name():   projections.Products{},
+	projections.Orders{}.Name():     projections.Orders{},
+	projections.OrderStock{}.Name(): projections.OrderStock{},
 }
 
 func rebuildProjection(ctx context.Context, url, name string, opts projections.RebuildOptions, out, errOut io.Writer) error {
@@ -164,7 +175,7 @@ func rebuildProjection(ctx context.Context, url, name string, opts projections.R
 		if name == process.Name {
 			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again (a failed one continues with ordersctl projections resume %s)", name, name)
 		}
-		return fmt.Errorf("no projection %q (have products, orders)", name)
+		return fmt.Errorf("no projection %q (have %s)", name, strings.Join(slices.Sorted(maps.Keys(rebuildable)), ", "))
 	}
 	pool, err := pg.Connect(ctx, url, 4)
 	if err != nil {
@@ -235,7 +246,10 @@ func (p *progress) finish() {
 	}
 }
 
-func orderHistory(ctx context.Context, url, rawID string, asJSON bool, out io.Writer) error {
+// orderHistory prints an order's audit trail to out, after waiting up to
+// wait for the order_stock index to reach the event store's head; a note on
+// errOut says when it did not.
+func orderHistory(ctx context.Context, url, rawID string, asJSON bool, wait time.Duration, out, errOut io.Writer) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		return fmt.Errorf("order id %q is not a UUID", rawID)
@@ -247,9 +261,23 @@ func orderHistory(ctx context.Context, url, rawID string, asJSON bool, out io.Wr
 	defer pool.Close()
 	store := postgres.New(pool, postgres.Options{})
 	defer store.Close()
-	h, err := query.OrderHistory(ctx, store, id)
+	head, err := store.Head(ctx)
 	if err != nil {
 		return err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	caughtUp := projections.NewProgress(pool, 50*time.Millisecond).WaitFor(waitCtx, projections.OrderStock{}.Name(), head) == nil
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	h, err := query.OrderHistory(ctx, store, query.NewReader(pool), id)
+	if err != nil {
+		return err
+	}
+	if !caughtUp && h.StockThrough.Less(head) {
+		fmt.Fprintf(errOut, "note: the %s index is at %s, the event store at %s: stock events after %s are not shown "+
+			"(is a projector running? see ordersctl projections list)\n", projections.OrderStock{}.Name(), h.StockThrough, head, h.StockThrough)
 	}
 	if asJSON {
 		enc := json.NewEncoder(out)

@@ -62,7 +62,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 	}
 	m := metrics.New()
-	m.Prime([]string{projections.Products{}.Name(), projections.Orders{}.Name(), process.Name},
+	m.Prime([]string{projections.Products{}.Name(), projections.Orders{}.Name(), projections.OrderStock{}.Name(), process.Name},
 		[]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
 		[]string{process.KindCompletePlacement, process.KindReleaseReservation, process.KindInitiatePayment, process.KindPaymentTimeout,
 			process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
@@ -77,7 +77,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 
 	g, gctx := errgroup.WithContext(ctx)
 	var rt routes
-	watcher := newWatcher(pool, m, logger)
+	watcher := newWatcher(pool, store, m, logger)
 	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
 		checkProjections: roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed}
 
@@ -105,7 +105,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		g.Go(func() error { progress.Run(gctx); return nil })
 	}
 	if roles.Has(config.RoleProjector) {
-		for _, proj := range []projections.Projector{projections.Products{}, projections.Orders{}} {
+		for _, proj := range []projections.Projector{projections.Products{}, projections.Orders{}, projections.OrderStock{}} {
 			runner := projections.NewRunner(pool, store, proj, projections.Options{Logger: logger, OnApplied: onApplied})
 			g.Go(func() error { return runner.Run(gctx) })
 		}

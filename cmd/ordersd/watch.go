@@ -21,8 +21,9 @@ const watchEvery = 5 * time.Second
 // watcher keeps the lag and backlog metrics current and remembers the
 // projections' last state for /readyz.
 type watcher struct {
-	pool *pgxpool.Pool
-	m    *metrics.Metrics
+	pool  *pgxpool.Pool
+	store projections.BacklogReader
+	m     *metrics.Metrics
 	log  *slog.Logger
 
 	mu   sync.Mutex
@@ -30,8 +31,8 @@ type watcher struct {
 	at   time.Time
 }
 
-func newWatcher(pool *pgxpool.Pool, m *metrics.Metrics, log *slog.Logger) *watcher {
-	return &watcher{pool: pool, m: m, log: log}
+func newWatcher(pool *pgxpool.Pool, store projections.BacklogReader, m *metrics.Metrics, log *slog.Logger) *watcher {
+	return &watcher{pool: pool, store: store, m: m, log: log}
 }
 
 // Run reads every watchEvery until ctx ends.
@@ -56,7 +57,7 @@ func (w *watcher) Projections() ([]projections.Status, time.Time) {
 }
 
 func (w *watcher) read(ctx context.Context) {
-	list, err := projections.Statuses(ctx, w.pool)
+	list, err := projections.Statuses(ctx, w.pool, w.store)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "reading projection lag failed", "error", err)
