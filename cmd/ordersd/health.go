@@ -17,8 +17,9 @@ import (
 	"github.com/orders-reference/orders/projections"
 )
 
-// readModels are the projections the query API reads.
-var readModels = []string{projections.Products{}.Name(), projections.Orders{}.Name()}
+// readModels are the projections the query API reads (order_stock finds
+// an order's stock events for its history).
+var readModels = []string{projections.Products{}.Name(), projections.Orders{}.Name(), projections.OrderStock{}.Name()}
 
 // readiness answers /readyz: ready when the database and the event store
 // answer, Redis too when orders must not pass without it (fail closed),

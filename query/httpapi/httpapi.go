@@ -1,6 +1,8 @@
 // Package httpapi is the query API of Orders over HTTP. It answers from
-// the read models; a request may send back the X-Event-Position of a
-// command it made (as X-Min-Position) to wait until the read model shows it.
+// the read models (and an order's history from the event store, found
+// through the order_stock index); a request may send back the
+// X-Event-Position of a command it made (as X-Min-Position) to wait until
+// the read model shows it.
 package httpapi
 
 import (
@@ -26,6 +28,9 @@ type Reader interface {
 	Products(ctx context.Context, active *bool, limit int, cursor string) (query.Page[query.Product], error)
 	Order(ctx context.Context, id uuid.UUID) (query.Order, error)
 	Orders(ctx context.Context, email, status string, limit int, cursor string) (query.Page[query.Order], error)
+	// OrderStockEvents is the order_stock index the audit history finds
+	// an order's stock events with.
+	OrderStockEvents(ctx context.Context, id uuid.UUID) (query.StockEvents, error)
 }
 
 // Waiter waits until a projection has passed a position.
@@ -70,17 +75,23 @@ func (a *API) Mount(r chi.Router) {
 	r.Get("/orders/{id}", a.waiting("orders", a.getOrder))
 	r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders", a.waiting("orders", a.listOrders))
 	if a.cfg.Events != nil {
-		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.history)
+		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
 	}
 }
 
-// history serves an order's audit trail from the event store.
+// stockIndex is the projection that finds an order's stock events for its
+// history (projections.OrderStock): X-Min-Position on a history waits for it.
+const stockIndex = "order_stock"
+
+// history serves an order's audit trail from the event store: the order's
+// own events as they are now, its stock events as far as the order_stock
+// index has got (X-Min-Position waits for it to pass a write).
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
 		return
 	}
-	h, err := query.OrderHistory(r.Context(), a.cfg.Events, id)
+	h, err := query.OrderHistory(r.Context(), a.cfg.Events, a.cfg.Reader, id)
 	if err != nil {
 		a.fail(w, r, err)
 		return

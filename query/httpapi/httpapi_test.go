@@ -32,8 +32,9 @@ type env struct {
 	pool *pgxpool.Pool
 }
 
-// newEnv serves the command and query APIs over one database; withOrders
-// decides whether the orders projection runs.
+// newEnv serves the command and query APIs over one database, with the
+// products and order_stock projections; withOrders decides whether the
+// orders projection runs too.
 func newEnv(t *testing.T, withOrders bool) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t, 12)
@@ -48,6 +49,7 @@ func newEnv(t *testing.T, withOrders bool) *env {
 		t.Cleanup(func() { cancel(); <-done })
 	}
 	start(projections.Products{})
+	start(projections.OrderStock{})
 	if withOrders {
 		start(projections.Orders{})
 	}
@@ -271,13 +273,16 @@ func TestOrderHistory(t *testing.T) {
 	}
 	id := o.body["id"].(string)
 	e.order(t, "someone@example.com", p1, 1) // another order's stock events must not show
-	if c := e.do(t, "POST", "/orders/"+id+"/cancel", ""); c.status != 200 {
+	c := e.do(t, "POST", "/orders/"+id+"/cancel", "")
+	if c.status != 200 {
 		t.Fatalf("cancel: %d", c.status)
 	}
 	if r := e.do(t, "GET", "/admin/orders/"+id+"/history", ""); r.status != 401 {
 		t.Fatalf("history without the secret: %d", r.status)
 	}
-	r := e.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", secret)
+	// The stock events are found through the order_stock index, which
+	// follows a moment behind: X-Min-Position waits for it.
+	r := e.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", secret, "X-Min-Position", c.header.Get("X-Event-Position"))
 	if r.status != 200 || r.body["order_id"] != id {
 		t.Fatalf("history: %d %s", r.status, r.raw)
 	}
