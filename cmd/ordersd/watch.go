@@ -24,7 +24,7 @@ type watcher struct {
 	pool  *pgxpool.Pool
 	store projections.BacklogReader
 	m     *metrics.Metrics
-	log  *slog.Logger
+	log   *slog.Logger
 
 	mu   sync.Mutex
 	last []projections.Status
