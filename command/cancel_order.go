@@ -10,16 +10,13 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 )
 
-// CancelReasonCustomer is recorded when the customer cancels.
-const CancelReasonCustomer = events.ReleaseCustomerCanceled
-
 // CancelOrder cancels an order that is not paid yet and returns its stock,
 // exactly once however often it is called. Canceling a canceled order
 // returns it unchanged; a paid or rejected one is order.ErrIllegalTransition,
 // an unknown one order.ErrNotFound.
 func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
 	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
-		return o.Cancel(CancelReasonCustomer)
+		return o.Cancel(events.CancelCustomer)
 	})
 	if err != nil {
 		return OrderView{}, err

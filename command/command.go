@@ -19,14 +19,6 @@ type EventStore interface {
 	ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, limit int) ([]eventstore.RecordedEvent, error)
 }
 
-// Actors recorded in event metadata.
-const (
-	ActorAdmin    = "admin"
-	ActorCustomer = "customer"
-	ActorProvider = "provider"
-	ActorSystem   = "system"
-)
-
 // readPage is how many events one stream read fetches.
 const readPage = 512
 

@@ -43,7 +43,7 @@ func reservedOrder(t *testing.T, svc *command.Service, stock, qty int64) (comman
 }
 
 // webhookRequest is the metadata of a webhook's own request.
-var webhookRequest = eventstore.Metadata{Actor: command.ActorProvider, CorrelationID: "webhook-request"}
+var webhookRequest = eventstore.Metadata{Actor: events.ActorProvider, CorrelationID: "webhook-request"}
 
 // One provider message delivered 40 times at once, and again to a service
 // that has never seen it (a restart): recorded once.
@@ -125,7 +125,7 @@ func TestFailedPaymentReleasesOnceAndLateSuccessRefunds(t *testing.T) {
 	}})
 	v, p := reservedOrder(t, svc, 5, 2)
 	got, err := svc.RecordPayment(ctxT(t), v.ID, order.PaymentOutcome{WebhookID: "msg_f", PaymentID: v.PaymentID, Amount: 300000, Reason: "declined"}, customer)
-	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentFailed {
+	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != events.CancelPaymentFailed {
 		t.Fatalf("failed payment: %+v %v", got, err)
 	}
 	var wg sync.WaitGroup
@@ -166,7 +166,7 @@ func TestFailedPaymentReleasesOnceAndLateSuccessRefunds(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(canceled) != 1 || canceled[0] != order.CancelReasonPaymentFailed {
+	if len(canceled) != 1 || canceled[0] != events.CancelPaymentFailed {
 		t.Fatalf("cancel hook told %v", canceled)
 	}
 }
@@ -179,7 +179,7 @@ func TestPaymentTimeout(t *testing.T) {
 	svc := command.NewService(store, command.Options{})
 	v, p := reservedOrder(t, svc, 5, 2)
 	got, err := svc.TimeOutPayment(ctxT(t), v.ID, customer)
-	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentTimeout {
+	if err != nil || got.Status != order.StatusCanceled || got.CancelReason != events.CancelPaymentTimeout {
 		t.Fatalf("timeout: %+v %v", got, err)
 	}
 	if st := stockOf(t, store, p); st.Available != 5 || st.Reserved != 0 {

@@ -35,12 +35,6 @@ type PlaceOrder struct {
 	Admit func(ctx context.Context, orderID uuid.UUID) error
 }
 
-// Rejection reasons recorded on the order stream.
-const (
-	ReasonInsufficientStock = events.ReleaseInsufficientStock
-	ReasonUnavailable       = events.ReleaseProductUnavailable
-)
-
 // OrderIDForKey returns the order id that a customer's Idempotency-Key
 // stands for. Keys are scoped to the customer (two customers may use the
 // same key) and the id is an HMAC under the service's secret, so knowing a
@@ -239,9 +233,9 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 
 	decide := func(o *order.State) ([]events.Event, error) { return o.MarkReserved() }
 	if len(insufficient)+len(unavailable) > 0 {
-		reason := ReasonInsufficientStock
+		reason := events.RejectInsufficientStock
 		if len(insufficient) == 0 {
-			reason = ReasonUnavailable
+			reason = events.RejectProductUnavailable
 		}
 		rejection := events.OrderRejected{Reason: reason, Insufficient: insufficient, Unavailable: unavailable}
 		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }

@@ -35,7 +35,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-var customer = eventstore.Metadata{Actor: command.ActorCustomer, CorrelationID: "test"}
+var customer = eventstore.Metadata{Actor: events.ActorCustomer, CorrelationID: "test"}
 
 func newProduct(t *testing.T, svc *command.Service, stock int64) uuid.UUID {
 	t.Helper()
@@ -95,7 +95,7 @@ func TestLastUnitGoesToExactlyOneOrder(t *testing.T) {
 					t.Errorf("successful order in status %s", v.Status)
 				}
 				won = append(won, v.ID)
-			case errors.As(err, &rej) && rej.Reason == command.ReasonInsufficientStock && len(rej.Insufficient) == 1 && rej.Insufficient[0] == p:
+			case errors.As(err, &rej) && rej.Reason == events.RejectInsufficientStock && len(rej.Insufficient) == 1 && rej.Insufficient[0] == p:
 				rejected++
 			default:
 				t.Errorf("order %d: %v", i, err)
@@ -225,7 +225,7 @@ func TestCancelReturnsStockOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			c, err := svc.CancelOrder(ctxT(t), v.ID, customer)
-			if err != nil || c.Status != order.StatusCanceled || c.CancelReason != command.CancelReasonCustomer {
+			if err != nil || c.Status != order.StatusCanceled || c.CancelReason != events.CancelCustomer {
 				t.Errorf("cancel: %+v, %v", c, err)
 			}
 		}()

@@ -89,6 +89,27 @@ type ProductStockReserved struct {
 	Quantity int64     `json:"quantity"`
 }
 
+// Who caused an event (eventstore.Metadata.Actor).
+const (
+	ActorAdmin    = "admin"
+	ActorCustomer = "customer"
+	ActorProvider = "provider" // the payment provider's webhook
+	ActorSystem   = "system"   // the process manager
+)
+
+// Why an order was canceled (OrderCanceled.Reason).
+const (
+	CancelCustomer       = "customer_canceled"
+	CancelPaymentFailed  = "payment_failed"
+	CancelPaymentTimeout = "payment_timeout"
+)
+
+// Why a placement was rejected (OrderRejected.Reason).
+const (
+	RejectInsufficientStock  = "insufficient_stock"
+	RejectProductUnavailable = "product_unavailable"
+)
+
 // Why a reservation went back to stock (ProductReservationReleased.Reason).
 // The reason is the cause of this release, never a guess: the order was
 // canceled by its customer, its payment failed or timed out, its placement
@@ -97,11 +118,11 @@ type ProductStockReserved struct {
 // be reserved, or the reservation itself arrived after its order's
 // placement had been decided (a completer that lost the race).
 const (
-	ReleaseCustomerCanceled      = "customer_canceled"
-	ReleasePaymentFailed         = "payment_failed"
-	ReleasePaymentTimeout        = "payment_timeout"
-	ReleaseInsufficientStock     = "insufficient_stock"
-	ReleaseProductUnavailable    = "product_unavailable"
+	ReleaseCustomerCanceled      = CancelCustomer
+	ReleasePaymentFailed         = CancelPaymentFailed
+	ReleasePaymentTimeout        = CancelPaymentTimeout
+	ReleaseInsufficientStock     = RejectInsufficientStock
+	ReleaseProductUnavailable    = RejectProductUnavailable
 	ReleasePlacementAbandoned    = "placement_abandoned"
 	ReleaseReservationAfterClose = "reservation_after_close"
 	// ReleaseRecovery was written by versions before the process manager

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
@@ -130,7 +129,7 @@ func TestCancelRacingSuccess(t *testing.T) {
 	// A third of the orders are canceled before the webhook, a third after
 	// it, and a third race it.
 	cancel := func(id uuid.UUID) {
-		_, err := h.svc.CancelOrder(context.Background(), id, eventstore.Metadata{Actor: command.ActorCustomer})
+		_, err := h.svc.CancelOrder(context.Background(), id, eventstore.Metadata{Actor: events.ActorCustomer})
 		if err != nil && !errors.Is(err, order.ErrIllegalTransition) {
 			t.Errorf("cancel: %v", err)
 		}
@@ -266,7 +265,7 @@ func TestKilledAndRestartedMidSaga(t *testing.T) {
 				for range 1 + btoi(chance(0.5)) {
 					if _, err := h.svc.RecordPayment(ctx, id, order.PaymentOutcome{
 						WebhookID: "msg_" + id.String(), PaymentID: v.PaymentID, Succeeded: ok, Amount: money.Amount(v.Total),
-					}, eventstore.Metadata{Actor: command.ActorProvider}); err != nil && ctx.Err() == nil {
+					}, eventstore.Metadata{Actor: events.ActorProvider}); err != nil && ctx.Err() == nil {
 						t.Errorf("webhook: %v", err)
 					}
 				}

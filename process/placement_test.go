@@ -30,7 +30,7 @@ import (
 
 var errCrash = errors.New("injected crash")
 
-var customerMeta = eventstore.Metadata{Actor: command.ActorCustomer, CorrelationID: "test"}
+var customerMeta = eventstore.Metadata{Actor: events.ActorCustomer, CorrelationID: "test"}
 
 // crashAt returns an AfterStep hook that fails the nth time step happens.
 func crashAt(step string, nth int) func(context.Context, string, uuid.UUID) error {
@@ -225,7 +225,7 @@ func TestReservationAfterCloseIsReleased(t *testing.T) {
 		if fmt.Sprint(reasons) != fmt.Sprint(c.want) {
 			t.Fatalf("order %s on %s: releases %v, want %v", c.id, c.p, reasons, c.want)
 		}
-		if c.want[0] == events.ReleaseReservationAfterClose && actors[0] != command.ActorSystem {
+		if c.want[0] == events.ReleaseReservationAfterClose && actors[0] != events.ActorSystem {
 			t.Fatalf("a stray release by %q, want the system", actors[0])
 		}
 	}

@@ -90,6 +90,12 @@ const (
 	KindRefund             = "refund"
 )
 
+// Kinds returns every step kind.
+func Kinds() []string {
+	return []string{KindCompletePlacement, KindReleaseReservation, KindInitiatePayment, KindPaymentTimeout,
+		KindCommitStock, KindReleaseStock, KindRefund}
+}
+
 // Step outcomes, as reported to Options.OnStep.
 const (
 	OutcomeDone   = "done"   // the step ran (or found nothing to do)

@@ -242,7 +242,7 @@ func (h *harness) place(t *testing.T, p uuid.UUID, qty int64) uuid.UUID {
 	t.Helper()
 	v, err := h.svc.PlaceOrder(context.Background(), command.PlaceOrder{
 		UserEmail: "saga@example.com", Lines: []order.Line{{ProductID: p, Quantity: qty}},
-		Meta: eventstore.Metadata{CorrelationID: "corr-" + p.String()[:8], Actor: command.ActorCustomer},
+		Meta: eventstore.Metadata{CorrelationID: "corr-" + p.String()[:8], Actor: events.ActorCustomer},
 	})
 	if err != nil || v.Status != order.StatusReserved {
 		t.Fatalf("place: %v %v", v.Status, err)
@@ -284,7 +284,7 @@ func (h *harness) deliver(id uuid.UUID, webhookID string, ok bool) (command.Orde
 	}
 	return h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
 		WebhookID: webhookID, PaymentID: h.providerPayment(id), Succeeded: ok, Amount: money.Amount(v.Total),
-	}, eventstore.Metadata{Actor: command.ActorProvider, CausationID: webhookID})
+	}, eventstore.Metadata{Actor: events.ActorProvider, CausationID: webhookID})
 }
 
 func (h *harness) succeed(t *testing.T, id uuid.UUID, webhookID string, ok bool) command.OrderView {
@@ -344,7 +344,7 @@ func TestFailedPaymentCompensates(t *testing.T) {
 	id := h.place(t, p, 3)
 	h.start(t)
 	h.waitStatus(t, id, order.StatusPaymentPending)
-	if got := h.succeed(t, id, "msg_f", false); got.Status != order.StatusCanceled || got.CancelReason != order.CancelReasonPaymentFailed {
+	if got := h.succeed(t, id, "msg_f", false); got.Status != order.StatusCanceled || got.CancelReason != events.CancelPaymentFailed {
 		t.Fatalf("after the failure: %s %s", got.Status, got.CancelReason)
 	}
 	eventually.True(t, "the stock to be back", func() bool {
@@ -489,7 +489,7 @@ func TestPaymentTimeout(t *testing.T) {
 
 	h.clock.Advance(15*time.Minute + time.Second)
 	v := h.waitStatus(t, slow, order.StatusCanceled)
-	if v.CancelReason != order.CancelReasonPaymentTimeout {
+	if v.CancelReason != events.CancelPaymentTimeout {
 		t.Fatalf("cancel reason %q", v.CancelReason)
 	}
 	eventually.True(t, "the stock of the timed-out order to be back", func() bool {
@@ -516,7 +516,7 @@ func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
 		once.Do(func() {
 			got, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
 				WebhookID: "msg_early", PaymentID: h.provider.byKey[id.String()], Succeeded: true, Amount: 300000,
-			}, eventstore.Metadata{Actor: command.ActorProvider})
+			}, eventstore.Metadata{Actor: events.ActorProvider})
 			if err != nil || got.Status != order.StatusPaid {
 				t.Errorf("early webhook: %v %v", got.Status, err)
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
@@ -18,7 +19,7 @@ var errPermanent = errors.New("permanent failure")
 
 // execute runs one step.
 func (m *Manager) execute(ctx context.Context, t task) error {
-	meta := eventstore.Metadata{CorrelationID: t.CorrelationID, CausationID: t.CausationID, Actor: command.ActorSystem}
+	meta := eventstore.Metadata{CorrelationID: t.CorrelationID, CausationID: t.CausationID, Actor: events.ActorSystem}
 	var err error
 	switch t.Kind {
 	case KindCompletePlacement:
@@ -32,7 +33,7 @@ func (m *Manager) execute(ctx context.Context, t task) error {
 		err = m.initiatePayment(ctx, t, meta)
 	case KindPaymentTimeout:
 		var v command.OrderView
-		if v, err = m.orders.TimeOutPayment(ctx, t.OrderID, meta); err == nil && v.CancelReason == order.CancelReasonPaymentTimeout {
+		if v, err = m.orders.TimeOutPayment(ctx, t.OrderID, meta); err == nil && v.CancelReason == events.CancelPaymentTimeout {
 			m.log.InfoContext(ctx, "payment timed out; order canceled", "order_id", t.OrderID, "correlation_id", t.CorrelationID)
 		}
 	case KindCommitStock:

@@ -7,6 +7,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query/products"
 )
 
 // Rebuilding the products read model from 1,000,000 stored events (1,000
@@ -44,7 +45,7 @@ func benchRebuild(b *testing.B, order string) {
 	var events int64
 	b.ResetTimer()
 	for b.Loop() {
-		res, err := projections.Rebuild(ctx, pool, store, projections.Products{}, projections.RebuildOptions{Restart: true})
+		res, err := projections.Rebuild(ctx, pool, store, products.Projector{}, projections.RebuildOptions{Restart: true})
 		if err != nil {
 			b.Fatal(err)
 		}

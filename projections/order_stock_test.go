@@ -18,6 +18,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query/orderstock"
 )
 
 // stockRow is one row of the order_stock index, or what it should be.
@@ -139,7 +140,7 @@ func TestOrderStockIndexEqualsTheStockEvents(t *testing.T) {
 	e := newEnv(t)
 	products, _ := e.workload(t)
 	e.releasedForRecovery(t, products[1])
-	run(t, projections.NewRunner(e.pool, e.store, projections.OrderStock{}, projections.Options{BatchSize: 7}))
+	run(t, projections.NewRunner(e.pool, e.store, orderstock.Projector{}, projections.Options{BatchSize: 7}))
 	e.checkIndex(t)
 
 	e.workload(t) // live
@@ -169,7 +170,7 @@ func TestOrderStockIndexEqualsTheStockEvents(t *testing.T) {
 				e.waitCaughtUp(t, "order_stock")
 			})
 		}
-		res, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.OrderStock{}, opts)
+		res, err := projections.Rebuild(ctxT(t), e.pool, e.store, orderstock.Projector{}, opts)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -210,7 +211,7 @@ func TestOrderStockStopsOnAnEventItCannotRead(t *testing.T) {
 			}
 			e.workload(t) // stock events after the poison
 			var failed atomic.Int32
-			run(t, projections.NewRunner(e.pool, e.store, projections.OrderStock{}, projections.Options{
+			run(t, projections.NewRunner(e.pool, e.store, orderstock.Projector{}, projections.Options{
 				BatchSize: 3, Attempts: 2, RetryDelay: time.Millisecond, LeaderPoll: 20 * time.Millisecond,
 				OnFailed: func(string, error) { failed.Add(1) },
 			}))

@@ -24,6 +24,8 @@ import (
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query/orders"
+	"github.com/orders-reference/orders/query/products"
 )
 
 type env struct {
@@ -112,57 +114,57 @@ func (e *env) waitVisible(t *testing.T) {
 	})
 }
 
-var customer = eventstore.Metadata{Actor: command.ActorCustomer}
+var customer = eventstore.Metadata{Actor: events.ActorCustomer}
 
 // workload creates products and a mix of placed, rejected and canceled
 // orders, returning the product and order ids.
 func (e *env) workload(t *testing.T) ([]uuid.UUID, []uuid.UUID) {
 	t.Helper()
-	products, orders, err := e.tryWorkload(ctxT(t))
+	productIDs, orderIDs, err := e.tryWorkload(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return products, orders
+	return productIDs, orderIDs
 }
 
 // tryWorkload is workload for goroutines other than the test's.
 func (e *env) tryWorkload(ctx context.Context) ([]uuid.UUID, []uuid.UUID, error) {
-	var products, orders []uuid.UUID
+	var productIDs, orderIDs []uuid.UUID
 	for i := range 3 {
 		v, err := e.svc.CreateProduct(ctx, command.CreateProduct{Name: fmt.Sprintf("p%d", i), Price: 1000 + 1, Stock: 10, Meta: customer})
 		if err != nil {
 			return nil, nil, err
 		}
-		products = append(products, v.ID)
+		productIDs = append(productIDs, v.ID)
 	}
-	if _, err := e.svc.UpdateProduct(ctx, products[0], product.Details{Name: ptr("renamed"), Stock: ptr(int64(12))}, customer); err != nil {
+	if _, err := e.svc.UpdateProduct(ctx, productIDs[0], product.Details{Name: ptr("renamed"), Stock: ptr(int64(12))}, customer); err != nil {
 		return nil, nil, err
 	}
 	for i := range 12 {
 		v, err := e.svc.PlaceOrder(ctx, command.PlaceOrder{UserEmail: fmt.Sprintf("c%d@example.com", i%3),
-			Lines: []order.Line{{ProductID: products[i%3], Quantity: 1 + int64(i%4)}}, Meta: customer})
+			Lines: []order.Line{{ProductID: productIDs[i%3], Quantity: 1 + int64(i%4)}}, Meta: customer})
 		var rej *command.RejectedError
 		switch {
 		case err == nil:
-			orders = append(orders, v.ID)
+			orderIDs = append(orderIDs, v.ID)
 			if i%5 == 0 {
 				if _, err := e.svc.CancelOrder(ctx, v.ID, customer); err != nil {
 					return nil, nil, err
 				}
 			}
 		case errors.As(err, &rej):
-			orders = append(orders, rej.Order.ID)
+			orderIDs = append(orderIDs, rej.Order.ID)
 		default:
 			return nil, nil, err
 		}
 	}
-	return products, orders, nil
+	return productIDs, orderIDs, nil
 }
 
 // checkAgainstWriteModel compares every read-model row with the streams.
-func (e *env) checkAgainstWriteModel(t *testing.T, products, orders []uuid.UUID) {
+func (e *env) checkAgainstWriteModel(t *testing.T, productIDs, orderIDs []uuid.UUID) {
 	t.Helper()
-	for _, id := range products {
+	for _, id := range productIDs {
 		st := product.New(id)
 		eventtest.Load(t, e.store, events.ProductStream(id), st.Apply)
 		var name string
@@ -176,7 +178,7 @@ func (e *env) checkAgainstWriteModel(t *testing.T, products, orders []uuid.UUID)
 				id, name, price, stock, reserved, version, st.Name, st.Price, st.Available, st.Reserved, st.Version+1)
 		}
 	}
-	for _, id := range orders {
+	for _, id := range orderIDs {
 		st := order.New(id)
 		eventtest.Load(t, e.store, events.OrderStream(id), st.Apply)
 		want := string(st.Status)
@@ -199,18 +201,18 @@ func ptr[T any](v T) *T { return &v }
 func TestProjectionsMatchTheWriteModel(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
-	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{BatchSize: 7}))
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{BatchSize: 7}))
+	productIDs, orderIDs := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{BatchSize: 7}))
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{BatchSize: 7}))
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
-	e.checkAgainstWriteModel(t, products, orders)
+	e.checkAgainstWriteModel(t, productIDs, orderIDs)
 
 	// Live: more writes after catching up.
 	more, moreOrders := e.workload(t)
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
-	e.checkAgainstWriteModel(t, append(products, more...), append(orders, moreOrders...))
+	e.checkAgainstWriteModel(t, append(productIDs, more...), append(orderIDs, moreOrders...))
 }
 
 // crashing kills its own database connection in the middle of a batch,
@@ -237,17 +239,17 @@ func (c *crashing) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 func TestCrashBeforeCommitIsRedeliveredOnce(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
-	p := &crashing{Projector: projections.Products{}}
+	productIDs, orderIDs := e.workload(t)
+	p := &crashing{Projector: products.Projector{}}
 	p.crashes.Store(3)
 	run(t, projections.NewRunner(e.pool, e.store, p, projections.Options{BatchSize: 5, LeaderPoll: 20 * time.Millisecond}))
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
 	if p.crashes.Load() >= 0 {
 		t.Fatal("the projector never crashed")
 	}
-	e.checkAgainstWriteModel(t, products, orders)
+	e.checkAgainstWriteModel(t, productIDs, orderIDs)
 }
 
 // counting counts the events each runner applies.
@@ -267,9 +269,9 @@ func (c *counting) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 func TestLeaderFailover(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
-	a, b := &counting{Projector: projections.Products{}}, &counting{Projector: projections.Products{}}
+	productIDs, orderIDs := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
+	a, b := &counting{Projector: products.Projector{}}, &counting{Projector: products.Projector{}}
 	opts := projections.Options{LeaderPoll: 20 * time.Millisecond}
 	stopA, _ := run(t, projections.NewRunner(e.pool, e.store, a, opts))
 	stopB, _ := run(t, projections.NewRunner(e.pool, e.store, b, opts))
@@ -288,8 +290,8 @@ func TestLeaderFailover(t *testing.T) {
 	more, moreOrders := e.workload(t)
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
-	products, orders = append(products, more...), append(orders, moreOrders...)
-	e.checkAgainstWriteModel(t, products, orders)
+	productIDs, orderIDs = append(productIDs, more...), append(orderIDs, moreOrders...)
+	e.checkAgainstWriteModel(t, productIDs, orderIDs)
 
 	// Stop whichever leads now (it applied the last workload): the other
 	// must take over.
@@ -308,7 +310,7 @@ func TestLeaderFailover(t *testing.T) {
 	if standby.applied.Load() == before {
 		t.Fatal("the standby did not take over")
 	}
-	e.checkAgainstWriteModel(t, append(products, more...), append(orders, moreOrders...))
+	e.checkAgainstWriteModel(t, append(productIDs, more...), append(orderIDs, moreOrders...))
 }
 
 // poisoned fails on every batch that holds a stock adjustment, until fixed.
@@ -333,7 +335,7 @@ func (p poisoned) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Recorde
 func TestPoisonEventStopsTheProjection(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
+	productIDs, orderIDs := e.workload(t)
 	e.waitVisible(t)
 	var adjusted eventstore.Position
 	page, err := e.store.ReadAll(ctxT(t), eventstore.Start, 1000, eventstore.Filter{EventTypes: []string{events.TypeProductStockAdjusted}})
@@ -344,7 +346,7 @@ func TestPoisonEventStopsTheProjection(t *testing.T) {
 
 	var failed atomic.Int32
 	fixed := &atomic.Bool{}
-	run(t, projections.NewRunner(e.pool, e.store, poisoned{projections.Products{}, fixed}, projections.Options{
+	run(t, projections.NewRunner(e.pool, e.store, poisoned{products.Projector{}, fixed}, projections.Options{
 		BatchSize: 1, Attempts: 3, RetryDelay: time.Millisecond, LeaderPoll: 20 * time.Millisecond,
 		OnFailed: func(string, error) { failed.Add(1) },
 	}))
@@ -358,19 +360,19 @@ func TestPoisonEventStopsTheProjection(t *testing.T) {
 		t.Fatalf("checkpoint %s (poison at %s), error %q, %d failures reported", cp, adjusted, msg, failed.Load())
 	}
 	var stock int64
-	if err := e.pool.QueryRow(ctxT(t), `SELECT stock FROM read_products WHERE id = $1`, products[0]).Scan(&stock); err != nil || stock != 10 {
+	if err := e.pool.QueryRow(ctxT(t), `SELECT stock FROM read_products WHERE id = $1`, productIDs[0]).Scan(&stock); err != nil || stock != 10 {
 		t.Fatalf("the adjustment (to 12) shows in the read model: stock %d, %v", stock, err)
 	}
 
 	fixed.Store(true)
-	if _, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{}); err != nil {
+	if _, err := projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	more, moreOrders := e.workload(t)
 	e.waitCaughtUp(t, "products")
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
 	e.waitCaughtUp(t, "orders")
-	e.checkAgainstWriteModel(t, append(products, more...), append(orders, moreOrders...))
+	e.checkAgainstWriteModel(t, append(productIDs, more...), append(orderIDs, moreOrders...))
 }
 
 // leftovers counts shadow and old tables left behind.
@@ -389,9 +391,9 @@ func (e *env) leftovers(t *testing.T) int {
 func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
-	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{}))
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	productIDs, orderIDs := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
 	e.waitCaughtUp(t, "products")
 
 	var (
@@ -416,7 +418,7 @@ func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
 		}
 	}()
 	for round := range 2 { // twice: a second rebuild must not trip over the first one's names
-		for _, proj := range []projections.Rebuildable{projections.Products{}, projections.Orders{}} {
+		for _, proj := range []projections.Rebuildable{products.Projector{}, orders.Projector{}} {
 			opts := projections.RebuildOptions{BatchSize: 10}
 			if round == 0 {
 				// Let the live projection get ahead of the finished shadow,
@@ -442,7 +444,7 @@ func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
 	wg.Wait()
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
-	e.checkAgainstWriteModel(t, append(products, moreProducts...), append(orders, moreOrders...))
+	e.checkAgainstWriteModel(t, append(productIDs, moreProducts...), append(orderIDs, moreOrders...))
 	if n := e.leftovers(t); n != 0 {
 		t.Fatalf("%d shadow or old tables left behind", n)
 	}
@@ -453,11 +455,11 @@ func TestRebuildRefusesToRunTwice(t *testing.T) {
 	e := newEnv(t)
 	e.workload(t)
 	var second error
-	_, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{
+	_, err := projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{
 		BatchSize: 5,
 		Progress: func(done, total int64) {
 			if second == nil {
-				_, second = projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{})
+				_, second = projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{})
 			}
 		},
 	})
@@ -473,8 +475,8 @@ func TestRebuildRefusesToRunTwice(t *testing.T) {
 func TestRebuildResumesAfterInterruption(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	products, orders := e.workload(t)
-	run(t, projections.NewRunner(e.pool, e.store, projections.Orders{}, projections.Options{}))
+	productIDs, orderIDs := e.workload(t)
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
 	// Make every event readable first: a transaction elsewhere on the server
 	// can hold the newest back for a moment, and a rebuild would then finish
 	// early (correctly, leaving the rest to the live runner) instead of being
@@ -482,7 +484,7 @@ func TestRebuildResumesAfterInterruption(t *testing.T) {
 	e.waitVisible(t)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	var all int64
-	_, err := projections.Rebuild(ctx, e.pool, e.store, projections.Products{}, projections.RebuildOptions{
+	_, err := projections.Rebuild(ctx, e.pool, e.store, products.Projector{}, projections.RebuildOptions{
 		BatchSize: 5,
 		Progress: func(done, total int64) {
 			all = total
@@ -498,17 +500,17 @@ func TestRebuildResumesAfterInterruption(t *testing.T) {
 	if cp == eventstore.Start {
 		t.Fatal("the interrupted rebuild left no checkpoint to resume from")
 	}
-	res, err := projections.Rebuild(ctxT(t), e.pool, e.store, projections.Products{}, projections.RebuildOptions{BatchSize: 5})
+	res, err := projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{BatchSize: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Events >= all {
 		t.Fatalf("the second run read %d of %d events: it started over", res.Events, all)
 	}
-	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{}))
 	e.waitCaughtUp(t, "products")
 	e.waitCaughtUp(t, "orders")
-	e.checkAgainstWriteModel(t, products, orders)
+	e.checkAgainstWriteModel(t, productIDs, orderIDs)
 }
 
 // A waiter in one process is woken by a batch committed by a runner in
@@ -521,7 +523,7 @@ func TestProgressIsWokenAcrossProcesses(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); progress.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	run(t, projections.NewRunner(e.pool, e.store, projections.Products{}, projections.Options{})) // no OnApplied: "elsewhere"
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{})) // no OnApplied: "elsewhere"
 	e.waitCaughtUp(t, "products")
 
 	v, err := e.svc.CreateProduct(ctxT(t), command.CreateProduct{Name: "late", Price: 100, Stock: 1, Meta: customer})

@@ -17,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/orderstock"
 )
 
 // The audit of one paid order on a hot product that 1,000 or 100,000 other
@@ -34,18 +35,18 @@ func BenchmarkOrderHistory(b *testing.B) {
 			store := postgres.New(pool, postgres.Options{})
 			defer store.Close()
 			id, product := seedHotProduct(b, pool, others)
-			res, err := projections.Rebuild(context.Background(), pool, store, projections.OrderStock{}, projections.RebuildOptions{})
+			res, err := projections.Rebuild(context.Background(), pool, store, orderstock.Projector{}, projections.RebuildOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Logf("order_stock built from %d events in %s (%.0f events/s)", res.Events, res.Duration.Round(time.Millisecond),
 				float64(res.Events)/res.Duration.Seconds())
-			for _, table := range []string{"events", projections.OrderStockTable} {
+			for _, table := range []string{"events", orderstock.Table} {
 				if _, err := pool.Exec(context.Background(), `VACUUM ANALYZE `+table); err != nil {
 					b.Fatal(err)
 				}
 			}
-			reader := query.NewReader(pool)
+			reader := orderstock.NewReader(pool)
 			b.Run("index", func(b *testing.B) {
 				c := &counting{EventReader: store}
 				for b.Loop() {

@@ -154,46 +154,6 @@ func readRefs(ctx context.Context, store EventReader, refs []EventRef) ([]events
 	return out, nil
 }
 
-// stockIndexName and stockIndexTable are the order_stock projection's
-// checkpoint name and live table (projections.OrderStock).
-const (
-	stockIndexName  = "order_stock"
-	stockIndexTable = "read_order_stock_events"
-)
-
-// OrderStockEvents implements StockIndex over the order_stock read model.
-// The rows and the checkpoint are read by one statement, so from one
-// snapshot: Through is exactly how far Refs go.
-func (r *Reader) OrderStockEvents(ctx context.Context, id uuid.UUID) (StockEvents, error) {
-	rows, _ := r.pool.Query(ctx, `SELECT COALESCE(c.position_commit, 0), COALESCE(c.position_prepare, 0),
-	        s.stream_id, s.stream_version, s.position_commit, s.position_prepare
-	   FROM (VALUES (1)) AS one (x)
-	   LEFT JOIN projection_checkpoints c ON c.name = $2
-	   LEFT JOIN `+stockIndexTable+` s ON s.order_id = $1
-	  ORDER BY s.position_commit, s.position_prepare`, id, stockIndexName)
-	var out StockEvents
-	for rows.Next() {
-		var (
-			throughCommit, throughPrepare int64
-			stream                        *string
-			version, commit, prepare      *int64
-		)
-		if err := rows.Scan(&throughCommit, &throughPrepare, &stream, &version, &commit, &prepare); err != nil {
-			rows.Close()
-			return StockEvents{}, fmt.Errorf("order_stock index of order %s: %w", id, err)
-		}
-		out.Through = eventstore.Position{Commit: uint64(throughCommit), Prepare: uint64(throughPrepare)}
-		if stream != nil { // the left join's one row when the order has none
-			out.Refs = append(out.Refs, EventRef{Stream: *stream, Version: *version,
-				Position: eventstore.Position{Commit: uint64(*commit), Prepare: uint64(*prepare)}})
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return StockEvents{}, fmt.Errorf("order_stock index of order %s: %w", id, err)
-	}
-	return out, nil
-}
-
 func historyEvent(r eventstore.RecordedEvent) HistoryEvent {
 	return HistoryEvent{
 		Position: r.Position.String(), Stream: r.StreamID, Version: r.Version, Type: r.Type,

@@ -22,6 +22,7 @@ import (
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/orderstock"
 )
 
 // counting is an EventReader that counts the stream reads and the events
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(store.Close)
 	e := &env{pool: pool, store: store, svc: command.NewService(store, command.Options{}), progress: projections.NewProgress(pool, 0)}
 	ctx, cancel := context.WithCancel(context.Background())
-	runner := projections.NewRunner(pool, store, projections.OrderStock{}, projections.Options{OnApplied: e.progress.Applied})
+	runner := projections.NewRunner(pool, store, orderstock.Projector{}, projections.Options{OnApplied: e.progress.Applied})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -70,7 +71,7 @@ func ctxT(t *testing.T) context.Context {
 // X-Min-Position does.
 func (e *env) indexed(t *testing.T, pos eventstore.Position) {
 	t.Helper()
-	if err := e.progress.WaitFor(ctxT(t), projections.OrderStock{}.Name(), pos); err != nil {
+	if err := e.progress.WaitFor(ctxT(t), orderstock.Projector{}.Name(), pos); err != nil {
 		t.Fatalf("waiting for the order_stock index to pass %s: %v", pos, err)
 	}
 }
@@ -150,7 +151,7 @@ func entries(h query.History) []string {
 	return out
 }
 
-var customer = eventstore.Metadata{Actor: command.ActorCustomer}
+var customer = eventstore.Metadata{Actor: events.ActorCustomer}
 
 // The audit of an order on hot products holds exactly the order's events
 // and its stock events, in global order (what reading the products' whole
@@ -199,7 +200,7 @@ func TestOrderHistoryReadsOnlyTheOrdersEvents(t *testing.T) {
 	audit := func() (query.History, int64, int64) {
 		t.Helper()
 		reader := &counting{EventReader: e.store}
-		h, err := query.OrderHistory(ctx, reader, query.NewReader(e.pool), id)
+		h, err := query.OrderHistory(ctx, reader, orderstock.NewReader(e.pool), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,11 +283,11 @@ func TestOrderHistoryEdges(t *testing.T) {
 		return rejected.Order.ID
 	}
 	rejected := tooMany()
-	h, err := query.OrderHistory(ctx, e.store, query.NewReader(e.pool), rejected)
+	h, err := query.OrderHistory(ctx, e.store, orderstock.NewReader(e.pool), rejected)
 	if err != nil || len(h.Events) != 2 || h.Events[1].Type != events.TypeOrderRejected {
 		t.Fatalf("rejected order: %v %+v", err, h)
 	}
-	if _, err := query.OrderHistory(ctx, e.store, query.NewReader(e.pool), uuid.New()); !errors.Is(err, query.ErrNotFound) {
+	if _, err := query.OrderHistory(ctx, e.store, orderstock.NewReader(e.pool), uuid.New()); !errors.Is(err, query.ErrNotFound) {
 		t.Fatalf("unknown order: %v", err)
 	}
 
@@ -301,7 +302,7 @@ func TestOrderHistoryEdges(t *testing.T) {
 			     VALUES ($1, 1, 1, $2, $3)`, other, events.ProductStream(p.ID), version); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := query.OrderHistory(ctx, e.store, query.NewReader(e.pool), other); !errors.Is(err, query.ErrIndexMismatch) {
+			if _, err := query.OrderHistory(ctx, e.store, orderstock.NewReader(e.pool), other); !errors.Is(err, query.ErrIndexMismatch) {
 				t.Fatalf("history through a wrong index row: %v", err)
 			}
 		})

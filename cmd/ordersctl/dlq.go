@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/process"
 )
 
@@ -33,9 +32,9 @@ func newDLQCmd(databaseURL *string) *cobra.Command {
 		Use:   "list",
 		Short: "List parked steps, oldest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listDeadLetters(cmd.Context(), *databaseURL, limit, asJSON, cmd.OutOrStdout())
-		},
+		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+			return listDeadLetters(ctx, db, limit, asJSON, cmd.OutOrStdout())
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	list.Flags().IntVar(&limit, "limit", 100, "list at most this many")
@@ -44,38 +43,37 @@ func newDLQCmd(databaseURL *string) *cobra.Command {
 		Use:   "retry ID",
 		Short: "Run a parked step once more",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return actOnDeadLetter(cmd.Context(), *databaseURL, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
+		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			return actOnDeadLetter(ctx, db, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
 				if err := process.RetryDeadLetter(ctx, pool, id, time.Now()); err != nil {
 					return "", err
 				}
 				return "retrying " + id.String(), nil
 			})
-		},
+		}),
 	})
 	dlq.AddCommand(&cobra.Command{
 		Use:   "discard ID",
 		Short: "Drop a parked step for good",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return actOnDeadLetter(cmd.Context(), *databaseURL, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
+		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			return actOnDeadLetter(ctx, db, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
 				d, err := process.DiscardDeadLetter(ctx, pool, id)
 				if err != nil {
 					return "", err
 				}
 				return fmt.Sprintf("discarded %s (%s of order %s)", d.ID, d.Kind, d.OrderID), nil
 			})
-		},
+		}),
 	})
 	return dlq
 }
 
-func listDeadLetters(ctx context.Context, url string, limit int, asJSON bool, out io.Writer) error {
-	pool, err := pg.Connect(ctx, url, 2)
+func listDeadLetters(ctx context.Context, db *database, limit int, asJSON bool, out io.Writer) error {
+	pool, err := db.pool(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
 	list, err := process.DeadLetters(ctx, pool, limit)
 	if err != nil {
 		return err
@@ -101,16 +99,15 @@ func listDeadLetters(ctx context.Context, url string, limit int, asJSON bool, ou
 	return tw.Flush()
 }
 
-func actOnDeadLetter(ctx context.Context, url, rawID string, out io.Writer, act func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error)) error {
+func actOnDeadLetter(ctx context.Context, db *database, rawID string, out io.Writer, act func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error)) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		return fmt.Errorf("dead letter id %q is not a UUID (see ordersctl dlq list)", rawID)
 	}
-	pool, err := pg.Connect(ctx, url, 2)
+	pool, err := db.pool(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
 	msg, err := act(ctx, pool, id)
 	if err != nil {
 		return err

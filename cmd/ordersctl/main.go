@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -24,12 +22,13 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/config"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/orderstock"
+	"github.com/orders-reference/orders/query/readmodels"
 )
 
 func main() {
@@ -62,17 +61,17 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "up",
 		Short: "Create the database if missing and apply every pending migration",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return migrateUp(cmd.Context(), databaseURL, cmd.OutOrStdout())
-		},
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+			return migrateUp(ctx, db, cmd.OutOrStdout())
+		}),
 	})
 	migrate.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "List migrations and whether each is applied",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return migrateStatus(cmd.Context(), databaseURL, cmd.OutOrStdout())
-		},
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+			return migrateStatus(ctx, db, cmd.OutOrStdout())
+		}),
 	})
 	root.AddCommand(migrate)
 
@@ -81,20 +80,22 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "list",
 		Short: "List projections: checkpoint, events behind, state",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listProjections(cmd.Context(), databaseURL, cmd.OutOrStdout())
-		},
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+			return listProjections(ctx, db, cmd.OutOrStdout())
+		}),
 	})
 	var restart bool
 	var batch int
 	rebuild := &cobra.Command{
 		Use:   "rebuild NAME",
 		Short: "Rebuild a projection's read model without downtime (resumes an interrupted rebuild)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return rebuildProjection(cmd.Context(), databaseURL, args[0], projections.RebuildOptions{Restart: restart, BatchSize: batch},
+		Long: "Rebuild a read model without downtime: a shadow table catches up from the first event, then takes the live\n" +
+			"table's place in one transaction. An interrupted rebuild resumes. Read models: " + strings.Join(readmodels.Names(), ", ") + ".",
+		Args: cobra.ExactArgs(1),
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			return rebuildProjection(ctx, db, args[0], projections.RebuildOptions{Restart: restart, BatchSize: batch},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		}),
 	}
 	rebuild.Flags().BoolVar(&restart, "restart", false, "drop an interrupted rebuild's work and start from the first event")
 	rebuild.Flags().IntVar(&batch, "batch", 5000, "events per transaction")
@@ -102,18 +103,17 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "resume NAME",
 		Short: "Let a failed projection (or the process manager) try its failing event again, keeping its checkpoint",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, err := pg.Connect(cmd.Context(), databaseURL, 2)
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			pool, err := db.pool(ctx)
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
-			if err := projections.Resume(cmd.Context(), pool, args[0]); err != nil {
+			if err := projections.Resume(ctx, pool, args[0]); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s resumes from its checkpoint\n", args[0])
 			return err
-		},
+		}),
 	})
 	projectionsCmd.AddCommand(rebuild)
 	root.AddCommand(projectionsCmd)
@@ -127,9 +127,9 @@ func newRootCmd(databaseURL string) *cobra.Command {
 			"index: the command first waits (up to --wait) for the index to reach the end of the event store, and says\n" +
 			"so on stderr if it did not (stock events after the index's checkpoint are then missing).",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return orderHistory(cmd.Context(), databaseURL, args[0], asJSON, wait, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
+		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			return orderHistory(ctx, db, args[0], asJSON, wait, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		}),
 	}
 	history.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	history.Flags().DurationVar(&wait, "wait", 5*time.Second, "how long to wait for the order_stock index to catch up")
@@ -141,14 +141,12 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	return root
 }
 
-func listProjections(ctx context.Context, url string, out io.Writer) error {
-	pool, err := pg.Connect(ctx, url, 2)
+func listProjections(ctx context.Context, db *database, out io.Writer) error {
+	store, err := db.store(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store := postgres.New(pool, postgres.Options{})
-	defer store.Close()
+	pool, _ := db.pool(ctx)
 	list, err := projections.Statuses(ctx, pool, store)
 	if err != nil {
 		return err
@@ -162,28 +160,19 @@ func listProjections(ctx context.Context, url string, out io.Writer) error {
 	return tw.Flush()
 }
 
-// rebuildable lists the projections ordersctl can rebuild.
-var rebuildable = map[string]projections.Rebuildable{
-	projections.Products{}.Name():   projections.Products{},
-	projections.Orders{}.Name():     projections.Orders{},
-	projections.OrderStock{}.Name(): projections.OrderStock{},
-}
-
-func rebuildProjection(ctx context.Context, url, name string, opts projections.RebuildOptions, out, errOut io.Writer) error {
-	proj, ok := rebuildable[name]
+func rebuildProjection(ctx context.Context, db *database, name string, opts projections.RebuildOptions, out, errOut io.Writer) error {
+	proj, ok := readmodels.Lookup(name)
 	if !ok {
 		if name == process.Name {
 			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again (a failed one continues with ordersctl projections resume %s)", name, name)
 		}
-		return fmt.Errorf("no projection %q (have %s)", name, strings.Join(slices.Sorted(maps.Keys(rebuildable)), ", "))
+		return fmt.Errorf("no projection %q (have %s)", name, strings.Join(readmodels.Names(), ", "))
 	}
-	pool, err := pg.Connect(ctx, url, 4)
+	store, err := db.store(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store := postgres.New(pool, postgres.Options{})
-	defer store.Close()
+	pool, _ := db.pool(ctx)
 	progress := newProgress(errOut, "rebuild "+name)
 	opts.Progress = progress.update
 	res, err := projections.Rebuild(ctx, pool, store, proj, opts)
@@ -249,35 +238,33 @@ func (p *progress) finish() {
 // orderHistory prints an order's audit trail to out, after waiting up to
 // wait for the order_stock index to reach the event store's head; a note on
 // errOut says when it did not.
-func orderHistory(ctx context.Context, url, rawID string, asJSON bool, wait time.Duration, out, errOut io.Writer) error {
+func orderHistory(ctx context.Context, db *database, rawID string, asJSON bool, wait time.Duration, out, errOut io.Writer) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		return fmt.Errorf("order id %q is not a UUID", rawID)
 	}
-	pool, err := pg.Connect(ctx, url, 2)
+	store, err := db.store(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	store := postgres.New(pool, postgres.Options{})
-	defer store.Close()
+	pool, _ := db.pool(ctx)
 	head, err := store.Head(ctx)
 	if err != nil {
 		return err
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
-	caughtUp := projections.NewProgress(pool, 50*time.Millisecond).WaitFor(waitCtx, projections.OrderStock{}.Name(), head) == nil
+	caughtUp := projections.NewProgress(pool, 50*time.Millisecond).WaitFor(waitCtx, orderstock.Name, head) == nil
 	cancel()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	h, err := query.OrderHistory(ctx, store, query.NewReader(pool), id)
+	h, err := query.OrderHistory(ctx, store, orderstock.NewReader(pool), id)
 	if err != nil {
 		return err
 	}
 	if !caughtUp && h.StockThrough.Less(head) {
 		fmt.Fprintf(errOut, "note: the %s index is at %s, the event store at %s: stock events after %s are not shown "+
-			"(is a projector running? see ordersctl projections list)\n", projections.OrderStock{}.Name(), h.StockThrough, head, h.StockThrough)
+			"(is a projector running? see ordersctl projections list)\n", orderstock.Name, h.StockThrough, head, h.StockThrough)
 	}
 	if asJSON {
 		enc := json.NewEncoder(out)
@@ -293,15 +280,14 @@ func orderHistory(ctx context.Context, url, rawID string, asJSON bool, wait time
 	return tw.Flush()
 }
 
-func migrateUp(ctx context.Context, url string, out io.Writer) error {
-	if err := pg.EnsureDatabase(ctx, url); err != nil {
-		return fmt.Errorf("database %s: %w", config.Redacted(url), err)
+func migrateUp(ctx context.Context, db *database, out io.Writer) error {
+	if err := pg.EnsureDatabase(ctx, db.url); err != nil {
+		return fmt.Errorf("database %s: %w", config.Redacted(db.url), err)
 	}
-	pool, err := pg.Connect(ctx, url, 2)
+	pool, err := db.pool(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
 	m, closeDB, err := pg.Migrator(pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
@@ -320,12 +306,11 @@ func migrateUp(ctx context.Context, url string, out io.Writer) error {
 	return nil
 }
 
-func migrateStatus(ctx context.Context, url string, out io.Writer) error {
-	pool, err := pg.Connect(ctx, url, 2)
+func migrateStatus(ctx context.Context, db *database, out io.Writer) error {
+	pool, err := db.pool(ctx)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
 	m, closeDB, err := pg.Migrator(pool, nil)
 	if err != nil {
 		return err

@@ -122,7 +122,7 @@ func TestProjectionsListAndOrderHistory(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT stock FROM read_products WHERE id = $1`, p.ID).Scan(&stock); err != nil || stock != 3 {
 		t.Fatalf("rebuilt product: stock %d, %v", stock, err)
 	}
-	if out, err := ctlErr(url, "projections", "rebuild", "nope"); err == nil || !strings.Contains(out, "order_stock, orders, products") {
+	if out, err := ctlErr(url, "projections", "rebuild", "nope"); err == nil || !strings.Contains(out, "products, orders, order_stock") {
 		t.Fatalf("an unknown projection: %v\n%s", err, out)
 	}
 

@@ -15,11 +15,8 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query/readmodels"
 )
-
-// readModels are the projections the query API reads (order_stock finds
-// an order's stock events for its history).
-var readModels = []string{projections.Products{}.Name(), projections.Orders{}.Name(), projections.OrderStock{}.Name()}
 
 // readiness answers /readyz: ready when the database and the event store
 // answer, Redis too when orders must not pass without it (fail closed),
@@ -90,7 +87,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	if !ready {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable,
 			Detail: "Not ready: see checks.", Extensions: map[string]any{"checks": results}})
 		return
 	}
@@ -133,7 +130,7 @@ func (rd *readiness) projections(context.Context) error {
 	for _, s := range list {
 		byName[s.Name] = s
 	}
-	for _, name := range readModels {
+	for _, name := range readmodels.Names() {
 		s, ok := byName[name]
 		switch {
 		case !ok:

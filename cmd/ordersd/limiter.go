@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/ratelimit"
 )

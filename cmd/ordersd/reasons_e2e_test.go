@@ -113,7 +113,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, err := svc.PlaceOrder(ctx, command.PlaceOrder{IdempotencyKey: key, UserEmail: "why@example.com", Lines: lines,
-			Meta: eventstore.Metadata{Actor: command.ActorCustomer}}); err == nil {
+			Meta: eventstore.Metadata{Actor: events.ActorCustomer}}); err == nil {
 			t.Fatalf("the placement was not interrupted: %v", err)
 		}
 		return svc.OrderIDForKey("why@example.com", key)
@@ -134,7 +134,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 		// Versions before the process manager owned releases wrote "recovery";
 		// such a history still loads and displays as it was written.
 		legacy := command.NewService(store, command.Options{})
-		if _, _, err := legacy.Stock().Do(context.Background(), p, eventstore.Metadata{Actor: command.ActorSystem, CausationID: "recovery"},
+		if _, _, err := legacy.Stock().Do(context.Background(), p, eventstore.Metadata{Actor: events.ActorSystem, CausationID: "recovery"},
 			func(st *product.State) ([]events.Event, error) { return st.Release(oid, events.ReleaseRecovery), nil }); err != nil {
 			t.Fatal(err)
 		}

@@ -10,11 +10,10 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/orders-reference/orders/api"
-	"github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/eventstore/memory"
+	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
-	queryapi "github.com/orders-reference/orders/query/httpapi"
 )
 
 // The router and the OpenAPI document cannot drift: every route of a
@@ -29,13 +28,12 @@ func TestRouterMatchesOpenAPI(t *testing.T) {
 	fake := fakepay.New(fakepay.Options{Signer: signer})
 	defer fake.Close()
 	r := chi.NewRouter()
-	routes{
-		command: httpapi.New(httpapi.Config{Webhooks: verifier}),
-		query:   queryapi.New(queryapi.Config{Events: memory.New()}),
-		fakepay: fake.Handler(),
-		metrics: http.NotFoundHandler(),
-		ready:   http.NotFoundHandler(),
-	}.mount(r)
+	a := httpapi.New(httpapi.Config{Webhooks: verifier, Events: memory.New()})
+	mount(r, []part{
+		{mount: a.MountCommands},
+		{mount: a.MountQueries},
+		{mount: func(r chi.Router) { r.Mount("/fakepay", fake.Handler()) }},
+	}, http.NotFoundHandler(), http.NotFoundHandler())
 
 	var served []string
 	err = chi.Walk(r, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {

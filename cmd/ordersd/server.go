@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orders-reference/orders/api"
 	"github.com/orders-reference/orders/command"
-	"github.com/orders-reference/orders/command/httpapi"
-	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/metrics"
@@ -28,8 +29,10 @@ import (
 	paymentprovider "github.com/orders-reference/orders/payment/provider"
 	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
-	"github.com/orders-reference/orders/query"
-	queryapi "github.com/orders-reference/orders/query/httpapi"
+	"github.com/orders-reference/orders/query/orders"
+	"github.com/orders-reference/orders/query/orderstock"
+	"github.com/orders-reference/orders/query/products"
+	"github.com/orders-reference/orders/query/readmodels"
 )
 
 // run serves the configured roles until ctx ends, then stops accepting
@@ -40,123 +43,35 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	if cfg.EventStoreURL != "" {
 		return fmt.Errorf("EVENTSTORE_URL=%s: the EventStoreDB/KurrentDB adapter is not available yet; unset EVENTSTORE_URL to use the PostgreSQL event store", config.Redacted(cfg.EventStoreURL))
 	}
-	roles := cfg.Roles
-	logger.Info("ordersd starting", "roles", roles.String(), "addr", ln.Addr().String())
-
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
-		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
-	}
-	// Each projection runner and each half of the process manager keeps a
-	// connection (leader or standby); leave room for requests, steps and
-	// the event store's notifier.
-	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
+	logger.Info("ordersd starting", "roles", cfg.Roles.String(), "addr", ln.Addr().String())
+	d, closeDeps, err := openDeps(ctx, cfg, logger)
 	if err != nil {
-		return fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+		return err
 	}
-	defer pool.Close()
-	if cfg.MigrateOnStart {
-		if err := pg.Migrate(startCtx, pool, logger); err != nil {
-			return err
+	defer closeDeps()
+	parts, err := d.roles(ctx, ln.Addr())
+	defer func() {
+		for _, p := range parts {
+			if p.close != nil {
+				p.close()
+			}
 		}
+	}()
+	if err != nil {
+		return err
 	}
-	m := metrics.New()
-	m.Prime([]string{projections.Products{}.Name(), projections.Orders{}.Name(), projections.OrderStock{}.Name(), process.Name},
-		[]string{command.CancelReasonCustomer, order.CancelReasonPaymentFailed, order.CancelReasonPaymentTimeout},
-		[]string{process.KindCompletePlacement, process.KindReleaseReservation, process.KindInitiatePayment, process.KindPaymentTimeout,
-			process.KindCommitStock, process.KindReleaseStock, process.KindRefund},
-		[]string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
-	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
-	defer store.Close()
-	svc := command.NewService(store, command.Options{
-		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
-		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
-		KeySecret:       []byte(cfg.IdempotencyKeySecret),
-	})
 
 	g, gctx := errgroup.WithContext(ctx)
-	var rt routes
-	watcher := newWatcher(pool, store, m, logger)
-	ready := &readiness{pool: pool, store: store, watcher: watcher, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
-		checkProjections: roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed}
-
-	if roles.Has(config.RoleCommand) {
-		limiter, redisClient, closeLimiter := newLimiter(ctx, cfg, logger)
-		defer closeLimiter()
-		ready.redis = redisClient
-		verifier, err := webhookVerifier(cfg)
-		if err != nil {
-			return err
-		}
-		rt.command = httpapi.New(httpapi.Config{
-			Commands: svc, AdminSecret: cfg.AdminSecret, Limiter: limiter, FailClosed: cfg.RateLimitFailClosed, Logger: logger,
-			OnRateLimited: m.RateLimited.Inc, OnLimiterError: func(error) { m.RateLimiterErrors.Inc() },
-			Webhooks: verifier,
-		})
-	}
-	var onApplied func(string, eventstore.Position)
-	if roles.Has(config.RoleQuery) {
-		progress := projections.NewProgress(pool, 0)
-		onApplied = progress.Applied // wakes read-your-writes waiters at once when the runners are here too
-		rt.query = queryapi.New(queryapi.Config{
-			Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: cfg.AdminSecret, Logger: logger,
-		})
-		g.Go(func() error { progress.Run(gctx); return nil })
-	}
-	if roles.Has(config.RoleProjector) {
-		for _, proj := range []projections.Projector{projections.Products{}, projections.Orders{}, projections.OrderStock{}} {
-			runner := projections.NewRunner(pool, store, proj, projections.Options{Logger: logger, OnApplied: onApplied})
-			g.Go(func() error { return runner.Run(gctx) })
+	for _, p := range parts {
+		for _, loop := range p.run {
+			g.Go(func() error { return loop(gctx) })
 		}
 	}
-	var fake *fakepay.Provider
-	if roles.Has(config.RoleFakePay) {
-		if fake, err = newFakeProvider(cfg, logger); err != nil {
-			return err
-		}
-		defer fake.Close()
-		if !roles.Has(config.RoleProcess) {
-			// Only a process that serves the fake to others exposes its API
-			// (anyone who reaches it gets webhooks signed with the real
-			// secret: keep such a process off public networks).
-			rt.fakepay = fake.Handler()
-		}
-	}
-	if roles.Has(config.RoleProcess) {
-		var provider process.Provider = fake
-		if fake == nil {
-			provider = paymentprovider.New(cfg.PaymentProviderURL, nil)
-		}
-		callback := cfg.PaymentCallbackURL
-		if callback == "" {
-			callback = "http://" + loopback(ln.Addr()) + "/webhooks/payment"
-		}
-		manager := process.New(pool, store, svc, provider, process.Options{
-			Backoff: cfg.PaymentRetryBackoff, PaymentTimeout: cfg.PaymentTimeout, CallbackURL: callback, Logger: logger,
-			OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
-			OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
-		})
-		providerName := "embedded fake provider"
-		if fake == nil {
-			providerName = cfg.PaymentProviderURL
-		}
-		logger.Info("payment process manager", "provider", providerName, "callback_url", callback)
-		g.Go(func() error { return manager.Run(gctx) })
-	}
-	rt.metrics, rt.ready = m.Handler(), ready
-	if roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess) {
-		// The lag and backlog gauges describe the deployment, not this
-		// process: only processes that care read them (each as often).
-		g.Go(func() error { watcher.Run(gctx); return nil })
-	}
-
 	r := chi.NewRouter()
-	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, d time.Duration) {
-		m.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, took time.Duration) {
+		d.metrics.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
 	}), httpx.Recover(logger))
-	rt.mount(r)
-
+	mount(r, parts, d.metrics.Handler(), d.ready)
 	srv := &http.Server{
 		Handler:           r,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -182,41 +97,210 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	return g.Wait()
 }
 
-// routes are the HTTP parts of a process; a nil part is a role it does not
-// run.
-type routes struct {
-	command *httpapi.API
-	query   *queryapi.API
-	fakepay http.Handler
-	metrics http.Handler
-	ready   http.Handler
+// deps are what the roles share: the database, the event store, the write
+// side, the metrics and the readiness checks.
+type deps struct {
+	cfg     config.Config
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	store   *postgres.Store
+	svc     *command.Service
+	metrics *metrics.Metrics
+	watcher *watcher
+	ready   *readiness
+	// progress wakes read-your-writes waiters; set when the query role runs.
+	progress *projections.Progress
 }
 
-// mount puts every part on r, with the API documents and RFC 9457 answers
-// for unknown routes and methods.
-func (rt routes) mount(r chi.Router) {
-	if rt.command != nil {
-		rt.command.Mount(r)
+// openDeps prepares the database (created if missing, migrated unless
+// MIGRATE_ON_START=false) and opens what the roles share.
+func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*deps, func(), error) {
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
+		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
-	if rt.query != nil {
-		rt.query.Mount(r)
+	// Each projection runner and each half of the process manager keeps a
+	// connection (leader or standby); leave room for requests, steps and
+	// the event store's notifier.
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
+	if err != nil {
+		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
-	if rt.fakepay != nil {
-		r.Mount("/fakepay", rt.fakepay)
+	if cfg.MigrateOnStart {
+		if err := pg.Migrate(startCtx, pool, logger); err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+	}
+	m := metrics.New()
+	m.Prime(append(readmodels.Names(), process.Name),
+		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
+		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
+	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
+	svc := command.NewService(store, command.Options{
+		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
+		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
+		KeySecret:       []byte(cfg.IdempotencyKeySecret),
+	})
+	w := newWatcher(pool, store, m, logger)
+	d := &deps{
+		cfg: cfg, log: logger, pool: pool, store: store, svc: svc, metrics: m, watcher: w,
+		ready: &readiness{pool: pool, store: store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
+			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
+	}
+	return d, func() { store.Close(); pool.Close() }, nil
+}
+
+// part is what one role adds to the process: routes to mount, loops that
+// run until their context ends, and what to release at the end.
+type part struct {
+	mount func(chi.Router)
+	run   []func(ctx context.Context) error
+	close func()
+}
+
+// roles assembles the parts of the configured roles, in an order that lets
+// each find what it needs (the query role's progress for the projector's
+// runners, the fake provider for the process manager). On error the parts
+// made so far are returned to be closed.
+func (d *deps) roles(ctx context.Context, addr net.Addr) ([]part, error) {
+	roles := d.cfg.Roles
+	var parts []part
+	if roles.Has(config.RoleCommand) {
+		p, err := d.commandRole(ctx)
+		if err != nil {
+			return parts, err
+		}
+		parts = append(parts, p)
+	}
+	if roles.Has(config.RoleQuery) {
+		parts = append(parts, d.queryRole())
+	}
+	if roles.Has(config.RoleProjector) {
+		parts = append(parts, d.projectorRole())
+	}
+	var fake *fakepay.Provider
+	if roles.Has(config.RoleFakePay) {
+		p, f, err := d.fakepayRole(!roles.Has(config.RoleProcess))
+		if err != nil {
+			return parts, err
+		}
+		parts, fake = append(parts, p), f
+	}
+	if roles.Has(config.RoleProcess) {
+		parts = append(parts, d.processRole(fake, addr))
+	}
+	if roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess) {
+		// The lag and backlog gauges describe the deployment, not this
+		// process: only processes that care read them (each as often).
+		parts = append(parts, part{run: []func(context.Context) error{func(ctx context.Context) error { d.watcher.Run(ctx); return nil }}})
+	}
+	return parts, nil
+}
+
+// commandRole: the command API and the payment webhook.
+func (d *deps) commandRole(ctx context.Context) (part, error) {
+	limiter, redisClient, closeLimiter := newLimiter(ctx, d.cfg, d.log)
+	d.ready.redis = redisClient
+	verifier, err := webhookVerifier(d.cfg)
+	if err != nil {
+		closeLimiter()
+		return part{}, err
+	}
+	api := httpapi.New(httpapi.Config{
+		Commands: d.svc, AdminSecret: d.cfg.AdminSecret, Limiter: limiter, FailClosed: d.cfg.RateLimitFailClosed, Logger: d.log,
+		OnRateLimited: d.metrics.RateLimited.Inc, OnLimiterError: func(error) { d.metrics.RateLimiterErrors.Inc() },
+		Webhooks: verifier,
+	})
+	return part{mount: api.MountCommands, close: closeLimiter}, nil
+}
+
+// queryRole: the query API over the read models, with read-your-writes.
+func (d *deps) queryRole() part {
+	d.progress = projections.NewProgress(d.pool, 0)
+	api := httpapi.New(httpapi.Config{
+		Products: products.NewReader(d.pool), Orders: orders.NewReader(d.pool),
+		Events: d.store, StockIndex: orderstock.NewReader(d.pool),
+		Waiter: d.progress, AdminSecret: d.cfg.AdminSecret, Logger: d.log,
+	})
+	return part{mount: api.MountQueries, run: []func(context.Context) error{
+		func(ctx context.Context) error { d.progress.Run(ctx); return nil },
+	}}
+}
+
+// projectorRole: a runner per read model (one leads each across the
+// deployment).
+func (d *deps) projectorRole() part {
+	var onApplied func(string, eventstore.Position)
+	if d.progress != nil {
+		onApplied = d.progress.Applied // wakes read-your-writes waiters at once when the query API is here too
+	}
+	var p part
+	for _, proj := range readmodels.All() {
+		runner := projections.NewRunner(d.pool, d.store, proj, projections.Options{Logger: d.log, OnApplied: onApplied})
+		p.run = append(p.run, runner.Run)
+	}
+	return p
+}
+
+// fakepayRole: the fake payment provider, in process. Only a process that
+// serves the fake to others exposes its API (anyone who reaches it gets
+// webhooks signed with the real secret: keep such a process off public
+// networks).
+func (d *deps) fakepayRole(serveAPI bool) (part, *fakepay.Provider, error) {
+	fake, err := newFakeProvider(d.cfg, d.log)
+	if err != nil {
+		return part{}, nil, err
+	}
+	p := part{close: fake.Close}
+	if serveAPI {
+		p.mount = func(r chi.Router) { r.Mount("/fakepay", fake.Handler()) }
+	}
+	return p, fake, nil
+}
+
+// processRole: the process manager, paying through the embedded fake
+// provider or the provider at PAYMENT_PROVIDER_URL.
+func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
+	var provider process.Provider = fake
+	providerName := "embedded fake provider"
+	if fake == nil {
+		provider, providerName = paymentprovider.New(d.cfg.PaymentProviderURL, nil), d.cfg.PaymentProviderURL
+	}
+	callback := d.cfg.PaymentCallbackURL
+	if callback == "" {
+		callback = "http://" + loopback(addr) + "/webhooks/payment"
+	}
+	m := d.metrics
+	manager := process.New(d.pool, d.store, d.svc, provider, process.Options{
+		Backoff: d.cfg.PaymentRetryBackoff, PaymentTimeout: d.cfg.PaymentTimeout, CallbackURL: callback, Logger: d.log,
+		OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
+		OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+	})
+	d.log.Info("payment process manager", "provider", providerName, "callback_url", callback)
+	return part{run: []func(context.Context) error{manager.Run}}
+}
+
+// mount puts every part's routes on r, with the operational endpoints, the
+// API documents and RFC 9457 answers for unknown routes and methods.
+func mount(r chi.Router, parts []part, metricsHandler, ready http.Handler) {
+	for _, p := range parts {
+		if p.mount != nil {
+			p.mount(r)
+		}
 	}
 	api.Mount(r)
-	r.Method(http.MethodGet, "/metrics", rt.metrics)
-	r.Method(http.MethodGet, "/readyz", rt.ready)
+	r.Method(http.MethodGet, "/metrics", metricsHandler)
+	r.Method(http.MethodGet, "/readyz", ready)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Title: "Not Found", Status: http.StatusNotFound,
-			Detail: "No such endpoint: " + req.URL.Path + " (see /docs)."})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: "No such endpoint: " + req.URL.Path + " (see /docs)."})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
-			Detail: req.Method + " is not served at " + req.URL.Path + " (see /docs)."})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMethodNotAllowed, Detail: req.Method + " is not served at " + req.URL.Path + " (see /docs)."})
 	})
 }
 

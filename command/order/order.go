@@ -61,12 +61,6 @@ var (
 	ErrPaymentMismatch = errors.New("payment does not match the order")
 )
 
-// Cancel reasons recorded by the payment saga.
-const (
-	CancelReasonPaymentFailed  = "payment_failed"
-	CancelReasonPaymentTimeout = "payment_timeout"
-)
-
 // Limits on orders.
 const (
 	MaxItems    = 100
@@ -295,7 +289,7 @@ func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
 		}
 		return []events.Event{
 			events.OrderPaymentFailed{PaymentID: o.PaymentID, Reason: o.Reason, WebhookID: o.WebhookID},
-			events.OrderCanceled{Reason: CancelReasonPaymentFailed},
+			events.OrderCanceled{Reason: events.CancelPaymentFailed},
 		}, nil
 	case StatusCanceled:
 		if o.Succeeded && !s.RefundRequested {
@@ -317,7 +311,7 @@ func (s *State) TimeOutPayment() ([]events.Event, error) {
 		}
 		return nil, nil
 	}
-	return []events.Event{events.OrderCanceled{Reason: CancelReasonPaymentTimeout}}, nil
+	return []events.Event{events.OrderCanceled{Reason: events.CancelPaymentTimeout}}, nil
 }
 
 // RecordRefund decides that the provider refunded the order's payment.

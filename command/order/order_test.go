@@ -34,7 +34,7 @@ func TestDecisions(t *testing.T) {
 	canceled := events.OrderCanceled{Reason: "customer"}
 	paid := events.OrderPaid{PaymentID: "pay_1", WebhookID: "msg_1"}
 	failed := events.OrderPaymentFailed{PaymentID: "pay_1", Reason: "declined", WebhookID: "msg_2"}
-	canceledFailed := events.OrderCanceled{Reason: order.CancelReasonPaymentFailed}
+	canceledFailed := events.OrderCanceled{Reason: events.CancelPaymentFailed}
 	success := order.PaymentOutcome{WebhookID: "msg_1", PaymentID: "pay_1", Succeeded: true, Amount: 300999}
 	failure := order.PaymentOutcome{WebhookID: "msg_2", PaymentID: "pay_1", Amount: 300999, Reason: "declined"}
 	with := func(o order.PaymentOutcome, webhookID string) order.PaymentOutcome { o.WebhookID = webhookID; return o }
@@ -88,8 +88,8 @@ func TestDecisions(t *testing.T) {
 		{"outcome before reservation", []events.Event{placed}, record(success), nil, order.ErrIllegalTransition},
 		{"outcome of a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}}, record(success), nil, order.ErrIllegalTransition},
 		{"outcome of an unknown order", nil, record(success), nil, order.ErrNotFound},
-		{"time out payment pending", []events.Event{placed, reserved, requested}, timeout, []events.Event{events.OrderCanceled{Reason: order.CancelReasonPaymentTimeout}}, nil},
-		{"time out reserved", []events.Event{placed, reserved}, timeout, []events.Event{events.OrderCanceled{Reason: order.CancelReasonPaymentTimeout}}, nil},
+		{"time out payment pending", []events.Event{placed, reserved, requested}, timeout, []events.Event{events.OrderCanceled{Reason: events.CancelPaymentTimeout}}, nil},
+		{"time out reserved", []events.Event{placed, reserved}, timeout, []events.Event{events.OrderCanceled{Reason: events.CancelPaymentTimeout}}, nil},
 		{"time out paid", []events.Event{placed, reserved, requested, paid}, timeout, nil, nil},
 		{"time out canceled", []events.Event{placed, reserved, canceled}, timeout, nil, nil},
 		{"record refund", []events.Event{placed, reserved, requested, canceled, events.OrderRefundRequested{PaymentID: "pay_1"}},

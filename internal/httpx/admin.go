@@ -16,7 +16,7 @@ func RequireAdmin(secret string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got := sha256.Sum256([]byte(r.Header.Get("X-Admin-Secret")))
 			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-				WriteProblem(w, Problem{Type: TypeUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized,
+				WriteProblem(w, Problem{Type: TypeUnauthorized,
 					Detail: "A valid X-Admin-Secret header is required."})
 				return
 			}

@@ -20,7 +20,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			WriteProblem(w, Problem{Type: TypeMalformedRequest, Title: "Unsupported Media Type", Status: http.StatusUnsupportedMediaType,
+			WriteProblem(w, Problem{Type: TypeUnsupportedMediaType,
 				Detail: "Send the body as application/json."})
 			return false
 		}
@@ -38,11 +38,11 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		WriteProblem(w, Problem{Type: TypeBodyTooLarge, Title: "Content Too Large", Status: http.StatusRequestEntityTooLarge,
+		WriteProblem(w, Problem{Type: TypeBodyTooLarge,
 			Detail: fmt.Sprintf("The body must be at most %d bytes.", MaxBody)})
 		return false
 	}
-	WriteProblem(w, Problem{Type: TypeMalformedRequest, Title: "Bad Request", Status: http.StatusBadRequest, Detail: describe(err)})
+	WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: describe(err)})
 	return false
 }
 

@@ -10,40 +10,90 @@ import (
 	"strconv"
 )
 
-// Problem is an RFC 9457 problem detail. Extensions are added as extra
-// members of the JSON object.
+// Problem is an RFC 9457 problem detail. Its title and status come from
+// the catalog by Type, so every answer of one type looks the same;
+// Extensions are added as extra members of the JSON object.
 type Problem struct {
 	Type       string
-	Title      string
-	Status     int
 	Detail     string
 	Extensions map[string]any
 }
 
 // Problem type URIs (relative references, documented in docs/api.md).
 const (
-	TypeValidation          = "/problems/validation"
-	TypeMalformedRequest    = "/problems/malformed-request"
-	TypeBodyTooLarge        = "/problems/body-too-large"
-	TypeUnauthorized        = "/problems/unauthorized"
-	TypeNotFound            = "/problems/not-found"
-	TypeInsufficientStock   = "/problems/insufficient-stock"
-	TypeProductUnavailable  = "/problems/product-unavailable"
-	TypeIdempotencyConflict = "/problems/idempotency-key-conflict"
-	TypeInvalidTransition   = "/problems/invalid-order-transition"
-	TypeRateLimited         = "/problems/rate-limited"
-	TypePaymentMismatch     = "/problems/payment-mismatch"
-	TypeUnavailable         = "/problems/service-unavailable"
-	TypeInternal            = "/problems/internal"
+	TypeValidation           = "/problems/validation"
+	TypeMalformedRequest     = "/problems/malformed-request"
+	TypeUnsupportedMediaType = "/problems/unsupported-media-type"
+	TypeBodyTooLarge         = "/problems/body-too-large"
+	TypeUnauthorized         = "/problems/unauthorized"
+	TypeNotFound             = "/problems/not-found"
+	TypeMethodNotAllowed     = "/problems/method-not-allowed"
+	TypeInsufficientStock    = "/problems/insufficient-stock"
+	TypeProductUnavailable   = "/problems/product-unavailable"
+	TypeIdempotencyConflict  = "/problems/idempotency-key-conflict"
+	TypeInvalidTransition    = "/problems/invalid-order-transition"
+	TypeRateLimited          = "/problems/rate-limited"
+	TypePaymentMismatch      = "/problems/payment-mismatch"
+	TypeUnavailable          = "/problems/service-unavailable"
+	TypeInternal             = "/problems/internal"
 )
+
+// ProblemSpec is what a problem type always answers with.
+type ProblemSpec struct {
+	Title  string
+	Status int
+}
+
+// catalog is every problem type the service answers with: the one place
+// where a type gets its title and HTTP status (RFC 9457 section 3.1).
+var catalog = map[string]ProblemSpec{
+	TypeValidation:           {"Unprocessable Content", http.StatusUnprocessableEntity},
+	TypeMalformedRequest:     {"Bad Request", http.StatusBadRequest},
+	TypeUnsupportedMediaType: {"Unsupported Media Type", http.StatusUnsupportedMediaType},
+	TypeBodyTooLarge:         {"Content Too Large", http.StatusRequestEntityTooLarge},
+	TypeUnauthorized:         {"Unauthorized", http.StatusUnauthorized},
+	TypeNotFound:             {"Not Found", http.StatusNotFound},
+	TypeMethodNotAllowed:     {"Method Not Allowed", http.StatusMethodNotAllowed},
+	TypeInsufficientStock:    {"Insufficient Stock", http.StatusConflict},
+	TypeProductUnavailable:   {"Product Unavailable", http.StatusConflict},
+	TypeIdempotencyConflict:  {"Idempotency Key Reused", http.StatusConflict},
+	TypeInvalidTransition:    {"Conflict", http.StatusConflict},
+	TypeRateLimited:          {"Too Many Requests", http.StatusTooManyRequests},
+	TypePaymentMismatch:      {"Unprocessable Content", http.StatusUnprocessableEntity},
+	TypeUnavailable:          {"Service Unavailable", http.StatusServiceUnavailable},
+	TypeInternal:             {"Internal Server Error", http.StatusInternalServerError},
+}
+
+// Spec returns the title and status of a problem type; a type missing
+// from the catalog (a programming error) answers as TypeInternal.
+func Spec(typ string) ProblemSpec {
+	if s, ok := catalog[typ]; ok {
+		return s
+	}
+	return catalog[TypeInternal]
+}
+
+// Catalog returns a copy of the problem catalog, type → title and status
+// (for documentation and its tests).
+func Catalog() map[string]ProblemSpec {
+	out := make(map[string]ProblemSpec, len(catalog))
+	for k, v := range catalog {
+		out[k] = v
+	}
+	return out
+}
 
 // MarshalJSON writes the standard members first, then the extensions.
 func (p Problem) MarshalJSON() ([]byte, error) {
+	spec := Spec(p.Type)
 	m := make(map[string]any, len(p.Extensions)+4)
 	for k, v := range p.Extensions {
 		m[k] = v
 	}
-	m["type"], m["title"], m["status"] = p.Type, p.Title, p.Status
+	m["type"], m["title"], m["status"] = p.Type, spec.Title, spec.Status
+	if _, known := catalog[p.Type]; !known {
+		m["type"] = TypeInternal
+	}
 	if p.Detail != "" {
 		m["detail"] = p.Detail
 	}
@@ -52,21 +102,22 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 
 // WriteProblem sends p as application/problem+json.
 func WriteProblem(w http.ResponseWriter, p Problem) {
+	status := Spec(p.Type).Status
 	body, err := json.Marshal(p)
 	if err != nil {
 		body = []byte(`{"type":"` + TypeInternal + `","title":"Internal Server Error","status":500}`)
-		p.Status = http.StatusInternalServerError
+		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(p.Status)
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
 // Internal logs err and answers 500 without revealing it.
 func Internal(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	WriteProblem(w, Problem{Type: TypeInternal, Title: "Internal Server Error", Status: http.StatusInternalServerError,
+	WriteProblem(w, Problem{Type: TypeInternal,
 		Detail: "The request could not be completed; it is safe to retry with the same Idempotency-Key."})
 }
 
@@ -74,7 +125,7 @@ func Internal(w http.ResponseWriter, r *http.Request, log *slog.Logger, err erro
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		WriteProblem(w, Problem{Type: TypeInternal, Title: "Internal Server Error", Status: http.StatusInternalServerError})
+		WriteProblem(w, Problem{Type: TypeInternal})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

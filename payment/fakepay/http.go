@@ -77,12 +77,12 @@ func (p *Provider) get(w http.ResponseWriter, r *http.Request) {
 func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrIdempotencyConflict):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeIdempotencyConflict, Title: "Idempotency Key Reused", Status: http.StatusConflict, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeIdempotencyConflict, Detail: err.Error()})
 	case errors.Is(err, payment.ErrNotFound):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Title: "Not Found", Status: http.StatusNotFound, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: err.Error()})
 	case errors.Is(err, payment.ErrRefused):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Title: "Unprocessable Content", Status: http.StatusUnprocessableEntity, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Detail: err.Error()})
 	default:
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Title: "Service Unavailable", Status: http.StatusServiceUnavailable, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Detail: err.Error()})
 	}
 }

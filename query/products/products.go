@@ -1,52 +1,78 @@
-package projections
+// Package products is the products read model, in one place: the table it
+// fills (read_products, see migrations), the projector that fills it from
+// the product streams, and the queries that read it (the Eventuous layout:
+// a projection next to the document it fills).
+package products
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
 )
 
-// ProductsTable is the live products read model.
-const ProductsTable = "read_products"
+// Product is a product as the read model has it.
+type Product struct {
+	ID          uuid.UUID    `json:"id"`
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	Price       money.Amount `json:"price"`
+	Stock       int64        `json:"stock"`
+	Reserved    int64        `json:"reserved"`
+	IsActive    bool         `json:"is_active"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	Version     int64        `json:"version"`
+}
 
-// Products projects product streams into a products table (ProductsTable
-// unless Table says otherwise, as a rebuild's shadow table does).
+// Table is the live products read model.
+const Table = "read_products"
+
+// Name is the projection's name: its checkpoint, and what ordersctl calls it.
+const Name = "products"
+
+// Projector projects product streams into a products table (Table unless
+// Table says otherwise, as a rebuild's shadow table does).
 //
 // A batch is folded in memory: the rows it touches are read once, every
 // event is applied to them in Go, and they are written back with one
 // statement, however many events the batch holds.
-type Products struct {
+type Projector struct {
 	Table string
 }
 
-var _ Projector = Products{}
+var _ projections.Rebuildable = Projector{}
 
-// Name implements Projector.
-func (Products) Name() string { return "products" }
+// Name implements projections.Projector.
+func (Projector) Name() string { return Name }
 
-// Filter implements Projector.
-func (Products) Filter() eventstore.Filter {
+// Filter implements projections.Projector.
+func (Projector) Filter() eventstore.Filter {
 	return eventstore.Filter{StreamPrefixes: []string{events.ProductStreamPrefix}}
 }
 
-func (p Products) table() string {
+func (p Projector) table() string {
 	if p.Table == "" {
-		return ProductsTable
+		return Table
 	}
 	return p.Table
 }
 
-// WithTable implements Rebuildable.
-func (p Products) WithTable(table string) Projector { return Products{Table: table} }
+// WithTable implements projections.Rebuildable.
+func (p Projector) WithTable(table string) projections.Projector { return Projector{Table: table} }
 
-// Tables implements Rebuildable.
-func (p Products) Tables() []string { return []string{p.table()} }
+// Tables implements projections.Rebuildable.
+func (p Projector) Tables() []string { return []string{p.table()} }
 
 type productRow struct {
 	id                     uuid.UUID
@@ -57,10 +83,10 @@ type productRow struct {
 	version                int64
 }
 
-// Apply implements Projector.
-func (p Products) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+// Apply implements projections.Projector.
+func (p Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
 	table := pgx.Identifier{p.table()}.Sanitize()
-	ids := touched(evs, events.ProductStreamPrefix)
+	ids := projections.StreamIDs(evs, events.ProductStreamPrefix)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -149,15 +175,60 @@ func (p Products) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Recorde
 	return err
 }
 
-// touched returns the distinct ids of the streams with prefix in evs.
-func touched(evs []eventstore.RecordedEvent, prefix string) []uuid.UUID {
-	seen := map[uuid.UUID]bool{}
-	var out []uuid.UUID
-	for _, r := range evs {
-		if id, ok := events.StreamID(r.StreamID, prefix); ok && !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
+// Reader reads the products read model.
+type Reader struct {
+	pool *pgxpool.Pool
+}
+
+// NewReader returns a Reader over the read-model database.
+func NewReader(pool *pgxpool.Pool) *Reader { return &Reader{pool: pool} }
+
+const productColumns = `id, name, description, price, stock, reserved, is_active, created_at, updated_at, version`
+
+func scanProduct(row pgx.CollectableRow) (Product, error) {
+	var p Product
+	var price int64
+	err := row.Scan(&p.ID, &p.Name, &p.Description, &price, &p.Stock, &p.Reserved, &p.IsActive, &p.CreatedAt, &p.UpdatedAt, &p.Version)
+	p.Price = money.Amount(price)
+	return p, err
+}
+
+// Get returns one product; an unknown one is query.query.ErrNotFound.
+func (r *Reader) Get(ctx context.Context, id uuid.UUID) (Product, error) {
+	rows, _ := r.pool.Query(ctx, `SELECT `+productColumns+` FROM `+Table+` WHERE id = $1`, id)
+	p, err := pgx.CollectExactlyOneRow(rows, scanProduct)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Product{}, fmt.Errorf("product %s: %w", id, query.ErrNotFound)
 	}
-	return out
+	return p, err
+}
+
+// List lists products in a stable order (by id), optionally only active
+// or inactive ones, limit at a time.
+func (r *Reader) List(ctx context.Context, active *bool, limit int, cursor string) (query.Page[Product], error) {
+	after := uuid.Nil
+	if cursor != "" {
+		var c struct {
+			ID uuid.UUID `json:"id"`
+		}
+		if err := query.DecodeCursor(cursor, &c); err != nil {
+			return query.Page[Product]{}, err
+		}
+		after = c.ID
+	}
+	rows, _ := r.pool.Query(ctx, `SELECT `+productColumns+` FROM `+Table+`
+	     WHERE ($1::boolean IS NULL OR is_active = $1) AND id > $2
+	     ORDER BY id LIMIT $3`, active, after, limit+1)
+	items, err := pgx.CollectRows(rows, scanProduct)
+	if err != nil {
+		return query.Page[Product]{}, fmt.Errorf("list products: %w", err)
+	}
+	page := query.Page[Product]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		page.NextCursor = query.EncodeCursor(struct {
+			ID uuid.UUID `json:"id"`
+		}{items[limit-1].ID})
+	}
+	return page, nil
 }

@@ -2,12 +2,8 @@ package httpapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,27 +11,29 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/command"
-	cmdapi "github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/httpapi"
+	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
-	"github.com/orders-reference/orders/query"
-	"github.com/orders-reference/orders/query/httpapi"
+	"github.com/orders-reference/orders/query/orders"
+	"github.com/orders-reference/orders/query/orderstock"
+	"github.com/orders-reference/orders/query/products"
 )
 
-const secret = "s3cret"
+const querySecret = "s3cret"
 
-type env struct {
+type queryEnv struct {
 	srv  *httptest.Server
 	pool *pgxpool.Pool
 }
 
-// newEnv serves the command and query APIs over one database, with the
+// newQueryEnv serves the command and query APIs over one database, with the
 // products and order_stock projections; withOrders decides whether the
 // orders projection runs too.
-func newEnv(t *testing.T, withOrders bool) *env {
+func newQueryEnv(t *testing.T, withOrders bool) *queryEnv {
 	t.Helper()
 	pool := pgtest.NewPool(t, 12)
 	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
@@ -48,82 +46,67 @@ func newEnv(t *testing.T, withOrders bool) *env {
 		go func() { defer close(done); _ = r.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
-	start(projections.Products{})
-	start(projections.OrderStock{})
+	start(products.Projector{})
+	start(orderstock.Projector{})
 	if withOrders {
-		start(projections.Orders{})
+		start(orders.Projector{})
 	}
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID)
-	cmdapi.New(cmdapi.Config{Commands: command.NewService(store, command.Options{}), AdminSecret: secret}).Mount(r)
-	httpapi.New(httpapi.Config{Reader: query.NewReader(pool), Waiter: progress, Events: store, AdminSecret: secret, MaxWait: 3 * time.Second}).Mount(r)
+	api := httpapi.New(httpapi.Config{
+		Commands: command.NewService(store, command.Options{}), AdminSecret: querySecret,
+		Products: products.NewReader(pool), Orders: orders.NewReader(pool), Events: store, StockIndex: orderstock.NewReader(pool),
+		Waiter: progress, MaxWait: 3 * time.Second,
+	})
+	api.MountCommands(r)
+	api.MountQueries(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, pool: pool}
+	return &queryEnv{srv: srv, pool: pool}
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (e *env) do(t *testing.T, method, path, body string, headers ...string) response {
+func (e *queryEnv) do(t *testing.T, method, path, body string, headers ...string) apitest.Response {
 	t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &out.body)
-	return out
+	return (&apitest.Client{URL: e.srv.URL}).Do(t, method, path, body, headers...)
 }
 
-func (e *env) product(t *testing.T, active bool) (string, string) {
+func (e *queryEnv) product(t *testing.T, active bool) (string, string) {
 	t.Helper()
-	r := e.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"P","price":"10.00","stock":50,"is_active":%v}`, active), "X-Admin-Secret", secret)
-	if r.status != 201 {
-		t.Fatalf("create product: %d %s", r.status, r.raw)
+	r := e.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"P","price":"10.00","stock":50,"is_active":%v}`, active), "X-Admin-Secret", querySecret)
+	if r.Status != 201 {
+		t.Fatalf("create product: %d %s", r.Status, r.Raw)
 	}
-	return r.body["id"].(string), r.header.Get("X-Event-Position")
+	return r.Body["id"].(string), r.Header.Get("X-Event-Position")
 }
 
-func (e *env) order(t *testing.T, email, productID string, qty int) response {
+func (e *queryEnv) order(t *testing.T, email, productID string, qty int) apitest.Response {
 	t.Helper()
 	r := e.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":%d}]}`, email, productID, qty))
-	if r.status != 201 {
-		t.Fatalf("order: %d %s", r.status, r.raw)
+	if r.Status != 201 {
+		t.Fatalf("order: %d %s", r.Status, r.Raw)
 	}
 	return r
 }
 
 func TestReadYourWrites(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, true)
+	e := newQueryEnv(t, true)
 	p, _ := e.product(t, true)
 	o := e.order(t, "a@example.com", p, 3)
-	pos := o.header.Get("X-Event-Position")
-	got := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", pos)
-	if got.status != 200 || got.body["status"] != "reserved" || got.body["total_amount"] != "30.00" || got.body["user_email"] != "a@example.com" {
-		t.Fatalf("GET order: %d %s", got.status, got.raw)
+	pos := o.Header.Get("X-Event-Position")
+	got := e.do(t, "GET", "/orders/"+o.Body["id"].(string), "", "X-Min-Position", pos)
+	if got.Status != 200 || got.Body["status"] != "reserved" || got.Body["total_amount"] != "30.00" || got.Body["user_email"] != "a@example.com" {
+		t.Fatalf("GET order: %d %s", got.Status, got.Raw)
 	}
 	prod := e.do(t, "GET", "/products/"+p, "", "X-Min-Position", pos)
-	if prod.status != 200 || prod.body["stock"] != 47.0 || prod.body["reserved"] != 3.0 || prod.body["price"] != "10.00" {
-		t.Fatalf("GET product: %d %s", prod.status, prod.raw)
+	if prod.Status != 200 || prod.Body["stock"] != 47.0 || prod.Body["reserved"] != 3.0 || prod.Body["price"] != "10.00" {
+		t.Fatalf("GET product: %d %s", prod.Status, prod.Raw)
 	}
 	// A cancel's position covers the stock it releases.
-	c := e.do(t, "POST", "/orders/"+o.body["id"].(string)+"/cancel", "")
-	back := e.do(t, "GET", "/products/"+p, "", "X-Min-Position", c.header.Get("X-Event-Position"))
-	if back.status != 200 || back.body["stock"] != 50.0 || back.body["reserved"] != 0.0 {
-		t.Fatalf("GET product after cancel: %d %s", back.status, back.raw)
+	c := e.do(t, "POST", "/orders/"+o.Body["id"].(string)+"/cancel", "")
+	back := e.do(t, "GET", "/products/"+p, "", "X-Min-Position", c.Header.Get("X-Event-Position"))
+	if back.Status != 200 || back.Body["stock"] != 50.0 || back.Body["reserved"] != 0.0 {
+		t.Fatalf("GET product after cancel: %d %s", back.Status, back.Raw)
 	}
 	for path, want := range map[string]int{
 		"/orders/not-a-uuid":                             400,
@@ -134,12 +117,12 @@ func TestReadYourWrites(t *testing.T) {
 		"/products?is_active=yes":                        400,
 		"/products?cursor=garbage":                       400,
 	} {
-		if r := e.do(t, "GET", path, ""); r.status != want || r.header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("GET %s: %d %s, want %d", path, r.status, r.raw, want)
+		if r := e.do(t, "GET", path, ""); r.Status != want || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s: %d %s, want %d", path, r.Status, r.Raw, want)
 		}
 	}
-	if r := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", "x"); r.status != 400 {
-		t.Errorf("malformed X-Min-Position: %d", r.status)
+	if r := e.do(t, "GET", "/orders/"+o.Body["id"].(string), "", "X-Min-Position", "x"); r.Status != 400 {
+		t.Errorf("malformed X-Min-Position: %d", r.Status)
 	}
 }
 
@@ -147,13 +130,13 @@ func TestReadYourWrites(t *testing.T) {
 // it has not reached waits its bound and answers 503 with Retry-After.
 func TestReadYourWritesTimesOut(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, false)
+	e := newQueryEnv(t, false)
 	p, _ := e.product(t, true)
 	o := e.order(t, "a@example.com", p, 1)
 	start := time.Now()
-	r := e.do(t, "GET", "/orders/"+o.body["id"].(string), "", "X-Min-Position", o.header.Get("X-Event-Position"))
-	if r.status != 503 || r.header.Get("Retry-After") == "" {
-		t.Fatalf("GET behind the projection: %d %s", r.status, r.raw)
+	r := e.do(t, "GET", "/orders/"+o.Body["id"].(string), "", "X-Min-Position", o.Header.Get("X-Event-Position"))
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("GET behind the projection: %d %s", r.Status, r.Raw)
 	}
 	if waited := time.Since(start); waited < 2*time.Second {
 		t.Fatalf("answered after %v, before the wait bound", waited)
@@ -166,7 +149,7 @@ func TestReadYourWritesTimesOut(t *testing.T) {
 // them, to place them before the cursor on purpose.)
 func TestProductPaginationWithConcurrentInserts(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, false)
+	e := newQueryEnv(t, false)
 	var before []string
 	var pos string
 	for i := range 25 {
@@ -177,8 +160,8 @@ func TestProductPaginationWithConcurrentInserts(t *testing.T) {
 	if pos == "" {
 		t.Fatal("product creation returned no X-Event-Position")
 	}
-	if r := e.do(t, "GET", "/products?limit=1", "", "X-Min-Position", pos); r.status != 200 {
-		t.Fatalf("wait for the read model: %d %s", r.status, r.raw)
+	if r := e.do(t, "GET", "/products?limit=1", "", "X-Min-Position", pos); r.Status != 200 {
+		t.Fatalf("wait for the read model: %d %s", r.Status, r.Raw)
 	}
 	insert := func(id string) {
 		if _, err := e.pool.Exec(context.Background(), `INSERT INTO read_products (id, name, description, price, stock, reserved, is_active, created_at, updated_at, version)
@@ -195,10 +178,10 @@ func TestProductPaginationWithConcurrentInserts(t *testing.T) {
 			path += "&cursor=" + cursor
 		}
 		r := e.do(t, "GET", path, "")
-		if r.status != 200 {
-			t.Fatalf("page: %d %s", r.status, r.raw)
+		if r.Status != 200 {
+			t.Fatalf("page: %d %s", r.Status, r.Raw)
 		}
-		for _, it := range r.body["items"].([]any) {
+		for _, it := range r.Body["items"].([]any) {
 			id := it.(map[string]any)["id"].(string)
 			if id <= prev {
 				t.Fatalf("order not stable: %s after %s", id, prev)
@@ -210,7 +193,7 @@ func TestProductPaginationWithConcurrentInserts(t *testing.T) {
 		// after it.
 		insert(fmt.Sprintf("00000000-0000-4000-8000-%012d", pages))
 		insert(fmt.Sprintf("ffffffff-ffff-4fff-bfff-%012d", pages))
-		next, ok := r.body["next_cursor"].(string)
+		next, ok := r.Body["next_cursor"].(string)
 		if !ok {
 			break
 		}
@@ -222,14 +205,14 @@ func TestProductPaginationWithConcurrentInserts(t *testing.T) {
 		}
 	}
 	inactive := e.do(t, "GET", "/products?is_active=false&limit=100", "")
-	if n := len(inactive.body["items"].([]any)); n != 5 {
+	if n := len(inactive.Body["items"].([]any)); n != 5 {
 		t.Fatalf("%d inactive products, want 5", n)
 	}
 }
 
 func TestAdminOrderList(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, true)
+	e := newQueryEnv(t, true)
 	p, _ := e.product(t, true)
 	var pos string
 	for i := range 6 {
@@ -237,25 +220,25 @@ func TestAdminOrderList(t *testing.T) {
 		if i%2 == 1 {
 			email = "b@example.com"
 		}
-		pos = e.order(t, email, p, 1).header.Get("X-Event-Position")
+		pos = e.order(t, email, p, 1).Header.Get("X-Event-Position")
 	}
-	admin := []string{"X-Admin-Secret", secret, "X-Min-Position", pos}
-	if r := e.do(t, "GET", "/admin/orders", ""); r.status != 401 {
-		t.Fatalf("without the secret: %d", r.status)
+	admin := []string{"X-Admin-Secret", querySecret, "X-Min-Position", pos}
+	if r := e.do(t, "GET", "/admin/orders", ""); r.Status != 401 {
+		t.Fatalf("without the secret: %d", r.Status)
 	}
 	r := e.do(t, "GET", "/admin/orders?email=B@Example.com&limit=2", "", admin...)
-	if r.status != 200 || len(r.body["items"].([]any)) != 2 || r.body["next_cursor"] == nil {
-		t.Fatalf("first page: %d %s", r.status, r.raw)
+	if r.Status != 200 || len(r.Body["items"].([]any)) != 2 || r.Body["next_cursor"] == nil {
+		t.Fatalf("first page: %d %s", r.Status, r.Raw)
 	}
-	r2 := e.do(t, "GET", "/admin/orders?email=b@example.com&limit=2&cursor="+r.body["next_cursor"].(string), "", admin...)
-	if r2.status != 200 || len(r2.body["items"].([]any)) != 1 || r2.body["next_cursor"] != nil {
-		t.Fatalf("second page: %d %s", r2.status, r2.raw)
+	r2 := e.do(t, "GET", "/admin/orders?email=b@example.com&limit=2&cursor="+r.Body["next_cursor"].(string), "", admin...)
+	if r2.Status != 200 || len(r2.Body["items"].([]any)) != 1 || r2.Body["next_cursor"] != nil {
+		t.Fatalf("second page: %d %s", r2.Status, r2.Raw)
 	}
-	if r := e.do(t, "GET", "/admin/orders?status=reserved&limit=100", "", admin...); len(r.body["items"].([]any)) != 6 {
-		t.Fatalf("reserved orders: %s", r.raw)
+	if r := e.do(t, "GET", "/admin/orders?status=reserved&limit=100", "", admin...); len(r.Body["items"].([]any)) != 6 {
+		t.Fatalf("reserved orders: %s", r.Raw)
 	}
-	if r := e.do(t, "GET", "/admin/orders?status=nonsense", "", admin...); r.status != 400 {
-		t.Fatalf("bad status: %d", r.status)
+	if r := e.do(t, "GET", "/admin/orders?status=nonsense", "", admin...); r.Status != 400 {
+		t.Fatalf("bad status: %d", r.Status)
 	}
 }
 
@@ -263,32 +246,32 @@ func TestAdminOrderList(t *testing.T) {
 // first, with who, why and where.
 func TestOrderHistory(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, false)
+	e := newQueryEnv(t, false)
 	p1, _ := e.product(t, true)
 	p2, _ := e.product(t, true)
 	o := e.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"a@example.com","items":[{"product_id":%q,"quantity":1},{"product_id":%q,"quantity":2}]}`, p1, p2),
 		"X-Request-ID", "req-123")
-	if o.status != 201 {
-		t.Fatalf("order: %d %s", o.status, o.raw)
+	if o.Status != 201 {
+		t.Fatalf("order: %d %s", o.Status, o.Raw)
 	}
-	id := o.body["id"].(string)
+	id := o.Body["id"].(string)
 	e.order(t, "someone@example.com", p1, 1) // another order's stock events must not show
 	c := e.do(t, "POST", "/orders/"+id+"/cancel", "")
-	if c.status != 200 {
-		t.Fatalf("cancel: %d", c.status)
+	if c.Status != 200 {
+		t.Fatalf("cancel: %d", c.Status)
 	}
-	if r := e.do(t, "GET", "/admin/orders/"+id+"/history", ""); r.status != 401 {
-		t.Fatalf("history without the secret: %d", r.status)
+	if r := e.do(t, "GET", "/admin/orders/"+id+"/history", ""); r.Status != 401 {
+		t.Fatalf("history without the secret: %d", r.Status)
 	}
 	// The stock events are found through the order_stock index, which
 	// follows a moment behind: X-Min-Position waits for it.
-	r := e.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", secret, "X-Min-Position", c.header.Get("X-Event-Position"))
-	if r.status != 200 || r.body["order_id"] != id {
-		t.Fatalf("history: %d %s", r.status, r.raw)
+	r := e.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", querySecret, "X-Min-Position", c.Header.Get("X-Event-Position"))
+	if r.Status != 200 || r.Body["order_id"] != id {
+		t.Fatalf("history: %d %s", r.Status, r.Raw)
 	}
 	var types []string
 	prev := eventstore.Start
-	for _, raw := range r.body["events"].([]any) {
+	for _, raw := range r.Body["events"].([]any) {
 		ev := raw.(map[string]any)
 		types = append(types, ev["type"].(string))
 		if ev["position"] == nil || ev["stream"] == nil || ev["recorded_at"] == nil || ev["data"] == nil {
@@ -311,8 +294,8 @@ func TestOrderHistory(t *testing.T) {
 	if fmt.Sprint(types) != fmt.Sprint(want) {
 		t.Fatalf("history types:\n%v\nwant\n%v", types, want)
 	}
-	if r := e.do(t, "GET", "/admin/orders/7f0a7a56-0000-4000-8000-000000000000/history", "", "X-Admin-Secret", secret); r.status != 404 {
-		t.Fatalf("unknown order: %d", r.status)
+	if r := e.do(t, "GET", "/admin/orders/7f0a7a56-0000-4000-8000-000000000000/history", "", "X-Admin-Secret", querySecret); r.Status != 404 {
+		t.Fatalf("unknown order: %d", r.Status)
 	}
 }
 
@@ -320,7 +303,7 @@ func TestOrderHistory(t *testing.T) {
 // timestamp) page by id: none is lost or repeated.
 func TestOrderPagesBreakTiesByID(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, false)
+	e := newQueryEnv(t, false)
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range 9 {
 		if _, err := e.pool.Exec(context.Background(), `INSERT INTO read_orders (id, user_email, status, items, total_amount, currency, created_at, updated_at, version)
@@ -335,15 +318,15 @@ func TestOrderPagesBreakTiesByID(t *testing.T) {
 		if cursor != "" {
 			path += "&cursor=" + cursor
 		}
-		r := e.do(t, "GET", path, "", "X-Admin-Secret", secret)
-		for _, it := range r.body["items"].([]any) {
+		r := e.do(t, "GET", path, "", "X-Admin-Secret", querySecret)
+		for _, it := range r.Body["items"].([]any) {
 			id := it.(map[string]any)["id"].(string)
 			if seen[id] {
 				t.Fatalf("order %s repeated", id)
 			}
 			seen[id] = true
 		}
-		next, ok := r.body["next_cursor"].(string)
+		next, ok := r.Body["next_cursor"].(string)
 		if !ok {
 			break
 		}

@@ -3,15 +3,20 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/products"
 )
 
-// productJSON is the product representation of the contract.
+// productJSON is the product representation of the contract, for the
+// write model's answers and the read model's alike.
 type productJSON struct {
 	ID          string       `json:"id"`
 	Name        string       `json:"name"`
@@ -25,7 +30,8 @@ type productJSON struct {
 	Version     int64        `json:"version"`
 }
 
-func productOf(v command.ProductView) productJSON {
+// productOfView represents the write model's product.
+func productOfView(v command.ProductView) productJSON {
 	return productJSON{
 		ID: v.ID.String(), Name: v.Name, Description: v.Description, Price: v.Price, Stock: v.Available,
 		Reserved: v.Reserved, IsActive: v.IsActive, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
@@ -33,7 +39,15 @@ func productOf(v command.ProductView) productJSON {
 	}
 }
 
-type createProductRequest struct {
+// productOfRead represents the read model's product.
+func productOfRead(p products.Product) productJSON {
+	return productJSON{
+		ID: p.ID.String(), Name: p.Name, Description: p.Description, Price: p.Price, Stock: p.Stock,
+		Reserved: p.Reserved, IsActive: p.IsActive, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Version: p.Version,
+	}
+}
+
+type productRequest struct {
 	Name        *string `json:"name"`
 	Description *string `json:"description"`
 	// Price is parsed after decoding, so that a bad amount is a field
@@ -44,7 +58,7 @@ type createProductRequest struct {
 }
 
 // price parses the price, if present, recording a problem in bad.
-func (r createProductRequest) price(bad map[string]string) *money.Amount {
+func (r productRequest) price(bad map[string]string) *money.Amount {
 	if r.Price == nil {
 		return nil
 	}
@@ -57,7 +71,7 @@ func (r createProductRequest) price(bad map[string]string) *money.Amount {
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
-	var req createProductRequest
+	var req productRequest
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
@@ -76,7 +90,7 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &command.ValidationError{Fields: bad})
 		return
 	}
-	cmd := command.CreateProduct{Name: *req.Name, Price: *price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, command.ActorAdmin)}
+	cmd := command.CreateProduct{Name: *req.Name, Price: *price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, events.ActorAdmin)}
 	if req.Description != nil {
 		cmd.Description = *req.Description
 	}
@@ -87,15 +101,15 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/products/"+v.ID.String())
 	setPosition(w, v.Position)
-	httpx.WriteJSON(w, http.StatusCreated, productOf(v))
+	httpx.WriteJSON(w, http.StatusCreated, productOfView(v))
 }
 
 func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, ok := a.pathID(w, r)
 	if !ok {
 		return
 	}
-	var req createProductRequest
+	var req productRequest
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
@@ -110,11 +124,78 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := a.cfg.Commands.UpdateProduct(r.Context(), id, product.Details{
 		Name: req.Name, Description: req.Description, Price: price, IsActive: req.IsActive, Stock: req.Stock,
-	}, meta(r, command.ActorAdmin))
+	}, meta(r, events.ActorAdmin))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	setPosition(w, v.Position)
-	httpx.WriteJSON(w, http.StatusOK, productOf(v))
+	httpx.WriteJSON(w, http.StatusOK, productOfView(v))
+}
+
+func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	p, err := a.cfg.Products.Get(r.Context(), id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, productOfRead(p))
+}
+
+func (a *API) listProducts(w http.ResponseWriter, r *http.Request) {
+	var active *bool
+	switch v := r.URL.Query().Get("is_active"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		active = &b
+	default:
+		a.writeError(w, r, badRequest("is_active must be true or false."))
+		return
+	}
+	n, err := limit(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	page, err := a.cfg.Products.List(r.Context(), active, n, r.URL.Query().Get("cursor"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, listOf(page, productOfRead))
+}
+
+// limit reads ?limit= (1-100, default 20).
+func limit(r *http.Request) (int, error) {
+	raw := r.URL.Query().Get("limit")
+	if raw == "" {
+		return 20, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 100 {
+		return 0, badRequest("limit must be an integer from 1 to 100.")
+	}
+	return n, nil
+}
+
+// list is a page of a list endpoint.
+type list[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func listOf[R, T any](p query.Page[R], represent func(R) T) list[T] {
+	l := list[T]{Items: make([]T, len(p.Items))}
+	for i, it := range p.Items {
+		l.Items[i] = represent(it)
+	}
+	if p.NextCursor != "" {
+		l.NextCursor = &p.NextCursor
+	}
+	return l
 }

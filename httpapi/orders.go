@@ -3,15 +3,17 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
-	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/query/orders"
 )
 
 // MaxIdempotencyKey is the longest Idempotency-Key accepted.
@@ -24,7 +26,8 @@ type orderItemJSON struct {
 	LineTotal money.Amount `json:"line_total"`
 }
 
-// orderJSON is the order representation of the contract.
+// orderJSON is the order representation of the contract, for the write
+// model's answers and the read model's alike.
 type orderJSON struct {
 	ID           string          `json:"id"`
 	UserEmail    string          `json:"user_email"`
@@ -39,7 +42,8 @@ type orderJSON struct {
 	Version      int64           `json:"version"`
 }
 
-func orderOf(v command.OrderView) orderJSON {
+// orderOfView represents the write model's order.
+func orderOfView(v command.OrderView) orderJSON {
 	o := orderJSON{
 		ID: v.ID.String(), UserEmail: v.UserEmail, Status: string(v.Status), TotalAmount: money.Amount(v.Total),
 		Currency: v.Currency, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Version: v.Version + 1,
@@ -57,6 +61,19 @@ func orderOf(v command.OrderView) orderJSON {
 	return o
 }
 
+// orderOfRead represents the read model's order.
+func orderOfRead(v orders.Order) orderJSON {
+	o := orderJSON{
+		ID: v.ID.String(), UserEmail: v.UserEmail, Status: v.Status, TotalAmount: v.TotalAmount, Currency: v.Currency,
+		PaymentID: v.PaymentID, CancelReason: v.CancelReason, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Version: v.Version,
+		Items: make([]orderItemJSON, len(v.Items)),
+	}
+	for i, it := range v.Items {
+		o.Items[i] = orderItemJSON{ProductID: it.ProductID, Quantity: it.Quantity, UnitPrice: it.UnitPrice, LineTotal: it.LineTotal}
+	}
+	return o
+}
+
 type placeOrderRequest struct {
 	UserEmail string `json:"user_email"`
 	Items     []struct {
@@ -67,22 +84,13 @@ type placeOrderRequest struct {
 
 func writeOrder(w http.ResponseWriter, status int, v command.OrderView) {
 	setPosition(w, v.Position)
-	httpx.WriteJSON(w, status, orderOf(v))
-}
-
-// setPosition tells the client where its write stands in the global order,
-// for X-Min-Position on later reads.
-func setPosition(w http.ResponseWriter, pos eventstore.Position) {
-	if pos != eventstore.Start {
-		w.Header().Set("X-Event-Position", pos.String())
-	}
+	httpx.WriteJSON(w, status, orderOfView(v))
 }
 
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("Idempotency-Key")
 	if _, present := r.Header["Idempotency-Key"]; present && (key == "" || len(key) > MaxIdempotencyKey) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Bad Request", Status: http.StatusBadRequest,
-			Detail: fmt.Sprintf("Idempotency-Key must be 1-%d characters.", MaxIdempotencyKey)})
+		a.writeError(w, r, badRequest(fmt.Sprintf("Idempotency-Key must be 1-%d characters.", MaxIdempotencyKey)))
 		return
 	}
 	var req placeOrderRequest
@@ -109,7 +117,7 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := a.cfg.Commands.PlaceOrder(r.Context(), command.PlaceOrder{
 		IdempotencyKey: key, UserEmail: req.UserEmail, Lines: lines,
-		Meta: meta(r, command.ActorCustomer), Admit: a.admit(w, req.UserEmail),
+		Meta: meta(r, events.ActorCustomer), Admit: a.admit(w, req.UserEmail),
 	})
 	if err != nil {
 		a.writeError(w, r, err)
@@ -120,14 +128,54 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, ok := a.pathID(w, r)
 	if !ok {
 		return
 	}
-	v, err := a.cfg.Commands.CancelOrder(r.Context(), id, meta(r, command.ActorCustomer))
+	v, err := a.cfg.Commands.CancelOrder(r.Context(), id, meta(r, events.ActorCustomer))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	writeOrder(w, http.StatusOK, v)
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.cfg.Orders.Get(r.Context(), id)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, orderOfRead(o))
+}
+
+// statuses an order can be listed by.
+var statuses = []string{orders.StatusCreated, orders.StatusReserved, orders.StatusPaymentPending, orders.StatusPaid, orders.StatusCanceled}
+
+func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	known := status == ""
+	for _, s := range statuses {
+		known = known || s == status
+	}
+	if !known {
+		a.writeError(w, r, badRequest("status must be one of "+strings.Join(statuses, ", ")+"."))
+		return
+	}
+	n, err := limit(r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	page, err := a.cfg.Orders.List(r.Context(), order.NormalizeEmail(q.Get("email")), status, n, q.Get("cursor"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, listOf(page, orderOfRead))
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/command"
-	"github.com/orders-reference/orders/command/httpapi"
+	"github.com/orders-reference/orders/httpapi"
+	"github.com/orders-reference/orders/internal/apitest"
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
@@ -38,10 +39,10 @@ func webhookEnv(t *testing.T) (*env, string, string) {
 	e := newEnv(t, envOptions{webhooks: v})
 	p := e.product(t, 10)
 	r := e.do(t, "POST", "/orders", orderBody("hook@example.com", p, 2))
-	if r.status != http.StatusCreated {
-		t.Fatalf("place: %d %s", r.status, r.raw)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("place: %d %s", r.Status, r.Raw)
 	}
-	id := r.body["id"].(string)
+	id := r.Body["id"].(string)
 	if _, err := e.svc.RequestPayment(context.Background(), uuid.MustParse(id), "pay_"+id, eventstore.Metadata{}); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func outcomeBody(orderID, status, amount string) string {
 }
 
 // webhook posts body as the provider would: signed with secret, sent at ts.
-func (e *env) webhook(t *testing.T, secret, id string, ts time.Time, body string) response {
+func (e *env) webhook(t *testing.T, secret, id string, ts time.Time, body string) apitest.Response {
 	t.Helper()
 	s, err := payment.NewSigner(secret)
 	if err != nil {
@@ -107,16 +108,16 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 	body := outcomeBody(id, "success", "3000.00")
 	now := time.Now()
 	before := e.orderEvents(t, id)
-	signed := func(secret string, ts time.Time) func() response {
-		return func() response { return e.webhook(t, secret, "msg_bad", ts, body) }
+	signed := func(secret string, ts time.Time) func() apitest.Response {
+		return func() apitest.Response { return e.webhook(t, secret, "msg_bad", ts, body) }
 	}
-	raw := func(headers ...string) func() response {
-		return func() response { return e.do(t, "POST", "/webhooks/payment", body, headers...) }
+	raw := func(headers ...string) func() apitest.Response {
+		return func() apitest.Response { return e.do(t, "POST", "/webhooks/payment", body, headers...) }
 	}
 	good := http.Header{}
 	s, _ := payment.NewSigner(webhookSecret)
 	_ = s.Sign(good, "msg_x", now, []byte(body))
-	cases := map[string]func() response{
+	cases := map[string]func() apitest.Response{
 		"wrong secret":    signed("not-the-secret", now),
 		"stale":           signed(webhookSecret, now.Add(-6*time.Minute)),
 		"from the future": signed(webhookSecret, now.Add(6*time.Minute)),
@@ -128,14 +129,14 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 			payment.HeaderSignature, good.Get(payment.HeaderSignature)[3:]),
 		"signature of another message": raw(payment.HeaderID, "msg_y", payment.HeaderTimestamp, good.Get(payment.HeaderTimestamp),
 			payment.HeaderSignature, good.Get(payment.HeaderSignature)),
-		"tampered body": func() response {
+		"tampered body": func() apitest.Response {
 			return e.do(t, "POST", "/webhooks/payment", outcomeBody(id, "failed", "3000.00"),
 				payment.HeaderID, "msg_x", payment.HeaderTimestamp, good.Get(payment.HeaderTimestamp), payment.HeaderSignature, good.Get(payment.HeaderSignature))
 		},
 	}
 	for name, send := range cases {
-		if r := send(); r.status != http.StatusUnauthorized || r.body["type"] != "/problems/unauthorized" {
-			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		if r := send(); r.Status != http.StatusUnauthorized || r.Body["type"] != "/problems/unauthorized" {
+			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
 	e.nothingRecorded(t, id, before)
@@ -153,15 +154,15 @@ func TestWebhookRecordsOnce(t *testing.T) {
 			secret = oldSecret
 		}
 		r := e.webhook(t, secret, "msg_ok", time.Now(), body)
-		if r.status != http.StatusOK || r.body["status"] != "paid" || r.body["order_id"] != id {
-			t.Fatalf("delivery %d: %d %s", i, r.status, r.raw)
+		if r.Status != http.StatusOK || r.Body["status"] != "paid" || r.Body["order_id"] != id {
+			t.Fatalf("delivery %d: %d %s", i, r.Status, r.Raw)
 		}
 	}
 	if paid := e.count(t, id, events.TypeOrderPaid); paid != 1 {
 		t.Fatalf("%d order.paid events, want 1", paid)
 	}
-	if r := e.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusConflict {
-		t.Fatalf("cancel of a paid order: %d %s", r.status, r.raw)
+	if r := e.do(t, "POST", "/orders/"+id+"/cancel", ""); r.Status != http.StatusConflict {
+		t.Fatalf("cancel of a paid order: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -169,8 +170,8 @@ func TestWebhookFailedPaymentCancels(t *testing.T) {
 	t.Parallel()
 	e, id, _ := webhookEnv(t)
 	r := e.webhook(t, webhookSecret, "msg_f", time.Now(), outcomeBody(id, "failed", "3000.00"))
-	if r.status != http.StatusOK || r.body["status"] != "canceled" {
-		t.Fatalf("failed payment: %d %s", r.status, r.raw)
+	if r.Status != http.StatusOK || r.Body["status"] != "canceled" {
+		t.Fatalf("failed payment: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -192,8 +193,8 @@ func TestWebhookContentProblems(t *testing.T) {
 	}
 	for i, c := range cases {
 		r := e.webhook(t, webhookSecret, fmt.Sprintf("msg_%d", i), time.Now(), c.body)
-		if r.status != c.status || r.body["status"] != float64(c.status) {
-			t.Errorf("%s: %d %s, want %d", c.name, r.status, r.raw, c.status)
+		if r.Status != c.status || r.Body["status"] != float64(c.status) {
+			t.Errorf("%s: %d %s, want %d", c.name, r.Status, r.Raw, c.status)
 		}
 	}
 	e.nothingRecorded(t, id, before)
@@ -233,12 +234,12 @@ func TestWebhookConcurrentDuplicatesAndRestart(t *testing.T) {
 	v, _ := payment.NewVerifier([]string{webhookSecret}, nil)
 	restarted := httpapi.New(httpapi.Config{Commands: command.NewService(e.store, command.Options{}), AdminSecret: secret, Webhooks: v})
 	r := chi.NewRouter()
-	restarted.Mount(r)
+	restarted.MountCommands(r)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	again := (&env{srv: srv, store: e.store}).webhook(t, webhookSecret, "msg_dup", time.Now(), body)
-	if again.status != http.StatusOK || again.body["status"] != "paid" {
-		t.Fatalf("after the restart: %d %s", again.status, again.raw)
+	if again.Status != http.StatusOK || again.Body["status"] != "paid" {
+		t.Fatalf("after the restart: %d %s", again.Status, again.Raw)
 	}
 	if paid := e.count(t, id, events.TypeOrderPaid); paid != 1 {
 		t.Fatalf("%d order.paid events, want 1", paid)
@@ -249,7 +250,7 @@ func TestWebhookBodyTooLarge(t *testing.T) {
 	t.Parallel()
 	e, id, _ := webhookEnv(t)
 	body := `{"pad":"` + strings.Repeat("x", 1<<20) + `","order_id":"` + id + `"}`
-	if r := e.webhook(t, webhookSecret, "msg_big", time.Now(), body); r.status != http.StatusRequestEntityTooLarge {
-		t.Fatalf("a body over 1 MiB: %d %.200s", r.status, r.raw)
+	if r := e.webhook(t, webhookSecret, "msg_big", time.Now(), body); r.Status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a body over 1 MiB: %d %.200s", r.Status, r.Raw)
 	}
 }

@@ -1,9 +1,7 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,10 +15,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orders-reference/orders/command"
-	"github.com/orders-reference/orders/command/httpapi"
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/httpapi"
+	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/pgtest"
@@ -54,50 +53,24 @@ func newEnv(t *testing.T, o envOptions) *env {
 	})
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID)
-	api.Mount(r)
+	api.MountCommands(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, store: store, svc: svc}
 }
 
-type response struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
-func (e *env) do(t *testing.T, method, path, body string, headers ...string) response {
+func (e *env) do(t *testing.T, method, path, body string, headers ...string) apitest.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &out.body)
-	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Errorf("%s %s: %d with content type %q", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	return out
+	return (&apitest.Client{URL: e.srv.URL}).Do(t, method, path, body, headers...)
 }
 
 func (e *env) product(t *testing.T, stock int) string {
 	t.Helper()
 	r := e.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"Laptop","price":1500.00,"stock":%d}`, stock), "X-Admin-Secret", secret)
-	if r.status != http.StatusCreated {
-		t.Fatalf("create product: %d %s", r.status, r.raw)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create product: %d %s", r.Status, r.Raw)
 	}
-	return r.body["id"].(string)
+	return r.Body["id"].(string)
 }
 
 func (e *env) stock(t *testing.T, id string) (available, reserved int64) {
@@ -118,17 +91,17 @@ func TestAdminSecret(t *testing.T) {
 	missing := e.do(t, "POST", "/admin/products", body)
 	wrong := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", "nope")
 	longer := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", secret+"x")
-	for _, r := range []response{missing, wrong, longer} {
-		if r.status != http.StatusUnauthorized || r.raw != missing.raw {
-			t.Fatalf("bad secret: %d %s", r.status, r.raw)
+	for _, r := range []apitest.Response{missing, wrong, longer} {
+		if r.Status != http.StatusUnauthorized || r.Raw != missing.Raw {
+			t.Fatalf("bad secret: %d %s", r.Status, r.Raw)
 		}
 	}
 	ok := e.do(t, "POST", "/admin/products", body, "X-Admin-Secret", secret)
-	if ok.status != http.StatusCreated || ok.body["price"] != "1500.00" || ok.body["stock"] != 10.0 || ok.body["reserved"] != 0.0 ||
-		ok.body["is_active"] != true || ok.body["version"] != 1.0 || ok.header.Get("Location") != "/products/"+ok.body["id"].(string) {
-		t.Fatalf("create: %d %s", ok.status, ok.raw)
+	if ok.Status != http.StatusCreated || ok.Body["price"] != "1500.00" || ok.Body["stock"] != 10.0 || ok.Body["reserved"] != 0.0 ||
+		ok.Body["is_active"] != true || ok.Body["version"] != 1.0 || ok.Header.Get("Location") != "/products/"+ok.Body["id"].(string) {
+		t.Fatalf("create: %d %s", ok.Status, ok.Raw)
 	}
-	if e.do(t, "PATCH", "/admin/products/"+ok.body["id"].(string), `{"stock":3}`).status != http.StatusUnauthorized {
+	if e.do(t, "PATCH", "/admin/products/"+ok.Body["id"].(string), `{"stock":3}`).Status != http.StatusUnauthorized {
 		t.Fatal("PATCH without the secret accepted")
 	}
 }
@@ -158,17 +131,17 @@ func TestProductValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := e.do(t, c.method, c.path, c.body, admin...)
-		if r.status != c.status || r.body["status"] != float64(c.status) || r.body["type"] == nil || r.body["title"] == nil {
-			t.Errorf("%s %s %.60s: %d %.200s, want %d", c.method, c.path, c.body, r.status, r.raw, c.status)
+		if r.Status != c.status || r.Body["status"] != float64(c.status) || r.Body["type"] == nil || r.Body["title"] == nil {
+			t.Errorf("%s %s %.60s: %d %.200s, want %d", c.method, c.path, c.body, r.Status, r.Raw, c.status)
 		}
 	}
 	id := e.product(t, 5)
-	if r := e.do(t, "PATCH", "/admin/products/"+id, `{}`, admin...); r.status != 422 {
-		t.Errorf("empty patch: %d", r.status)
+	if r := e.do(t, "PATCH", "/admin/products/"+id, `{}`, admin...); r.Status != 422 {
+		t.Errorf("empty patch: %d", r.Status)
 	}
 	r := e.do(t, "PATCH", "/admin/products/"+id, `{"price":"99.90","stock":7,"is_active":false}`, admin...)
-	if r.status != 200 || r.body["price"] != "99.90" || r.body["stock"] != 7.0 || r.body["is_active"] != false || r.body["version"] != 3.0 {
-		t.Errorf("patch: %d %s", r.status, r.raw)
+	if r.Status != 200 || r.Body["price"] != "99.90" || r.Body["stock"] != 7.0 || r.Body["is_active"] != false || r.Body["version"] != 3.0 {
+		t.Errorf("patch: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -177,46 +150,46 @@ func TestPlaceReplayConflictCancel(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	p := e.product(t, 10)
 	first := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 2), "Idempotency-Key", "unique-key-123")
-	if first.status != 201 || first.body["status"] != "reserved" || first.body["total_amount"] != "3000.00" ||
-		first.body["currency"] != "USD" || first.header.Get("X-Event-Position") == "" || first.body["payment_id"] != nil {
-		t.Fatalf("place: %d %s", first.status, first.raw)
+	if first.Status != 201 || first.Body["status"] != "reserved" || first.Body["total_amount"] != "3000.00" ||
+		first.Body["currency"] != "USD" || first.Header.Get("X-Event-Position") == "" || first.Body["payment_id"] != nil {
+		t.Fatalf("place: %d %s", first.Status, first.Raw)
 	}
-	items := first.body["items"].([]any)
+	items := first.Body["items"].([]any)
 	if it := items[0].(map[string]any); it["unit_price"] != "1500.00" || it["line_total"] != "3000.00" || it["quantity"] != 2.0 {
 		t.Fatalf("item: %v", it)
 	}
 	replay := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 2), "Idempotency-Key", "unique-key-123")
-	if replay.status != 201 || replay.body["id"] != first.body["id"] || replay.body["status"] != "reserved" {
-		t.Fatalf("replay: %d %s", replay.status, replay.raw)
+	if replay.Status != 201 || replay.Body["id"] != first.Body["id"] || replay.Body["status"] != "reserved" {
+		t.Fatalf("replay: %d %s", replay.Status, replay.Raw)
 	}
 	conflict := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 3), "Idempotency-Key", "unique-key-123")
-	if conflict.status != 409 || conflict.body["type"] != httpx.TypeIdempotencyConflict {
-		t.Fatalf("key conflict: %d %s", conflict.status, conflict.raw)
+	if conflict.Status != 409 || conflict.Body["type"] != httpx.TypeIdempotencyConflict {
+		t.Fatalf("key conflict: %d %s", conflict.Status, conflict.Raw)
 	}
 	if a, r := e.stock(t, p); a != 8 || r != 2 {
 		t.Fatalf("stock after replays: available %d, reserved %d", a, r)
 	}
 
 	short := e.do(t, "POST", "/orders", orderBody("customer@example.com", p, 9))
-	if short.status != 409 || short.body["type"] != httpx.TypeInsufficientStock || fmt.Sprint(short.body["insufficient"]) != "["+p+"]" {
-		t.Fatalf("insufficient: %d %s", short.status, short.raw)
+	if short.Status != 409 || short.Body["type"] != httpx.TypeInsufficientStock || fmt.Sprint(short.Body["insufficient"]) != "["+p+"]" {
+		t.Fatalf("insufficient: %d %s", short.Status, short.Raw)
 	}
 
-	id := first.body["id"].(string)
+	id := first.Body["id"].(string)
 	for range 2 {
 		c := e.do(t, "POST", "/orders/"+id+"/cancel", "")
-		if c.status != 200 || c.body["status"] != "canceled" || c.body["cancel_reason"] != command.CancelReasonCustomer {
-			t.Fatalf("cancel: %d %s", c.status, c.raw)
+		if c.Status != 200 || c.Body["status"] != "canceled" || c.Body["cancel_reason"] != events.CancelCustomer {
+			t.Fatalf("cancel: %d %s", c.Status, c.Raw)
 		}
 	}
 	if a, r := e.stock(t, p); a != 10 || r != 0 {
 		t.Fatalf("stock after cancel: available %d, reserved %d", a, r)
 	}
-	if r := e.do(t, "POST", "/orders/"+uuid.NewString()+"/cancel", ""); r.status != 404 {
-		t.Fatalf("cancel unknown: %d", r.status)
+	if r := e.do(t, "POST", "/orders/"+uuid.NewString()+"/cancel", ""); r.Status != 404 {
+		t.Fatalf("cancel unknown: %d", r.Status)
 	}
-	if r := e.do(t, "POST", "/orders/xyz/cancel", ""); r.status != 400 {
-		t.Fatalf("cancel malformed id: %d", r.status)
+	if r := e.do(t, "POST", "/orders/xyz/cancel", ""); r.Status != 400 {
+		t.Fatalf("cancel malformed id: %d", r.Status)
 	}
 	for name, body := range map[string]string{
 		"bad email":       orderBody("nope", p, 1),
@@ -226,12 +199,12 @@ func TestPlaceReplayConflictCancel(t *testing.T) {
 		"unknown product": orderBody("a@example.com", uuid.NewString(), 1),
 		"no items":        `{"user_email":"a@example.com","items":[]}`,
 	} {
-		if r := e.do(t, "POST", "/orders", body); r.status != 422 || r.body["errors"] == nil {
-			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		if r := e.do(t, "POST", "/orders", body); r.Status != 422 || r.Body["errors"] == nil {
+			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1), "Idempotency-Key", strings.Repeat("k", 256)); r.status != 400 {
-		t.Errorf("long key: %d", r.status)
+	if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1), "Idempotency-Key", strings.Repeat("k", 256)); r.Status != 400 {
+		t.Errorf("long key: %d", r.Status)
 	}
 }
 
@@ -245,13 +218,13 @@ func TestConcurrentLastUnitOverHTTP(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			switch r := e.do(t, "POST", "/orders", orderBody(fmt.Sprintf("c%d@example.com", i), p, 1)); r.status {
+			switch r := e.do(t, "POST", "/orders", orderBody(fmt.Sprintf("c%d@example.com", i), p, 1)); r.Status {
 			case 201:
 				created.Add(1)
 			case 409:
 				conflicts.Add(1)
 			default:
-				t.Errorf("%d %s", r.status, r.raw)
+				t.Errorf("%d %s", r.Status, r.Raw)
 			}
 		}()
 	}
@@ -279,17 +252,17 @@ func TestRateLimitPerEmail(t *testing.T) {
 				email = "  customer@example.COM "
 			}
 			r := e.do(t, "POST", "/orders", orderBody(email, p, 1))
-			switch r.status {
+			switch r.Status {
 			case 201:
 				created.Add(1)
 			case 429:
 				limited.Add(1)
-				if r.header.Get("Retry-After") == "" || !strings.Contains(r.header.Get("RateLimit-Policy"), "q=5;w=60") ||
-					!strings.Contains(r.header.Get("RateLimit"), "r=0") || r.body["type"] != httpx.TypeRateLimited {
-					t.Errorf("429 without the limit headers: %v %s", r.header, r.raw)
+				if r.Header.Get("Retry-After") == "" || !strings.Contains(r.Header.Get("RateLimit-Policy"), "q=5;w=60") ||
+					!strings.Contains(r.Header.Get("RateLimit"), "r=0") || r.Body["type"] != httpx.TypeRateLimited {
+					t.Errorf("429 without the limit headers: %v %s", r.Header, r.Raw)
 				}
 			default:
-				t.Errorf("%d %s", r.status, r.raw)
+				t.Errorf("%d %s", r.Status, r.Raw)
 			}
 		}()
 	}
@@ -309,13 +282,13 @@ func TestRateLimiterDown(t *testing.T) {
 	var errs atomic.Int32
 	open := newEnv(t, envOptions{limiter: ratelimit.NewRedis(dead, "x:", 5, time.Minute), onLimiterError: func(error) { errs.Add(1) }})
 	p := open.product(t, 10)
-	if r := open.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != 201 || errs.Load() != 1 {
-		t.Fatalf("fail open: %d, %d limiter errors", r.status, errs.Load())
+	if r := open.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.Status != 201 || errs.Load() != 1 {
+		t.Fatalf("fail open: %d, %d limiter errors", r.Status, errs.Load())
 	}
 	closed := newEnv(t, envOptions{limiter: ratelimit.NewRedis(dead, "x:", 5, time.Minute), failClosed: true})
 	p = closed.product(t, 10)
-	if r := closed.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != 503 {
-		t.Fatalf("fail closed: %d %s", r.status, r.raw)
+	if r := closed.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.Status != 503 {
+		t.Fatalf("fail closed: %d %s", r.Status, r.Raw)
 	}
 	if a, r := closed.stock(t, p); a != 10 || r != 0 {
 		t.Fatalf("refused order reserved stock: %d/%d", a, r)
@@ -336,11 +309,11 @@ func TestRetriesOfOneKeyCountOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1), "Idempotency-Key", "retried")
-			if r.status != 201 {
-				t.Errorf("retry: %d %s", r.status, r.raw)
+			if r.Status != 201 {
+				t.Errorf("retry: %d %s", r.Status, r.Raw)
 				return
 			}
-			ids <- r.body["id"].(string)
+			ids <- r.Body["id"].(string)
 		}()
 	}
 	wg.Wait()
@@ -352,8 +325,8 @@ func TestRetriesOfOneKeyCountOnce(t *testing.T) {
 		}
 	}
 	for i, want := range []int{201, 201, 429} {
-		if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.status != want {
-			t.Fatalf("new order %d after the retries: %d, want %d", i, r.status, want)
+		if r := e.do(t, "POST", "/orders", orderBody("a@example.com", p, 1)); r.Status != want {
+			t.Fatalf("new order %d after the retries: %d, want %d", i, r.Status, want)
 		}
 	}
 }

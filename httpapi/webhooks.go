@@ -11,16 +11,12 @@ import (
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
 )
-
-// WebhookVerifier checks a webhook's signature and returns its message id.
-type WebhookVerifier interface {
-	Verify(h http.Header, body []byte) (string, error)
-}
 
 // webhookAnswer acknowledges a webhook with the order's status after it.
 type webhookAnswer struct {
@@ -38,18 +34,16 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeBodyTooLarge, Title: "Content Too Large", Status: http.StatusRequestEntityTooLarge,
-				Detail: "The body is too large."})
+			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeBodyTooLarge, Detail: "The body is too large."})
 			return
 		}
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Bad Request", Status: http.StatusBadRequest,
-			Detail: "The body could not be read."})
+		a.writeError(w, r, badRequest("The body could not be read."))
 		return
 	}
 	webhookID, err := a.cfg.Webhooks.Verify(r.Header, body)
 	if err != nil {
 		a.log.WarnContext(r.Context(), "payment webhook refused", "error", err)
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized,
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnauthorized,
 			Detail: "The webhook signature is missing, invalid or outside the accepted time window."})
 		return
 	}
@@ -63,8 +57,7 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		Amount    money.Amount `json:"amount"`
 	}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&in); err != nil {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMalformedRequest, Title: "Bad Request", Status: http.StatusBadRequest,
-			Detail: "The webhook body is not the payment outcome JSON object."})
+		a.writeError(w, r, badRequest("The webhook body is not the payment outcome JSON object."))
 		return
 	}
 	problems := map[string]string{}
@@ -78,21 +71,15 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		problems["status"] = `must be "success" or "failed"`
 	}
 	if len(problems) > 0 {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Title: "Unprocessable Content", Status: http.StatusUnprocessableEntity,
-			Detail: "The webhook has invalid fields.", Extensions: map[string]any{"errors": problems}})
+		a.writeError(w, r, &command.ValidationError{Fields: problems})
 		return
 	}
 
 	requestID := httpx.RequestIDFrom(r.Context())
-	meta := eventstore.Metadata{CorrelationID: requestID, CausationID: webhookID, Actor: command.ActorProvider}
+	meta := eventstore.Metadata{CorrelationID: requestID, CausationID: webhookID, Actor: events.ActorProvider}
 	v, err := a.cfg.Commands.RecordPayment(r.Context(), in.OrderID, order.PaymentOutcome{
 		WebhookID: webhookID, PaymentID: in.PaymentID, Succeeded: in.Status == payment.StatusSuccess, Amount: in.Amount,
 	}, meta)
-	if errors.Is(err, order.ErrPaymentMismatch) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypePaymentMismatch, Title: "Unprocessable Content", Status: http.StatusUnprocessableEntity,
-			Detail: err.Error()})
-		return
-	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -1,0 +1,287 @@
+// Package orders is the orders read model, in one place: the table it
+// fills (read_orders, see migrations), its statuses, the projector that
+// fills it from the order streams, and the queries that read it.
+package orders
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query"
+)
+
+// OrderItem is one line of an order.
+type OrderItem struct {
+	ProductID string       `json:"product_id"`
+	Quantity  int64        `json:"quantity"`
+	UnitPrice money.Amount `json:"unit_price"`
+	LineTotal money.Amount `json:"line_total"`
+}
+
+// Order is an order as the read model has it.
+type Order struct {
+	ID           uuid.UUID    `json:"id"`
+	UserEmail    string       `json:"user_email"`
+	Status       string       `json:"status"`
+	Items        []OrderItem  `json:"items"`
+	TotalAmount  money.Amount `json:"total_amount"`
+	Currency     string       `json:"currency"`
+	PaymentID    *string      `json:"payment_id"`
+	CancelReason *string      `json:"cancel_reason"`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
+	Version      int64        `json:"version"`
+}
+
+// Table is the live orders read model.
+const Table = "read_orders"
+
+// Name is the projection's name: its checkpoint, and what ordersctl calls it.
+const Name = "orders"
+
+// Statuses an order shows (the contract's; a rejected placement shows as
+// canceled with the rejection's reason).
+const (
+	StatusCreated        = "created"
+	StatusReserved       = "reserved"
+	StatusPaymentPending = "payment_pending"
+	StatusPaid           = "paid"
+	StatusCanceled       = "canceled"
+)
+
+// Projector projects order streams into an orders table (Table unless
+// Table says otherwise). A batch is folded in memory: the rows it touches
+// are read once, every event is applied to them in Go, and they are
+// written back with one statement.
+//
+// A rejected order (its stock could not be reserved) is shown as canceled
+// with the rejection's reason, since the contract's statuses end in paid or
+// canceled.
+type Projector struct {
+	Table string
+}
+
+var _ projections.Rebuildable = Projector{}
+
+// Name implements projections.Projector.
+func (Projector) Name() string { return Name }
+
+// Filter implements projections.Projector.
+func (Projector) Filter() eventstore.Filter {
+	return eventstore.Filter{StreamPrefixes: []string{events.OrderStreamPrefix}}
+}
+
+func (o Projector) table() string {
+	if o.Table == "" {
+		return Table
+	}
+	return o.Table
+}
+
+// WithTable implements projections.Rebuildable.
+func (o Projector) WithTable(table string) projections.Projector { return Projector{Table: table} }
+
+// Tables implements projections.Rebuildable.
+func (o Projector) Tables() []string { return []string{o.table()} }
+
+// orderItem is an item as stored in the items column.
+type orderItem struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+	UnitPrice int64  `json:"unit_price"`
+	LineTotal int64  `json:"line_total"`
+}
+
+type orderRow struct {
+	id                      uuid.UUID
+	email, status, currency string
+	items                   []byte
+	total                   int64
+	paymentID, cancelReason *string
+	createdAt, updatedAt    time.Time
+	version                 int64
+}
+
+// Apply implements projections.Projector.
+func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.RecordedEvent) error {
+	table := pgx.Identifier{o.table()}.Sanitize()
+	ids := projections.StreamIDs(evs, events.OrderStreamPrefix)
+	if len(ids) == 0 {
+		return nil
+	}
+	rows := map[uuid.UUID]*orderRow{}
+	existing, err := tx.Query(ctx, `SELECT id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version
+	     FROM `+table+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return err
+	}
+	for existing.Next() {
+		r := &orderRow{}
+		if err := existing.Scan(&r.id, &r.email, &r.status, &r.items, &r.total, &r.currency, &r.paymentID, &r.cancelReason, &r.createdAt, &r.updatedAt, &r.version); err != nil {
+			existing.Close()
+			return err
+		}
+		rows[r.id] = r
+	}
+	if err := existing.Err(); err != nil {
+		return err
+	}
+
+	for _, rec := range evs {
+		id, ok := events.StreamID(rec.StreamID, events.OrderStreamPrefix)
+		if !ok {
+			continue
+		}
+		e, err := events.Decode(rec.Type, rec.Data)
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", rec.StreamID, rec.Version, err)
+		}
+		r := rows[id]
+		if placed, ok := e.(events.OrderPlaced); ok {
+			items := make([]orderItem, len(placed.Items))
+			for i, it := range placed.Items {
+				items[i] = orderItem{ProductID: it.ProductID.String(), Quantity: it.Quantity, UnitPrice: int64(it.UnitPrice), LineTotal: int64(it.LineTotal)}
+			}
+			raw, err := json.Marshal(items)
+			if err != nil {
+				return err
+			}
+			r = &orderRow{id: id, email: placed.UserEmail, status: StatusCreated, items: raw, total: int64(placed.Total),
+				currency: placed.Currency, createdAt: rec.RecordedAt}
+			rows[id] = r
+		}
+		if r == nil {
+			return fmt.Errorf("%s@%d: %s for an order the read model does not have", rec.StreamID, rec.Version, rec.Type)
+		}
+		switch e := e.(type) {
+		case events.OrderReserved:
+			r.status = StatusReserved
+		case events.OrderRejected:
+			r.status, r.cancelReason = StatusCanceled, &e.Reason
+		case events.OrderPaymentRequested:
+			r.status, r.paymentID = StatusPaymentPending, &e.PaymentID
+		case events.OrderPaid:
+			r.status, r.paymentID = StatusPaid, &e.PaymentID
+		case events.OrderPaymentFailed:
+			r.paymentID = &e.PaymentID
+		case events.OrderCanceled:
+			r.status, r.cancelReason = StatusCanceled, &e.Reason
+		}
+		r.updatedAt, r.version = rec.RecordedAt, rec.Version+1
+	}
+
+	n := len(rows)
+	var (
+		rid                     = make([]uuid.UUID, 0, n)
+		email, status, currency = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		items                   = make([]string, 0, n)
+		total, version          = make([]int64, 0, n), make([]int64, 0, n)
+		paymentID, cancelReason = make([]*string, 0, n), make([]*string, 0, n)
+		created, updated        = make([]time.Time, 0, n), make([]time.Time, 0, n)
+	)
+	for _, r := range rows {
+		rid, email, status, currency = append(rid, r.id), append(email, r.email), append(status, r.status), append(currency, r.currency)
+		items, total, version = append(items, string(r.items)), append(total, r.total), append(version, r.version)
+		paymentID, cancelReason = append(paymentID, r.paymentID), append(cancelReason, r.cancelReason)
+		created, updated = append(created, r.createdAt), append(updated, r.updatedAt)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO `+table+` AS t (id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version)
+	     SELECT u.id, u.email, u.status, u.items::jsonb, u.total, u.currency, u.payment_id, u.cancel_reason, u.created_at, u.updated_at, u.version
+	       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[])
+	            AS u(id, email, status, items, total, currency, payment_id, cancel_reason, created_at, updated_at, version)
+	     ON CONFLICT (id) DO UPDATE SET status = excluded.status, payment_id = excluded.payment_id,
+	        cancel_reason = excluded.cancel_reason, updated_at = excluded.updated_at, version = excluded.version`,
+		rid, email, status, items, total, currency, paymentID, cancelReason, created, updated, version)
+	return err
+}
+
+// Reader reads the orders read model.
+type Reader struct {
+	pool *pgxpool.Pool
+}
+
+// NewReader returns a Reader over the read-model database.
+func NewReader(pool *pgxpool.Pool) *Reader { return &Reader{pool: pool} }
+
+const orderColumns = `id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version`
+
+func scanOrder(row pgx.CollectableRow) (Order, error) {
+	var (
+		o     Order
+		items []byte
+		total int64
+	)
+	if err := row.Scan(&o.ID, &o.UserEmail, &o.Status, &items, &total, &o.Currency, &o.PaymentID, &o.CancelReason, &o.CreatedAt, &o.UpdatedAt, &o.Version); err != nil {
+		return o, err
+	}
+	o.TotalAmount = money.Amount(total)
+	var stored []struct {
+		ProductID string `json:"product_id"`
+		Quantity  int64  `json:"quantity"`
+		UnitPrice int64  `json:"unit_price"`
+		LineTotal int64  `json:"line_total"`
+	}
+	if err := json.Unmarshal(items, &stored); err != nil {
+		return o, fmt.Errorf("order %s items: %w", o.ID, err)
+	}
+	o.Items = make([]OrderItem, len(stored))
+	for i, it := range stored {
+		o.Items[i] = OrderItem{ProductID: it.ProductID, Quantity: it.Quantity, UnitPrice: money.Amount(it.UnitPrice), LineTotal: money.Amount(it.LineTotal)}
+	}
+	return o, nil
+}
+
+// Get returns one order; an unknown one is query.query.ErrNotFound.
+func (r *Reader) Get(ctx context.Context, id uuid.UUID) (Order, error) {
+	rows, _ := r.pool.Query(ctx, `SELECT `+orderColumns+` FROM `+Table+` WHERE id = $1`, id)
+	o, err := pgx.CollectExactlyOneRow(rows, scanOrder)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Order{}, fmt.Errorf("order %s: %w", id, query.ErrNotFound)
+	}
+	return o, err
+}
+
+type orderCursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"id"`
+}
+
+// List lists orders newest first, optionally for one email and/or status.
+func (r *Reader) List(ctx context.Context, email, status string, limit int, cursor string) (query.Page[Order], error) {
+	var (
+		c   orderCursor
+		has bool
+	)
+	if cursor != "" {
+		if err := query.DecodeCursor(cursor, &c); err != nil {
+			return query.Page[Order]{}, err
+		}
+		has = true
+	}
+	rows, _ := r.pool.Query(ctx, `SELECT `+orderColumns+` FROM `+Table+`
+	     WHERE ($1 = '' OR user_email = $1) AND ($2 = '' OR status = $2)
+	       AND (NOT $3 OR (created_at, id) < ($4, $5))
+	     ORDER BY created_at DESC, id DESC LIMIT $6`, email, status, has, c.CreatedAt, c.ID, limit+1)
+	items, err := pgx.CollectRows(rows, scanOrder)
+	if err != nil {
+		return query.Page[Order]{}, fmt.Errorf("list orders: %w", err)
+	}
+	page := query.Page[Order]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := items[limit-1]
+		page.NextCursor = query.EncodeCursor(orderCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return page, nil
+}
