@@ -44,7 +44,7 @@ func newContract(t *testing.T) *contract {
 
 // check reports (without stopping the test: it may run in any goroutine)
 // an answer that the document does not describe.
-func (c *contract) check(t *testing.T, req *http.Request, resp *http.Response, body []byte) {
+func (c *contract) check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	if strings.HasPrefix(req.URL.Path, "/docs/") || strings.HasPrefix(req.URL.Path, "/redoc/") {
 		return // the viewers' assets

@@ -44,10 +44,10 @@ func TestOriginalScenarios(t *testing.T) {
 	product := func(stock int) string {
 		t.Helper()
 		r := s.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"Laptop","price":1500.00,"stock":%d}`, stock), admin...)
-		if r.status != http.StatusCreated {
-			t.Fatalf("create product: %d %s", r.status, r.raw)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create product: %d %s", r.Status, r.Raw)
 		}
-		return r.body["id"].(string)
+		return r.Body["id"].(string)
 	}
 	order := func(email, productID string, qty int) string {
 		return fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":%d}]}`, email, productID, qty)
@@ -56,18 +56,18 @@ func TestOriginalScenarios(t *testing.T) {
 	stockOf := func(id, pos string) (float64, float64) {
 		t.Helper()
 		r := s.do(t, "GET", "/products/"+id, "", "X-Min-Position", pos)
-		if r.status != http.StatusOK {
-			t.Fatalf("get product: %d %s", r.status, r.raw)
+		if r.Status != http.StatusOK {
+			t.Fatalf("get product: %d %s", r.Status, r.Raw)
 		}
-		return r.body["stock"].(float64), r.body["reserved"].(float64)
+		return r.Body["stock"].(float64), r.Body["reserved"].(float64)
 	}
 	waitPending := func(id string) string {
 		t.Helper()
 		var paymentID string
 		eventually.True(t, "order "+id+" to await its payment", func() bool {
 			r := s.do(t, "GET", "/orders/"+id, "")
-			paymentID, _ = r.body["payment_id"].(string)
-			return r.body["status"] == "payment_pending" && paymentID != ""
+			paymentID, _ = r.Body["payment_id"].(string)
+			return r.Body["status"] == "payment_pending" && paymentID != ""
 		})
 		return paymentID
 	}
@@ -87,24 +87,24 @@ func TestOriginalScenarios(t *testing.T) {
 		body := order(email("idem"), p, 2)
 		first := s.do(t, "POST", "/orders", body, "Idempotency-Key", "unique-key-123")
 		again := s.do(t, "POST", "/orders", body, "Idempotency-Key", "unique-key-123")
-		if first.status != http.StatusCreated || again.status != http.StatusCreated || first.body["id"] != again.body["id"] ||
-			first.body["status"] != "reserved" || first.body["total_amount"] != "3000.00" {
-			t.Fatalf("first %d %s\nagain %d %s", first.status, first.raw, again.status, again.raw)
+		if first.Status != http.StatusCreated || again.Status != http.StatusCreated || first.Body["id"] != again.Body["id"] ||
+			first.Body["status"] != "reserved" || first.Body["total_amount"] != "3000.00" {
+			t.Fatalf("first %d %s\nagain %d %s", first.Status, first.Raw, again.Status, again.Raw)
 		}
-		if stock, reserved := stockOf(p, first.header.Get("X-Event-Position")); stock != 8 || reserved != 2 {
+		if stock, reserved := stockOf(p, first.Header.Get("X-Event-Position")); stock != 8 || reserved != 2 {
 			t.Fatalf("stock %v reserved %v after one idempotent order, want 8 and 2", stock, reserved)
 		}
 		conflict := s.do(t, "POST", "/orders", order(email("idem"), p, 3), "Idempotency-Key", "unique-key-123")
-		if conflict.status != http.StatusConflict || conflict.body["type"] != "/problems/idempotency-key-conflict" {
-			t.Fatalf("key reused with another body: %d %s", conflict.status, conflict.raw)
+		if conflict.Status != http.StatusConflict || conflict.Body["type"] != "/problems/idempotency-key-conflict" {
+			t.Fatalf("key reused with another body: %d %s", conflict.Status, conflict.Raw)
 		}
 	})
 
 	t.Run("insufficient stock", func(t *testing.T) {
 		p := product(1)
 		r := s.do(t, "POST", "/orders", order(email("short"), p, 2))
-		if r.status != http.StatusConflict || r.body["type"] != "/problems/insufficient-stock" || fmt.Sprint(r.body["insufficient"]) != "["+p+"]" {
-			t.Fatalf("%d %s", r.status, r.raw)
+		if r.Status != http.StatusConflict || r.Body["type"] != "/problems/insufficient-stock" || fmt.Sprint(r.Body["insufficient"]) != "["+p+"]" {
+			t.Fatalf("%d %s", r.Status, r.Raw)
 		}
 	})
 
@@ -120,7 +120,7 @@ func TestOriginalScenarios(t *testing.T) {
 				defer wg.Done()
 				r := s.do(t, "POST", "/orders", body)
 				mu.Lock()
-				codes[r.status]++
+				codes[r.Status]++
 				mu.Unlock()
 			}()
 		}
@@ -133,55 +133,55 @@ func TestOriginalScenarios(t *testing.T) {
 	t.Run("cancel restores stock", func(t *testing.T) {
 		p := product(5)
 		placed := s.do(t, "POST", "/orders", order(email("cancel"), p, 2))
-		id := placed.body["id"].(string)
+		id := placed.Body["id"].(string)
 		canceled := s.do(t, "POST", "/orders/"+id+"/cancel", "")
-		if canceled.status != http.StatusOK || canceled.body["status"] != "canceled" || canceled.body["cancel_reason"] != "customer_canceled" {
-			t.Fatalf("cancel: %d %s", canceled.status, canceled.raw)
+		if canceled.Status != http.StatusOK || canceled.Body["status"] != "canceled" || canceled.Body["cancel_reason"] != "customer_canceled" {
+			t.Fatalf("cancel: %d %s", canceled.Status, canceled.Raw)
 		}
-		if stock, reserved := stockOf(p, canceled.header.Get("X-Event-Position")); stock != 5 || reserved != 0 {
+		if stock, reserved := stockOf(p, canceled.Header.Get("X-Event-Position")); stock != 5 || reserved != 0 {
 			t.Fatalf("stock %v reserved %v after cancel, want 5 and 0", stock, reserved)
 		}
-		if again := s.do(t, "POST", "/orders/"+id+"/cancel", ""); again.status != http.StatusOK || again.body["status"] != "canceled" {
-			t.Fatalf("second cancel: %d %s", again.status, again.raw)
+		if again := s.do(t, "POST", "/orders/"+id+"/cancel", ""); again.Status != http.StatusOK || again.Body["status"] != "canceled" {
+			t.Fatalf("second cancel: %d %s", again.Status, again.Raw)
 		}
 	})
 
 	t.Run("webhook success pays the order", func(t *testing.T) {
 		p := product(5)
-		id := s.do(t, "POST", "/orders", order(email("paid"), p, 2)).body["id"].(string)
+		id := s.do(t, "POST", "/orders", order(email("paid"), p, 2)).Body["id"].(string)
 		paymentID := waitPending(id)
 		for range 2 { // a redelivery changes nothing
-			if r := webhook(id, paymentID, "success", "msg_ok_"+id); r.status != http.StatusOK || r.body["status"] != "paid" {
-				t.Fatalf("webhook: %d %s", r.status, r.raw)
+			if r := webhook(id, paymentID, "success", "msg_ok_"+id); r.Status != http.StatusOK || r.Body["status"] != "paid" {
+				t.Fatalf("webhook: %d %s", r.Status, r.Raw)
 			}
 		}
 		eventually.True(t, "the sale to show", func() bool {
 			o := s.do(t, "GET", "/orders/"+id, "")
 			pr := s.do(t, "GET", "/products/"+p, "")
-			return o.body["status"] == "paid" && pr.body["stock"] == 3.0 && pr.body["reserved"] == 0.0
+			return o.Body["status"] == "paid" && pr.Body["stock"] == 3.0 && pr.Body["reserved"] == 0.0
 		})
-		if r := s.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusConflict {
-			t.Fatalf("cancel of a paid order: %d %s", r.status, r.raw)
+		if r := s.do(t, "POST", "/orders/"+id+"/cancel", ""); r.Status != http.StatusConflict {
+			t.Fatalf("cancel of a paid order: %d %s", r.Status, r.Raw)
 		}
 	})
 
 	t.Run("webhook failure compensates", func(t *testing.T) {
 		p := product(5)
-		id := s.do(t, "POST", "/orders", order(email("failed"), p, 2)).body["id"].(string)
+		id := s.do(t, "POST", "/orders", order(email("failed"), p, 2)).Body["id"].(string)
 		paymentID := waitPending(id)
-		if r := webhook(id, paymentID, "failed", "msg_failed_"+id); r.status != http.StatusOK || r.body["status"] != "canceled" {
-			t.Fatalf("webhook: %d %s", r.status, r.raw)
+		if r := webhook(id, paymentID, "failed", "msg_failed_"+id); r.Status != http.StatusOK || r.Body["status"] != "canceled" {
+			t.Fatalf("webhook: %d %s", r.Status, r.Raw)
 		}
 		eventually.True(t, "the stock to come back", func() bool {
 			o := s.do(t, "GET", "/orders/"+id, "")
 			pr := s.do(t, "GET", "/products/"+p, "")
-			return o.body["status"] == "canceled" && o.body["cancel_reason"] == "payment_failed" && pr.body["stock"] == 5.0 && pr.body["reserved"] == 0.0
+			return o.Body["status"] == "canceled" && o.Body["cancel_reason"] == "payment_failed" && pr.Body["stock"] == 5.0 && pr.Body["reserved"] == 0.0
 		})
 		body := `{"payment_id":"x","order_id":"` + id + `","status":"success","amount":"3000.00"}`
 		r := s.do(t, "POST", "/webhooks/payment", body, payment.HeaderID, "msg_x", payment.HeaderTimestamp, fmt.Sprint(time.Now().Unix()),
 			payment.HeaderSignature, "v1,bm90IGEgc2lnbmF0dXJl")
-		if r.status != http.StatusUnauthorized {
-			t.Fatalf("forged webhook: %d %s", r.status, r.raw)
+		if r.Status != http.StatusUnauthorized {
+			t.Fatalf("forged webhook: %d %s", r.Status, r.Raw)
 		}
 	})
 
@@ -189,13 +189,13 @@ func TestOriginalScenarios(t *testing.T) {
 		p := product(100)
 		e := email("limited")
 		for i := range 3 {
-			if r := s.do(t, "POST", "/orders", order(e, p, 1)); r.status != http.StatusCreated {
-				t.Fatalf("order %d: %d %s", i, r.status, r.raw)
+			if r := s.do(t, "POST", "/orders", order(e, p, 1)); r.Status != http.StatusCreated {
+				t.Fatalf("order %d: %d %s", i, r.Status, r.Raw)
 			}
 		}
 		r := s.do(t, "POST", "/orders", order(strings.ToUpper(e), p, 1))
-		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" || r.body["type"] != "/problems/rate-limited" {
-			t.Fatalf("fourth order: %d %s", r.status, r.raw)
+		if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || r.Body["type"] != "/problems/rate-limited" {
+			t.Fatalf("fourth order: %d %s", r.Status, r.Raw)
 		}
 	})
 
@@ -203,33 +203,33 @@ func TestOriginalScenarios(t *testing.T) {
 		for _, path := range []string{"/admin/orders", "/admin/orders/" + uuid.NewString() + "/history"} {
 			missing := s.do(t, "GET", path, "")
 			wrong := s.do(t, "GET", path, "", "X-Admin-Secret", "nope")
-			if missing.status != http.StatusUnauthorized || wrong.status != http.StatusUnauthorized || missing.raw != wrong.raw {
-				t.Fatalf("%s: %d %s / %d %s", path, missing.status, missing.raw, wrong.status, wrong.raw)
+			if missing.Status != http.StatusUnauthorized || wrong.Status != http.StatusUnauthorized || missing.Raw != wrong.Raw {
+				t.Fatalf("%s: %d %s / %d %s", path, missing.Status, missing.Raw, wrong.Status, wrong.Raw)
 			}
 		}
-		if r := s.do(t, "POST", "/admin/products", `{"name":"x","price":1,"stock":1}`); r.status != http.StatusUnauthorized {
-			t.Fatalf("create without the secret: %d", r.status)
+		if r := s.do(t, "POST", "/admin/products", `{"name":"x","price":1,"stock":1}`); r.Status != http.StatusUnauthorized {
+			t.Fatalf("create without the secret: %d", r.Status)
 		}
-		if r := s.do(t, "GET", "/admin/orders?limit=5", "", admin...); r.status != http.StatusOK {
-			t.Fatalf("admin list: %d %s", r.status, r.raw)
+		if r := s.do(t, "GET", "/admin/orders?limit=5", "", admin...); r.Status != http.StatusOK {
+			t.Fatalf("admin list: %d %s", r.Status, r.Raw)
 		}
 	})
 
 	t.Run("docs and metrics", func(t *testing.T) {
 		for path, want := range map[string]string{"/openapi.json": `"openapi"`, "/docs": "swagger-ui", "/redoc": "redoc"} {
-			if r := s.do(t, "GET", path, ""); r.status != http.StatusOK || !strings.Contains(r.raw, want) {
-				t.Errorf("%s: %d", path, r.status)
+			if r := s.do(t, "GET", path, ""); r.Status != http.StatusOK || !strings.Contains(r.Raw, want) {
+				t.Errorf("%s: %d", path, r.Status)
 			}
 		}
 		r := s.do(t, "GET", "/metrics", "")
 		for _, name := range []string{"orders_total", "orders_paid_total", "orders_canceled_total", "outbox_pending", "worker_errors_total",
 			"http_request_duration_seconds", "eventstore_append_duration_seconds", "projection_lag_events", "orders_rate_limited_total"} {
-			if !strings.Contains(r.raw, "\n"+name) {
+			if !strings.Contains(r.Raw, "\n"+name) {
 				t.Errorf("/metrics lacks %s", name)
 			}
 		}
-		if r := s.do(t, "GET", "/nope", ""); r.status != http.StatusNotFound || r.header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("unknown route: %d %q", r.status, r.header.Get("Content-Type"))
+		if r := s.do(t, "GET", "/nope", ""); r.Status != http.StatusNotFound || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("unknown route: %d %q", r.Status, r.Header.Get("Content-Type"))
 		}
 	})
 }

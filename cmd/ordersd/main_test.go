@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
@@ -104,43 +104,20 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// response is an answer as tests look at it.
-type response struct {
-	status int
-	header http.Header
-	body   map[string]any
-	raw    string
-}
-
 // do sends a request and checks the answer against the OpenAPI document.
 // It may be called from any goroutine.
 func (s *server) do(t *testing.T, method, path, body string, headers ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", method, path, err) // not Fatal: goroutines call this
-		return response{}
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &out.body)
-	s.contract.check(t, req, resp, raw)
-	return out
+	return (&apitest.Client{URL: s.url, Check: s.contract.check}).Do(t, method, path, body, headers...)
 }
+
+// response is an answer as tests look at it.
+type response = apitest.Response
 
 func (s *server) call(t *testing.T, method, path, body string, headers ...string) (int, map[string]any) {
 	t.Helper()
 	r := s.do(t, method, path, body, headers...)
-	return r.status, r.body
+	return r.Status, r.Body
 }
 
 // sagaRun places orders over HTTP (two items each, some products shared)
@@ -421,20 +398,20 @@ func TestNotReady(t *testing.T) {
 	queryOnly := startServer(t, "ORDERS_ROLES=query", "READY_MAX_PROJECTION_LAG=1s")
 	eventually.True(t, "/readyz to report the missing projector", func() bool {
 		r := queryOnly.do(t, "GET", "/readyz", "")
-		checks, _ := r.body["checks"].(map[string]any)
+		checks, _ := r.Body["checks"].(map[string]any)
 		msg, _ := checks["projections"].(string)
-		return r.status == http.StatusServiceUnavailable && strings.Contains(msg, "has not started")
+		return r.Status == http.StatusServiceUnavailable && strings.Contains(msg, "has not started")
 	})
 
 	open := startServer(t, "ORDERS_ROLES=command", "REDIS_URL=redis://127.0.0.1:1/0")
 	r := open.do(t, "GET", "/readyz", "")
-	checks, _ := r.body["checks"].(map[string]any)
-	if msg, _ := checks["redis"].(string); r.status != http.StatusOK || !strings.Contains(msg, "degraded") || strings.Contains(msg, "127.0.0.1") {
-		t.Fatalf("fail-open limiter without Redis: %d %s", r.status, r.raw)
+	checks, _ := r.Body["checks"].(map[string]any)
+	if msg, _ := checks["redis"].(string); r.Status != http.StatusOK || !strings.Contains(msg, "degraded") || strings.Contains(msg, "127.0.0.1") {
+		t.Fatalf("fail-open limiter without Redis: %d %s", r.Status, r.Raw)
 	}
 	closed := startServer(t, "ORDERS_ROLES=command", "REDIS_URL=redis://127.0.0.1:1/0", "RATE_LIMIT_FAIL_CLOSED=true")
-	if r := closed.do(t, "GET", "/readyz", ""); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("fail-closed limiter without Redis: %d %s", r.status, r.raw)
+	if r := closed.do(t, "GET", "/readyz", ""); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("fail-closed limiter without Redis: %d %s", r.Status, r.Raw)
 	}
 }
 
@@ -443,17 +420,17 @@ func TestNotReady(t *testing.T) {
 func TestRequestIDBecomesTheCorrelationID(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms")
-	p := s.do(t, "POST", "/admin/products", `{"name":"Laptop","price":"10.00","stock":5}`, "X-Admin-Secret", adminSecret).body["id"].(string)
+	p := s.do(t, "POST", "/admin/products", `{"name":"Laptop","price":"10.00","stock":5}`, "X-Admin-Secret", adminSecret).Body["id"].(string)
 	placed := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"corr@example.com","items":[{"product_id":%q,"quantity":1}]}`, p),
 		"X-Request-ID", "corr-4711")
-	if placed.header.Get("X-Request-ID") != "corr-4711" {
-		t.Fatalf("request id not echoed: %v", placed.header)
+	if placed.Header.Get("X-Request-ID") != "corr-4711" {
+		t.Fatalf("request id not echoed: %v", placed.Header)
 	}
-	id := placed.body["id"].(string)
+	id := placed.Body["id"].(string)
 	var events []any
 	eventually.True(t, "the order to be paid and its stock sold", func() bool {
 		h := s.do(t, "GET", "/admin/orders/"+id+"/history", "", "X-Admin-Secret", adminSecret)
-		events, _ = h.body["events"].([]any)
+		events, _ = h.Body["events"].([]any)
 		types := fmt.Sprint(events)
 		return strings.Contains(types, "order.paid.v1") && strings.Contains(types, "product.reservation_committed.v1")
 	})

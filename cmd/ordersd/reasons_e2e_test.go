@@ -53,24 +53,24 @@ func TestStockEventsSayWhy(t *testing.T) {
 	newProduct := func(stock int) string {
 		t.Helper()
 		r := s.do(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"Lamp","price":"10.00","stock":%d}`, stock), admin...)
-		if r.status != http.StatusCreated {
-			t.Fatalf("create product: %d %s", r.status, r.raw)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create product: %d %s", r.Status, r.Raw)
 		}
-		return r.body["id"].(string)
+		return r.Body["id"].(string)
 	}
 	place := func(productID string, qty int) string {
 		t.Helper()
 		r := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"why@example.com","items":[{"product_id":%q,"quantity":%d}]}`, productID, qty))
-		if r.status != http.StatusCreated {
-			t.Fatalf("place: %d %s", r.status, r.raw)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("place: %d %s", r.Status, r.Raw)
 		}
-		return r.body["id"].(string)
+		return r.Body["id"].(string)
 	}
 
 	t.Run("customer cancel", func(t *testing.T) {
 		id := place(newProduct(5), 2)
-		if r := s.do(t, "POST", "/orders/"+id+"/cancel", ""); r.status != http.StatusOK {
-			t.Fatalf("cancel: %d %s", r.status, r.raw)
+		if r := s.do(t, "POST", "/orders/"+id+"/cancel", ""); r.Status != http.StatusOK {
+			t.Fatalf("cancel: %d %s", r.Status, r.Raw)
 		}
 		s.wantOneRelease(t, id, "customer_canceled", "customer")
 	})
@@ -80,11 +80,11 @@ func TestStockEventsSayWhy(t *testing.T) {
 		var paymentID string
 		eventually.True(t, "the order to await its payment", func() bool {
 			r := s.do(t, "GET", "/orders/"+id, "")
-			paymentID, _ = r.body["payment_id"].(string)
-			return r.body["status"] == "payment_pending" && paymentID != ""
+			paymentID, _ = r.Body["payment_id"].(string)
+			return r.Body["status"] == "payment_pending" && paymentID != ""
 		})
-		if r := signedWebhook(t, s, id, paymentID, "failed", "20.00", "msg_fail_"+id); r.status != http.StatusOK {
-			t.Fatalf("webhook: %d %s", r.status, r.raw)
+		if r := signedWebhook(t, s, id, paymentID, "failed", "20.00", "msg_fail_"+id); r.Status != http.StatusOK {
+			t.Fatalf("webhook: %d %s", r.Status, r.Raw)
 		}
 		s.wantOneRelease(t, id, "payment_failed", "system")
 	})
@@ -124,7 +124,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 		id := interrupted(crashing(command.StepPlaced), order.Line{ProductID: p, Quantity: 2}).String()
 		eventually.True(t, "the process manager to complete the placement", func() bool {
 			r := s.do(t, "GET", "/orders/"+id, "")
-			return r.body["status"] == "payment_pending"
+			return r.Body["status"] == "payment_pending"
 		})
 	})
 
@@ -140,7 +140,7 @@ func TestStockEventsSayWhy(t *testing.T) {
 		}
 		eventually.True(t, "the legacy release to show in the history", func() bool {
 			r := s.do(t, "GET", "/admin/orders/"+oid.String()+"/history", "", "X-Admin-Secret", adminSecret)
-			events, _ := r.body["events"].([]any)
+			events, _ := r.Body["events"].([]any)
 			for _, e := range events {
 				e := e.(map[string]any)
 				if e["type"] == "product.reservation_released.v1" && e["data"].(map[string]any)["reason"] == "recovery" {
@@ -155,8 +155,8 @@ func TestStockEventsSayWhy(t *testing.T) {
 		p1, p2 := uuid.MustParse(newProduct(5)), uuid.MustParse(newProduct(1))
 		id := interrupted(crashing(command.StepReserved), order.Line{ProductID: p1, Quantity: 2}, order.Line{ProductID: p2, Quantity: 2}).String()
 		s.wantOneRelease(t, id, "placement_abandoned", "system")
-		if r := s.do(t, "GET", "/orders/"+id, ""); r.body["status"] != "canceled" || r.body["cancel_reason"] != "insufficient_stock" {
-			t.Fatalf("order after completion: %s", r.raw)
+		if r := s.do(t, "GET", "/orders/"+id, ""); r.Body["status"] != "canceled" || r.Body["cancel_reason"] != "insufficient_stock" {
+			t.Fatalf("order after completion: %s", r.Raw)
 		}
 	})
 }
@@ -166,14 +166,14 @@ func TestTimeoutReleaseSaysWhy(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "FAKE_PAYMENT_DELAY=1h", "PAYMENT_TIMEOUT=1s")
 	r := s.do(t, "POST", "/admin/products", `{"name":"Lamp","price":"10.00","stock":5}`, "X-Admin-Secret", adminSecret)
-	if r.status != http.StatusCreated {
-		t.Fatalf("create product: %d %s", r.status, r.raw)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create product: %d %s", r.Status, r.Raw)
 	}
-	placed := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"late@example.com","items":[{"product_id":%q,"quantity":1}]}`, r.body["id"]))
-	if placed.status != http.StatusCreated {
-		t.Fatalf("place: %d %s", placed.status, placed.raw)
+	placed := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"late@example.com","items":[{"product_id":%q,"quantity":1}]}`, r.Body["id"]))
+	if placed.Status != http.StatusCreated {
+		t.Fatalf("place: %d %s", placed.Status, placed.Raw)
 	}
-	s.wantOneRelease(t, placed.body["id"].(string), "payment_timeout", "system")
+	s.wantOneRelease(t, placed.Body["id"].(string), "payment_timeout", "system")
 }
 
 // wantOneRelease waits for the order's stock to be released in its audit
@@ -184,12 +184,12 @@ func (s *server) wantOneRelease(t *testing.T, orderID, reason, actor string) {
 	var releases []map[string]any
 	eventually.True(t, "the order's stock to be released in its history", func() bool {
 		r := s.do(t, "GET", "/admin/orders/"+orderID+"/history", "", "X-Admin-Secret", adminSecret)
-		if r.status != http.StatusOK {
+		if r.Status != http.StatusOK {
 			return false
 		}
 		releases = releases[:0]
 		reserved := 0
-		for _, e := range r.body["events"].([]any) {
+		for _, e := range r.Body["events"].([]any) {
 			e := e.(map[string]any)
 			switch e["type"] {
 			case "product.stock_reserved.v1":

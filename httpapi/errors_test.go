@@ -1,0 +1,155 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/httpapi"
+	"github.com/orders-reference/orders/internal/apitest"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/query"
+	"github.com/orders-reference/orders/query/orders"
+	"github.com/orders-reference/orders/query/products"
+)
+
+// failing answers every command and query with one error, so that the
+// mapping of every domain error to its problem is tested without a
+// database, through the API's consumer-side interfaces.
+type failing struct{ err error }
+
+func (f failing) CreateProduct(context.Context, command.CreateProduct) (command.ProductView, error) {
+	return command.ProductView{}, f.err
+}
+
+func (f failing) UpdateProduct(context.Context, uuid.UUID, product.Details, eventstore.Metadata) (command.ProductView, error) {
+	return command.ProductView{}, f.err
+}
+
+func (f failing) PlaceOrder(context.Context, command.PlaceOrder) (command.OrderView, error) {
+	return command.OrderView{}, f.err
+}
+
+func (f failing) CancelOrder(context.Context, uuid.UUID, eventstore.Metadata) (command.OrderView, error) {
+	return command.OrderView{}, f.err
+}
+
+func (f failing) RecordPayment(context.Context, uuid.UUID, order.PaymentOutcome, eventstore.Metadata) (command.OrderView, error) {
+	return command.OrderView{}, f.err
+}
+
+type failingProducts struct{ err error }
+
+func (f failingProducts) Get(context.Context, uuid.UUID) (products.Product, error) {
+	return products.Product{}, f.err
+}
+
+func (f failingProducts) List(context.Context, *bool, int, string) (query.Page[products.Product], error) {
+	return query.Page[products.Product]{}, f.err
+}
+
+type failingOrders struct{ err error }
+
+func (f failingOrders) Get(context.Context, uuid.UUID) (orders.Order, error) { return orders.Order{}, f.err }
+
+func (f failingOrders) List(context.Context, string, string, int, string) (query.Page[orders.Order], error) {
+	return query.Page[orders.Order]{}, f.err
+}
+
+func serveFailing(t *testing.T, err error) *apitest.Client {
+	t.Helper()
+	api := httpapi.New(httpapi.Config{
+		AdminSecret: "s", Commands: failing{err}, Products: failingProducts{err}, Orders: failingOrders{err},
+	})
+	r := chi.NewRouter()
+	api.MountCommands(r)
+	api.MountQueries(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return &apitest.Client{URL: srv.URL}
+}
+
+// Every error the domain returns becomes the problem the catalog gives its
+// type; anything else is a 500 that reveals nothing.
+func TestErrorsMapToProblems(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	placement := fmt.Sprintf(`{"user_email":"a@example.com","items":[{"product_id":%q,"quantity":1}]}`, uuid.New())
+	for _, c := range []struct {
+		err    error
+		typ    string
+		status int
+	}{
+		{&command.ValidationError{Fields: map[string]string{"user_email": "bad"}}, httpx.TypeValidation, 422},
+		{fmt.Errorf("%w: name too long", product.ErrInvalid), httpx.TypeValidation, 422},
+		{&command.RejectedError{Insufficient: []uuid.UUID{id}}, httpx.TypeInsufficientStock, 409},
+		{&command.RejectedError{Unavailable: []uuid.UUID{id}}, httpx.TypeProductUnavailable, 409},
+		{fmt.Errorf("wrapped: %w", command.ErrIdempotencyConflict), httpx.TypeIdempotencyConflict, 409},
+		{fmt.Errorf("%w: %s", product.ErrNotFound, id), httpx.TypeNotFound, 404},
+		{fmt.Errorf("%w: %s", order.ErrNotFound, id), httpx.TypeNotFound, 404},
+		{fmt.Errorf("%w: paid", order.ErrIllegalTransition), httpx.TypeInvalidTransition, 409},
+		{fmt.Errorf("%w: other payment", order.ErrPaymentMismatch), httpx.TypePaymentMismatch, 422},
+		{errors.New("connection refused to 10.0.0.1"), httpx.TypeInternal, 500},
+	} {
+		t.Run(c.typ+"/"+c.err.Error(), func(t *testing.T) {
+			cl := serveFailing(t, c.err)
+			apitest.Run(t, cl, []apitest.Case{
+				{Name: "place", Method: "POST", Path: "/orders", Body: placement, Status: c.status, Type: c.typ},
+				{Name: "cancel", Method: "POST", Path: "/orders/" + id.String() + "/cancel", Status: c.status, Type: c.typ},
+				{Name: "create product", Method: "POST", Path: "/admin/products", Headers: []string{"X-Admin-Secret", "s"},
+					Body: `{"name":"x","price":"1.00","stock":1}`, Status: c.status, Type: c.typ},
+			})
+			if c.status == 500 {
+				r := cl.Do(t, "POST", "/orders", placement)
+				if r.Body["detail"] == c.err.Error() {
+					t.Fatalf("a 500 revealed the error: %s", r.Raw)
+				}
+			}
+		})
+	}
+	for _, c := range []struct {
+		err    error
+		typ    string
+		status int
+	}{
+		{fmt.Errorf("product %s: %w", id, query.ErrNotFound), httpx.TypeNotFound, 404},
+		{query.ErrInvalidCursor, httpx.TypeMalformedRequest, 400},
+		{errors.New("read model down"), httpx.TypeInternal, 500},
+	} {
+		t.Run("query/"+c.err.Error(), func(t *testing.T) {
+			apitest.Run(t, serveFailing(t, c.err), []apitest.Case{
+				{Name: "product", Method: "GET", Path: "/products/" + id.String(), Status: c.status, Type: c.typ},
+				{Name: "products", Method: "GET", Path: "/products?cursor=x", Status: c.status, Type: c.typ},
+				{Name: "order", Method: "GET", Path: "/orders/" + id.String(), Status: c.status, Type: c.typ},
+				{Name: "orders", Method: "GET", Path: "/admin/orders", Headers: []string{"X-Admin-Secret", "s"}, Status: c.status, Type: c.typ},
+			})
+		})
+	}
+	// Requests the API cannot read never reach the domain.
+	apitest.Run(t, serveFailing(t, errors.New("must not be called")), []apitest.Case{
+		{Name: "bad id", Method: "GET", Path: "/orders/nope", Status: 400, Type: httpx.TypeMalformedRequest},
+		{Name: "bad limit", Method: "GET", Path: "/products?limit=0", Status: 400, Type: httpx.TypeMalformedRequest},
+		{Name: "bad status", Method: "GET", Path: "/admin/orders?status=lost", Headers: []string{"X-Admin-Secret", "s"}, Status: 400, Type: httpx.TypeMalformedRequest},
+		{Name: "no secret", Method: "GET", Path: "/admin/orders", Status: 401, Type: httpx.TypeUnauthorized},
+		{Name: "bad key", Method: "POST", Path: "/orders", Body: placement, Headers: []string{"Idempotency-Key", ""}, Status: 400, Type: httpx.TypeMalformedRequest},
+	})
+}
+
+// Every problem type has a title and an error status in the catalog.
+func TestProblemCatalog(t *testing.T) {
+	for typ, spec := range httpx.Catalog() {
+		if spec.Title == "" || spec.Status < 400 || http.StatusText(spec.Status) == "" {
+			t.Errorf("%s: %+v", typ, spec)
+		}
+	}
+}
