@@ -60,7 +60,9 @@ func (f failingProducts) List(context.Context, *bool, int, string) (query.Page[p
 
 type failingOrders struct{ err error }
 
-func (f failingOrders) Get(context.Context, uuid.UUID) (orders.Order, error) { return orders.Order{}, f.err }
+func (f failingOrders) Get(context.Context, uuid.UUID) (orders.Order, error) {
+	return orders.Order{}, f.err
+}
 
 func (f failingOrders) List(context.Context, string, string, int, string) (query.Page[orders.Order], error) {
 	return query.Page[orders.Order]{}, f.err
