@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -147,11 +149,19 @@ func TestErrorsMapToProblems(t *testing.T) {
 	})
 }
 
-// Every problem type has a title and an error status in the catalog.
+// Every problem type has a title and an error status in the catalog, and
+// docs/api.md documents it with that status.
 func TestProblemCatalog(t *testing.T) {
+	doc, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for typ, spec := range httpx.Catalog() {
 		if spec.Title == "" || spec.Status < 400 || http.StatusText(spec.Status) == "" {
 			t.Errorf("%s: %+v", typ, spec)
+		}
+		if row := fmt.Sprintf("| `%s` | %d |", typ, spec.Status); !strings.Contains(string(doc), row) {
+			t.Errorf("docs/api.md lacks the row %q", row)
 		}
 	}
 }
