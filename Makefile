@@ -6,7 +6,7 @@ BIN       := bin
 PKGS      := ./...
 BENCHTIME ?= 5s
 
-.PHONY: build test run lint bench load migrate compose-check clean
+.PHONY: build test run lint bench bench-history load migrate compose-check clean
 
 build: ## compile every binary into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
@@ -27,6 +27,9 @@ compose-check: ## validate docker-compose.yml as `docker compose config` would (
 bench: ## event store and placement benchmarks (numbers go to docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./eventstore/postgres/ ./command/
 	$(GO) test -run '^$$' -bench Rebuild -benchtime 1x ./projections/
+
+bench-history: ## growth with history: cold start, RSS, first hot order, crash recovery at HISTORY_SIZES orders (default 10000 100000 1000000)
+	internal/tools/ordersload/history_bench.sh $(or $(HISTORY_SIZES),10000 100000 1000000)
 
 load: ## HTTP load and saga throughput against a running ordersd (LOAD_URL, default http://localhost:8000)
 	cd internal/tools/ordersload && $(GO) run . -url $(or $(LOAD_URL),http://localhost:8000) $(LOAD_ARGS)

@@ -2,14 +2,32 @@ module github.com/orders-reference/orders/internal/tools/ordersload
 
 go 1.26.8
 
-require github.com/tsenart/vegeta/v12 v12.13.0
+require (
+	github.com/google/uuid v1.6.0
+	github.com/jackc/pgx/v5 v5.12.0
+	github.com/tsenart/vegeta/v12 v12.13.0
+	golang.org/x/sync v0.25.0
+)
 
 require (
 	github.com/influxdata/tdigest v0.0.1 // indirect
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
+	github.com/mfridman/interpolate v0.0.2 // indirect
+	github.com/pressly/goose/v3 v3.30.0 // indirect
 	github.com/rs/dnscache v0.0.0-20230804202142-fc85eb664529 // indirect
-	golang.org/x/net v0.27.0 // indirect
-	golang.org/x/sync v0.7.0 // indirect
-	golang.org/x/text v0.16.0 // indirect
+	github.com/sethvargo/go-retry v0.5.0 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
+
+// The history builder appends through the service's own event store adapter
+// and rebuilds its read models with its own projections: build against this
+// checkout, never a published version.
+require github.com/orders-reference/orders v0.0.0-00010101000000-000000000000
+
+replace github.com/orders-reference/orders => ../../..

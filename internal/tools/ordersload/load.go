@@ -1,13 +1,3 @@
-// Command ordersload is the project's load tool: it drives a running
-// ordersd over HTTP with vegeta (orders spread over many products, each
-// from its own customer with an Idempotency-Key), reports the latency of
-// POST /orders, then waits until every order's payment saga has ended and
-// reports how long that took. It lives in its own module so the service does
-// not depend on vegeta.
-//
-//	go run . -url http://localhost:8000 -rate 200 -duration 30s
-//
-// Run the server with RATE_LIMIT_ORDERS_PER_MINUTE high enough for the rate.
 package main
 
 import (
@@ -15,10 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,21 +16,33 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
-func main() {
-	base := flag.String("url", "http://localhost:8000", "ordersd base URL")
-	admin := flag.String("admin-secret", "dev-admin-secret", "X-Admin-Secret")
-	rate := flag.Int("rate", 200, "orders per second")
-	duration := flag.Duration("duration", 30*time.Second, "how long to place orders")
-	products := flag.Int("products", 100, "products to spread the orders over")
-	settle := flag.Duration("settle", 2*time.Minute, "how long to wait for the sagas to end")
-	flag.Parse()
-	if err := run(*base, *admin, *rate, *duration, *products, *settle); err != nil {
-		fmt.Fprintln(os.Stderr, "ordersload:", err)
-		os.Exit(1)
+// loadMain is "ordersload load" (also what ordersload does without a
+// command): an open-loop vegeta attack on POST /orders, then the wait for
+// every saga to end.
+func loadMain(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ordersload load", flag.ContinueOnError)
+	flagUsage(fs, stderr, `Usage: ordersload [load] [flags]
+
+Creates -products products through the admin API, places orders at a
+constant -rate for -duration with vegeta (each from its own customer, with an
+Idempotency-Key), reports the latency of POST /orders, then waits until no
+order is created, reserved or payment_pending and reports how long every saga
+took. Run the server with RATE_LIMIT_ORDERS_PER_MINUTE high enough for the
+rate.
+`)
+	base := fs.String("url", "http://localhost:8000", "ordersd base URL")
+	admin := fs.String("admin-secret", "dev-admin-secret", "X-Admin-Secret")
+	rate := fs.Int("rate", 200, "orders per second")
+	duration := fs.Duration("duration", 30*time.Second, "how long to place orders")
+	products := fs.Int("products", 100, "products to spread the orders over")
+	settle := fs.Duration("settle", 2*time.Minute, "how long to wait for the sagas to end")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
+	return runLoad(*base, *admin, *rate, *duration, *products, *settle)
 }
 
-func run(base, admin string, rate int, duration time.Duration, nProducts int, settle time.Duration) error {
+func runLoad(base, admin string, rate int, duration time.Duration, nProducts int, settle time.Duration) error {
 	ids, err := createProducts(base, admin, nProducts)
 	if err != nil {
 		return err

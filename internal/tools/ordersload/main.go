@@ -1,0 +1,103 @@
+// Command ordersload is the project's load and benchmark tool. It lives in
+// its own module, so the service depends neither on vegeta nor on it.
+//
+//	ordersload [load] -url http://localhost:8000 -rate 200 -duration 30s
+//	ordersload history -orders 100000 -database-url postgres://…/orders_hist
+//	ordersload place -url http://127.0.0.1:8731 -hot PRODUCT-ID -duration 10s
+//	ordersload settle -database-url postgres://… -after COMMIT/PREPARE
+//
+// load drives a running ordersd over HTTP with vegeta and measures the
+// payment saga end to end; history builds a large history straight through
+// the event store (for the growth benchmark, history_bench.sh); place and
+// settle are the two halves of that benchmark's crash measurement. Run
+// "ordersload COMMAND -h" for each command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `Usage: ordersload [COMMAND] [flags]
+
+Commands:
+  load      HTTP load on POST /orders with vegeta, then the wait for every
+            payment saga to end (the default when no command is given)
+  history   build a history of -orders orders in an empty database, straight
+            through the event store, with read models built and the process
+            manager at the head (no server needed, and none may run on it)
+  place     closed-loop POST /orders from -conns clients against a running
+            ordersd, half on a hot product (the crash benchmark's load)
+  settle    wait until no order placed after a position is left undecided and
+            their stock is conserved, reading the event store itself
+
+"ordersload COMMAND -h" describes each command's flags. DATABASE_URL, if set,
+is the default of -database-url. Database URLs are printed with their
+passwords masked.
+`
+
+// defaultDatabaseURL is what ordersd and ordersctl use without DATABASE_URL.
+const defaultDatabaseURL = "postgres://postgres@localhost:5432/orders?sslmode=disable"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	args := os.Args[1:]
+	cmd := "load"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	databaseURL := os.Getenv("DATABASE_URL")
+	if databaseURL == "" {
+		databaseURL = defaultDatabaseURL
+	}
+	var err error
+	switch cmd {
+	case "load":
+		err = loadMain(args, os.Stderr)
+	case "history":
+		err = historyMain(ctx, args, databaseURL, os.Stdout, os.Stderr)
+	case "place":
+		err = placeMain(ctx, args, os.Stdout, os.Stderr)
+	case "settle":
+		err = settleMain(ctx, args, databaseURL, os.Stdout, os.Stderr)
+	case "help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "ordersload: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "ordersload %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}
+
+// redacted is a database URL fit to print: its password masked.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// flagUsage sets fs's usage: the text, then the flags.
+func flagUsage(fs *flag.FlagSet, stderr io.Writer, text string) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+}
