@@ -79,6 +79,8 @@ type Options struct {
 	// service moved to paid or canceled (with the cancel reason).
 	OnOrderPaid     func()
 	OnOrderCanceled func(reason string)
+	// Stock tunes the product cache and its snapshots.
+	Stock StockOptions
 	// KeySecret keys the derivation of order ids from Idempotency-Keys.
 	// Keep it stable: a new secret makes old keys place new orders.
 	KeySecret []byte
@@ -96,8 +98,12 @@ func NewService(store EventStore, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, stock: NewStock(store), opts: opts}
+	return &Service{store: store, stock: NewStock(store, opts.Stock), opts: opts}
 }
+
+// Close saves the snapshots waiting to be saved (until ctx ends) and stops
+// the service's background work.
+func (s *Service) Close(ctx context.Context) { s.stock.Close(ctx) }
 
 // Stock returns the service's product decisions runner.
 func (s *Service) Stock() *Stock { return s.stock }

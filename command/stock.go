@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/batch"
 	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/snapshot"
 )
 
 // Stock runs decisions on products. Products stay loaded in memory, so a
@@ -28,17 +31,83 @@ import (
 // the product's stream version by the event store, and a batch that decides
 // nothing (a release of nothing, a refusal for lack of stock) first reads the
 // stream's tail, since no append will check it.
+//
+// The cache is bounded (StockOptions.CacheSize, least recently used
+// evicted), and a cold load reads the product's latest snapshot plus the
+// events after it; snapshots are written off the request path every
+// StockOptions.SnapshotEvery events.
 type Stock struct {
 	store       EventStore
 	maxAttempts int
+	opts        StockOptions
+	snapshots   *snapshotWriter
 
 	mu       sync.Mutex
-	products map[uuid.UUID]*stockEntry
+	products *lru.Cache[uuid.UUID, *stockEntry]
 }
 
-// NewStock returns a Stock over store.
-func NewStock(store EventStore) *Stock {
-	return &Stock{store: store, maxAttempts: 50, products: map[uuid.UUID]*stockEntry{}}
+// SnapshotStore is what Stock needs from a snapshot store.
+type SnapshotStore interface {
+	Load(ctx context.Context, stream string) (snapshot.Snapshot, error)
+	Save(ctx context.Context, s snapshot.Snapshot) error
+}
+
+// StockOptions tunes a Stock. The zero value is ready to use: a cache of
+// 10,000 products and no snapshots.
+type StockOptions struct {
+	// CacheSize is how many products stay in memory (default 10,000).
+	CacheSize int
+	// Snapshots, if set, keeps snapshots of the products' states.
+	Snapshots SnapshotStore
+	// SnapshotEvery is how many events after its last snapshot a product
+	// gets a new one (default 500; negative: never).
+	SnapshotEvery int
+	// OnCache is told "hit", "miss" or "eviction" (for metrics);
+	// OnSnapshot of every snapshot saved (err nil) or failed.
+	OnCache    func(event string)
+	OnSnapshot func(err error)
+	Logger     *slog.Logger
+}
+
+// Cache events reported to StockOptions.OnCache.
+const (
+	CacheHit      = "hit"
+	CacheMiss     = "miss"
+	CacheEviction = "eviction"
+)
+
+// NewStock returns a Stock over store. Close stops its snapshot writer.
+func NewStock(store EventStore, opts StockOptions) *Stock {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 10_000
+	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = 500
+	}
+	if opts.OnCache == nil {
+		opts.OnCache = func(string) {}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Stock{store: store, maxAttempts: 50, opts: opts}
+	cache, err := lru.NewWithEvict(opts.CacheSize, func(uuid.UUID, *stockEntry) { opts.OnCache(CacheEviction) })
+	if err != nil {
+		panic(err) // only for a size <= 0, excluded above
+	}
+	s.products = cache
+	if opts.Snapshots != nil && opts.SnapshotEvery > 0 {
+		s.snapshots = newSnapshotWriter(opts.Snapshots, opts.OnSnapshot, opts.Logger)
+	}
+	return s
+}
+
+// Close stops the snapshot writer, saving what it holds first (bounded by
+// ctx).
+func (s *Stock) Close(ctx context.Context) {
+	if s.snapshots != nil {
+		s.snapshots.close(ctx)
+	}
 }
 
 // ProductView is a snapshot of a product as the write model knows it.
@@ -76,6 +145,8 @@ type stockEntry struct {
 	mu       sync.Mutex
 	state    *product.State      // nil until loaded
 	current  eventstore.Position // of the state's last event
+	// snapshotted is the version of the state's latest snapshot (-1: none).
+	snapshotted int64
 	combiner *batch.Combiner[*stockOp]
 	// last is the view after the latest batch, for Peek.
 	last atomic.Pointer[ProductView]
@@ -92,18 +163,26 @@ type stockOp struct {
 	done    chan struct{}
 }
 
+// entry returns product id's cache entry, creating it if needed. An
+// entry evicted while a batch of it runs may coexist for a moment with its
+// successor: both append at the version they know, so the event store's
+// version check keeps them honest (the loser reads the tail and decides
+// again).
 func (s *Stock) entry(id uuid.UUID) *stockEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.products[id]
-	if !ok {
-		e = &stockEntry{id: id}
+	e, ok := s.products.Get(id)
+	if ok {
+		s.opts.OnCache(CacheHit)
+	} else {
+		s.opts.OnCache(CacheMiss)
+		e = &stockEntry{id: id, snapshotted: -1}
 		e.combiner = &batch.Combiner[*stockOp]{
 			Exec:        func(ops []*stockOp) { s.run(e, ops) },
 			MaxBatch:    256,
 			MaxInFlight: 1, // one batch per product at a time: each sees the last one's result
 		}
-		s.products[id] = e
+		s.products.Add(id, e)
 	}
 	return e
 }
@@ -141,7 +220,7 @@ func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
 func (s *Stock) Cached() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.products)
+	return s.products.Len()
 }
 
 // forget drops e from the cache (the caller holds e.mu).
@@ -149,8 +228,8 @@ func (s *Stock) forget(e *stockEntry) {
 	e.state = nil
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.products[e.id] == e {
-		delete(s.products, e.id)
+	if cur, ok := s.products.Peek(e.id); ok && cur == e {
+		s.products.Remove(e.id)
 	}
 }
 
@@ -186,13 +265,10 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 	}
 
 	if e.state == nil {
-		st := product.New(e.id)
-		pos, err := readStreamAt(ctx, s.store, events.ProductStream(e.id), 0, st.Apply)
-		if err != nil {
+		if err := s.load(ctx, e); err != nil {
 			fail(err)
 			return
 		}
-		e.state, e.current = st, pos
 	}
 	st := e.state
 	stream := events.ProductStream(e.id)
@@ -246,6 +322,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 		if err == nil {
 			st.Keep()
 			e.current = eventstore.MaxPosition(e.current, res.Position)
+			s.snapshot(e)
 			for _, op := range ops {
 				if op.decided != nil {
 					op.view.Position = res.Position
@@ -285,5 +362,55 @@ func (s *Stock) views(e *stockEntry, st *product.State, ops []*stockOp) {
 		if op.err == nil && op.decided == nil {
 			op.view = v
 		}
+	}
+}
+
+// load reads product e from its latest snapshot (if any, of the schema this
+// code knows) and the events after it.
+func (s *Stock) load(ctx context.Context, e *stockEntry) error {
+	stream := events.ProductStream(e.id)
+	st, from, current := product.New(e.id), int64(0), eventstore.Start
+	if s.snapshots != nil {
+		snap, err := s.opts.Snapshots.Load(ctx, stream)
+		switch {
+		case err == nil:
+			restored, rerr := product.RestoreSnapshot(e.id, snap.Schema, snap.Data)
+			if rerr != nil {
+				s.opts.Logger.WarnContext(ctx, "product snapshot ignored; folding the stream", "product_id", e.id, "error", rerr)
+				break
+			}
+			st, from, current = restored, snap.Version+1, snap.Position
+			e.snapshotted = snap.Version
+		case !errors.Is(err, snapshot.ErrNotFound):
+			// A cache that is away costs speed, not correctness.
+			s.opts.Logger.WarnContext(ctx, "loading a product snapshot failed; folding the stream", "product_id", e.id, "error", err)
+		}
+	}
+	pos, err := readStreamAt(ctx, s.store, stream, from, st.Apply)
+	if err != nil {
+		return err
+	}
+	e.state, e.current = st, eventstore.MaxPosition(current, pos)
+	s.snapshot(e)
+	return nil
+}
+
+// snapshot hands e's state to the snapshot writer once it is SnapshotEvery
+// events past its last snapshot. The state is encoded here, under the
+// entry's lock (its size is the open reservations); the save happens off
+// the request path.
+func (s *Stock) snapshot(e *stockEntry) {
+	st := e.state
+	if s.snapshots == nil || !st.Exists() || st.Version-e.snapshotted < int64(s.opts.SnapshotEvery) {
+		return
+	}
+	data, err := st.MarshalSnapshot()
+	if err != nil {
+		s.snapshots.report(fmt.Errorf("encode product %s: %w", e.id, err))
+		return
+	}
+	if s.snapshots.offer(snapshot.Snapshot{Stream: events.ProductStream(e.id), Version: st.Version,
+		Schema: product.SnapshotSchema, Position: e.current, Data: data}) {
+		e.snapshotted = st.Version
 	}
 }
