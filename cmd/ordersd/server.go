@@ -33,6 +33,7 @@ import (
 	"github.com/orders-reference/orders/query/orderstock"
 	"github.com/orders-reference/orders/query/products"
 	"github.com/orders-reference/orders/query/readmodels"
+	snapshotpg "github.com/orders-reference/orders/snapshot/postgres"
 )
 
 // run serves the configured roles until ctx ends, then stops accepting
@@ -138,10 +139,24 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
+	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger,
+		OnCache: func(event string) { m.StockCache.WithLabelValues(event).Inc() },
+		OnSnapshot: func(err error) {
+			if err != nil {
+				m.SnapshotErrors.Inc()
+				return
+			}
+			m.SnapshotsSaved.Inc()
+		}}
+	if cfg.SnapshotEvery > 0 {
+		stock.Snapshots = snapshotpg.New(pool)
+	} else {
+		stock.SnapshotEvery = -1
+	}
 	svc := command.NewService(store, command.Options{
 		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
 		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
-		KeySecret:       []byte(cfg.IdempotencyKeySecret),
+		KeySecret:       []byte(cfg.IdempotencyKeySecret), Stock: stock,
 	})
 	w := newWatcher(pool, store, m, logger)
 	d := &deps{
@@ -149,7 +164,14 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 		ready: &readiness{pool: pool, store: store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
 			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
 	}
-	return d, func() { store.Close(); pool.Close() }, nil
+	closeAll := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		svc.Close(ctx) // the snapshots waiting to be saved
+		store.Close()
+		pool.Close()
+	}
+	return d, closeAll, nil
 }
 
 // part is what one role adds to the process: routes to mount, loops that

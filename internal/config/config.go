@@ -69,6 +69,13 @@ type Config struct {
 	ReadyMaxProjectionLag time.Duration `env:"READY_MAX_PROJECTION_LAG" envDefault:"30s"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+
+	// SnapshotEvery is how many events a product takes between two
+	// snapshots of its state (0 disables snapshots).
+	SnapshotEvery int `env:"SNAPSHOT_EVERY" envDefault:"500"`
+	// StockCacheSize is how many products the write side keeps in memory
+	// (least recently used evicted).
+	StockCacheSize int `env:"STOCK_CACHE_SIZE" envDefault:"10000"`
 }
 
 // FakePayment configures the fake payment provider, embedded or as
@@ -218,6 +225,12 @@ func (c Config) validate() []error {
 		if err := checkURL("PAYMENT_CALLBACK_URL", c.PaymentCallbackURL, "http", "https"); err != nil {
 			problems = append(problems, err)
 		}
+	}
+	if c.SnapshotEvery < 0 {
+		problems = append(problems, fmt.Errorf("SNAPSHOT_EVERY=%d: must be 0 (off) or a number of events", c.SnapshotEvery))
+	}
+	if c.StockCacheSize < 1 {
+		problems = append(problems, fmt.Errorf("STOCK_CACHE_SIZE=%d: must be at least 1", c.StockCacheSize))
 	}
 	if c.PaymentTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))

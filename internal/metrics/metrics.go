@@ -36,6 +36,12 @@ type Metrics struct {
 	WorkerErrors   *prometheus.CounterVec // by step kind
 	OutboxPending  prometheus.Gauge
 	DeadLetters    prometheus.Gauge
+
+	// The write side's product cache (by event: hit, miss, eviction) and
+	// its snapshots.
+	StockCache     *prometheus.CounterVec
+	SnapshotsSaved prometheus.Counter
+	SnapshotErrors prometheus.Counter
 }
 
 // New creates the metrics on a fresh registry, with Go and process
@@ -90,11 +96,24 @@ func New() *Metrics {
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "process_manager_dead_letters", Help: "Parked process manager steps waiting for an operator (ordersctl dlq).",
 		}),
+		StockCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_cache_events_total", Help: "Product cache lookups and evictions of the write side, by event (hit, miss, eviction).",
+		}, []string{"event"}),
+		SnapshotsSaved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "snapshots_written_total", Help: "Product snapshots saved.",
+		}),
+		SnapshotErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "snapshot_errors_total", Help: "Product snapshots that could not be saved (a cache: loads fold the stream instead).",
+		}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
 		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
-		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters)
+		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters,
+		m.StockCache, m.SnapshotsSaved, m.SnapshotErrors)
+	for _, e := range []string{"hit", "miss", "eviction"} {
+		m.StockCache.WithLabelValues(e)
+	}
 	return m
 }
 
