@@ -9,6 +9,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/projections"
 )
 
 // ErrNotParked: no parked step has that id.
@@ -100,4 +103,23 @@ func ReadBacklog(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Backlo
 		return Backlog{}, fmt.Errorf("read backlog: %w", err)
 	}
 	return b, nil
+}
+
+// ErrNotIdle: StartAt found work in the process manager's work list.
+var ErrNotIdle = errors.New("the process manager has work in its list")
+
+// StartAt makes a process manager that has never run begin after pos, as
+// if it had scheduled and run the reactions to every event up to pos (a
+// history written in bulk whose sagas are all complete). It refuses one
+// that has a checkpoint (projections.ErrCheckpointExists) or any step or
+// open placement (ErrNotIdle).
+func StartAt(ctx context.Context, pool *pgxpool.Pool, pos eventstore.Position) error {
+	var busy bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM process_tasks) OR EXISTS (SELECT 1 FROM process_open_placements)`).Scan(&busy); err != nil {
+		return fmt.Errorf("process manager work list: %w", err)
+	}
+	if busy {
+		return ErrNotIdle
+	}
+	return projections.Start(ctx, pool, Name, pos)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/process"
+	"github.com/orders-reference/orders/projections"
 )
 
 // The process manager is the one owner of the reactions that a crash could
@@ -487,4 +488,28 @@ func TestRejectionThatReservedNothingCostsNoStep(t *testing.T) {
 		t.Fatalf("releases %v, want exactly one %q", reasons, events.ReleaseInsufficientStock)
 	}
 	h.exactlyOneSettlementPerReservation(t, plenty)
+}
+
+// StartAt begins an idle process manager after a history written in bulk,
+// and refuses one that has run or has work.
+func TestStartAt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.product(t, 5)
+	head, err := h.store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := process.StartAt(context.Background(), h.pool, head); err != nil {
+		t.Fatal(err)
+	}
+	if err := process.StartAt(context.Background(), h.pool, head); !errors.Is(err, projections.ErrCheckpointExists) {
+		t.Fatalf("a second start: %v", err)
+	}
+	h.start(t)
+	id := h.place(t, p, 1)
+	h.waitStatus(t, id, order.StatusPaymentPending)
+	if err := process.StartAt(context.Background(), h.pool, head); !errors.Is(err, process.ErrNotIdle) {
+		t.Fatalf("a start with work in the list: %v", err)
+	}
 }

@@ -190,3 +190,22 @@ func Resume(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	}
 	return nil
 }
+
+// ErrCheckpointExists: Start found the projection with a checkpoint already.
+var ErrCheckpointExists = errors.New("the projection has a checkpoint already")
+
+// Start gives a projection that has never run a checkpoint at pos, so that
+// it begins after pos instead of at the first event (for a history written
+// in bulk that the projection is known to have seen; the process manager's
+// StartAt). A projection with a checkpoint is ErrCheckpointExists.
+func Start(ctx context.Context, pool *pgxpool.Pool, name string, pos eventstore.Position) error {
+	tag, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare) VALUES ($1, $2, $3)
+	       ON CONFLICT (name) DO NOTHING`, name, int64(pos.Commit), int64(pos.Prepare))
+	if err != nil {
+		return fmt.Errorf("start %s at %s: %w", name, pos, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("%w: %s", ErrCheckpointExists, name)
+	}
+	return nil
+}

@@ -19,12 +19,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/money"
+	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
+	snapshotpg "github.com/orders-reference/orders/snapshot/postgres"
 )
 
 const historyUsage = `Usage: ordersload history [flags]
@@ -67,6 +70,8 @@ type historyOptions struct {
 	inFlight     int
 	productBatch int
 	seed         uint64
+	// snapshotEvery is ordersd's SNAPSHOT_EVERY, for the products' snapshots.
+	snapshotEvery int
 }
 
 func historyMain(ctx context.Context, args []string, databaseURL string, stdout, stderr io.Writer) error {
@@ -75,6 +80,7 @@ func historyMain(ctx context.Context, args []string, databaseURL string, stdout,
 	flagUsage(fs, stderr, historyUsage)
 	fs.StringVar(&o.databaseURL, "database-url", "", "PostgreSQL URL of the database to fill (default: DATABASE_URL, else "+defaultDatabaseURL+")")
 	fs.IntVar(&o.orders, "orders", 10_000, "orders in the history")
+	fs.IntVar(&o.snapshotEvery, "snapshot-every", 500, "ordersd's SNAPSHOT_EVERY: products with more events get a snapshot, as a running ordersd saves them")
 	fs.IntVar(&o.products, "products", 1000, "products besides the hot one, sharing half of the orders")
 	fs.Float64Var(&o.paidShare, "paid", 0.8, "share of orders whose payment succeeds (the rest fail and are canceled)")
 	fs.IntVar(&o.chunk, "chunk", 20_000, "orders written per round (placed, reserved, decided, settled)")
@@ -106,11 +112,6 @@ func historyMain(ctx context.Context, args []string, databaseURL string, stdout,
 // payment webhook: command.encode derives them from "webhook/<order>/<message
 // id>/<index>", so that the event store refuses a message recorded twice.
 var webhookEventSpace = uuid.MustParse("6f1c9a52-3e0b-4f7d-9a8e-2b5c7d1e4f30")
-
-// processManagerCheckpoint is the process manager's checkpoint name
-// (process.Name; the process package is not imported, to keep the write
-// side and the payment packages out of this tool).
-const processManagerCheckpoint = "process_manager"
 
 type product struct {
 	id      uuid.UUID
@@ -194,8 +195,16 @@ func buildHistory(ctx context.Context, o historyOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	head, err := startProcessManagerAt(ctx, pool, store)
+	head, err := store.Head(ctx)
 	if err != nil {
+		return err
+	}
+	if err := process.StartAt(ctx, pool, head); err != nil {
+		return fmt.Errorf("process manager: %w", err)
+	}
+	// Snapshots, as the write side saves them every SNAPSHOT_EVERY events
+	// of a product: load each product once and let it save its own.
+	if err := b.snapshotProducts(ctx, pool, stderr); err != nil {
 		return err
 	}
 	// And the rest of what autovacuum would have done by now: visibility
@@ -509,29 +518,22 @@ func rebuildReadModels(ctx context.Context, pool *pgxpool.Pool, store *postgres.
 	return time.Since(start), err
 }
 
-// startProcessManagerAt puts the process manager's checkpoint at the head
-// of the log, as if it had scheduled every step of the history's sagas and
-// run them (what the history records): it neither runs them again nor has
-// anything left to do (no step, no open placement).
-//
-// Temporary: no exported function does this yet, so the row is written
-// here, the way projections.Rebuild hands a checkpoint over, and only when
-// the process manager has none (never on a live deployment: the database was
-// empty when the build began).
-func startProcessManagerAt(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store) (eventstore.Position, error) {
-	head, err := store.Head(ctx)
-	if err != nil {
-		return head, err
+// snapshotProducts loads every product through the write side with
+// snapshots on, so that each one that took at least SNAPSHOT_EVERY events
+// gets the snapshot a running ordersd would have saved by now.
+func (b *builder) snapshotProducts(ctx context.Context, pool *pgxpool.Pool, w io.Writer) error {
+	start := time.Now()
+	svc := command.NewService(b.store, command.Options{Stock: command.StockOptions{
+		Snapshots: snapshotpg.New(pool), SnapshotEvery: b.o.snapshotEvery, CacheSize: 1,
+	}})
+	for _, p := range b.products {
+		if _, err := svc.Stock().View(ctx, p.id); err != nil {
+			return fmt.Errorf("snapshot product %s: %w", p.id, err)
+		}
 	}
-	tag, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare) VALUES ($1, $2, $3)
-	       ON CONFLICT (name) DO NOTHING`, processManagerCheckpoint, int64(head.Commit), int64(head.Prepare))
-	if err != nil {
-		return head, fmt.Errorf("process manager checkpoint: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return head, errors.New("the process manager has a checkpoint already: did an ordersd run on this database during the build?")
-	}
-	return head, nil
+	svc.Close(ctx)
+	fmt.Fprintf(w, "history: products snapshotted in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // report prints what was built, with the sizes of the event store's tables
