@@ -141,13 +141,13 @@ func viewOf(s *product.State) ProductView {
 // stockEntry is one product's cached state and its combiner. Only the batch
 // that holds the entry's lock reads or changes state.
 type stockEntry struct {
-	id       uuid.UUID
-	mu       sync.Mutex
-	state    *product.State      // nil until loaded
-	current  eventstore.Position // of the state's last event
+	id      uuid.UUID
+	mu      sync.Mutex
+	state   *product.State      // nil until loaded
+	current eventstore.Position // of the state's last event
 	// snapshotted is the version of the state's latest snapshot (-1: none).
 	snapshotted int64
-	combiner *batch.Combiner[*stockOp]
+	combiner    *batch.Combiner[*stockOp]
 	// last is the view after the latest batch, for Peek.
 	last atomic.Pointer[ProductView]
 }
