@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -156,19 +157,21 @@ func buildHistory(ctx context.Context, o historyOptions, stdout, stderr io.Write
 	if err := pg.Migrate(ctx, pool, nil); err != nil {
 		return fmt.Errorf("migrate %s: %w", redacted(o.databaseURL), err)
 	}
-	var hasEvents, hasCheckpoints bool
-	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events), EXISTS (SELECT 1 FROM projection_checkpoints)`).
-		Scan(&hasEvents, &hasCheckpoints); err != nil {
+	store := postgres.New(pool, postgres.Options{MaxBatch: o.maxBatch, MaxInFlight: o.inFlight})
+	defer store.Close()
+	head, err := store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("look at the event store: %w", err)
+	}
+	var hasCheckpoints bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM projection_checkpoints)`).Scan(&hasCheckpoints); err != nil {
 		return fmt.Errorf("look at the database: %w", err)
 	}
-	if hasEvents || hasCheckpoints {
+	if head != eventstore.Start || hasCheckpoints {
 		return fmt.Errorf("database %s already holds events or checkpoints: the history is built into an empty database only (drop it or use another)",
 			redacted(o.databaseURL))
 	}
 	fmt.Fprintf(stderr, "history: %d orders into %s\n", o.orders, redacted(o.databaseURL))
-
-	store := postgres.New(pool, postgres.Options{MaxBatch: o.maxBatch, MaxInFlight: o.inFlight})
-	defer store.Close()
 	b := &builder{o: o, store: store, rng: rand.New(rand.NewPCG(o.seed, 0x0dde75))}
 
 	stopProgress := b.progress(stderr, start)
@@ -195,7 +198,7 @@ func buildHistory(ctx context.Context, o historyOptions, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	head, err := store.Head(ctx)
+	head, err = store.Head(ctx)
 	if err != nil {
 		return err
 	}
@@ -544,12 +547,17 @@ func (b *builder) report(ctx context.Context, pool *pgxpool.Pool, w io.Writer, a
 		snapshotsBytes                   *int64
 		created, held                    int64
 	)
-	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM events),
-	        pg_total_relation_size('events'), pg_relation_size('events'),
+	all, err := b.store.Backlog(ctx, eventstore.Start, math.MaxInt32)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	nEvents = all.Events
+	// The tables' sizes are what the report is about.
+	err = pool.QueryRow(ctx, `SELECT pg_total_relation_size('events'), pg_relation_size('events'),
 	        pg_total_relation_size(to_regclass('snapshots')),
 	        (SELECT count(*) FROM `+ordersTable+` WHERE status NOT IN ($1, $2)),
 	        (SELECT coalesce(sum(reserved), 0) FROM `+productsTable+`)`, statusPaid, statusCanceled).
-		Scan(&nEvents, &eventsBytes, &eventsHeap, &snapshotsBytes, &created, &held)
+		Scan(&eventsBytes, &eventsHeap, &snapshotsBytes, &created, &held)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/postgres"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/projections"
 )
 
 const settleUsage = `Usage: ordersload settle -after COMMIT/PREPARE [flags]
@@ -22,8 +24,8 @@ began) is decided and its stock is conserved, and prints how long that took
 from -since (a Unix time in nanoseconds, e.g. "date +%s%N" taken just before
 a restart; default: when settle starts).
 
-It reads the event store itself (the events table, read-only), because that is
-where the truth is: the read model read_orders follows it only as fast as its
+It reads the event store itself (through the event store's port, read-only),
+because that is where the truth is: the read model read_orders follows it only as fast as its
 projection runs, and ordersctl shows one order at a time. For the orders
 placed after -after:
 
@@ -67,11 +69,13 @@ func settleMain(ctx context.Context, args []string, databaseURL string, stdout, 
 		return fmt.Errorf("database %s: %w", redacted(*dbURL), err)
 	}
 	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
 
 	first := true
 	var decidedAt time.Duration
 	for {
-		s, err := lookAtOrders(ctx, pool, from)
+		s, err := lookAtOrders(ctx, store, from)
 		if err != nil {
 			return err
 		}
@@ -99,7 +103,7 @@ func settleMain(ctx context.Context, args []string, databaseURL string, stdout, 
 	settled := time.Since(t0)
 
 	for {
-		agrees, err := readModelAgrees(ctx, pool)
+		agrees, err := readModelAgrees(ctx, pool, store)
 		if err != nil {
 			return err
 		}
@@ -119,52 +123,100 @@ type orderLook struct {
 	placed, undecided, heldByClosed, overSettled int64
 }
 
-// lookAtOrders reads, from the events table, the orders placed after from
-// and their stock events (a range scan of the primary key from that point).
-func lookAtOrders(ctx context.Context, pool *pgxpool.Pool, from eventstore.Position) (orderLook, error) {
-	var l orderLook
-	err := pool.QueryRow(ctx, `
-WITH placed AS (
-  SELECT p.stream_id,
-         NOT EXISTS (SELECT 1 FROM events d WHERE d.stream_id = p.stream_id AND d.stream_version > 0) AS undecided,
-         EXISTS (SELECT 1 FROM events c WHERE c.stream_id = p.stream_id AND c.event_type IN ($3, $4)) AS closed
-    FROM events p
-   WHERE (p.tx_id, p.seq) > ($1::bigint::text::xid8, $2::bigint) AND p.event_type = $5
-), stock AS (
-  SELECT $9 || (s.data->>'order_id') AS stream_id, s.stream_id AS product,
-         coalesce(sum((s.data->>'quantity')::bigint) FILTER (WHERE s.event_type = $6), 0) AS reserved,
-         coalesce(sum((s.data->>'quantity')::bigint) FILTER (WHERE s.event_type IN ($7, $8)), 0) AS settled
-    FROM events s
-   WHERE (s.tx_id, s.seq) > ($1::bigint::text::xid8, $2::bigint) AND s.event_type IN ($6, $7, $8)
-   GROUP BY 1, 2
-)
-SELECT (SELECT count(*) FROM placed),
-       (SELECT count(*) FROM placed WHERE undecided),
-       (SELECT count(*) FROM stock JOIN placed USING (stream_id) WHERE placed.closed AND stock.reserved > stock.settled),
-       (SELECT count(*) FROM stock JOIN placed USING (stream_id) WHERE stock.settled > stock.reserved)`,
-		int64(from.Commit), int64(from.Prepare), events.TypeOrderRejected, events.TypeOrderCanceled, events.TypeOrderPlaced,
-		events.TypeProductStockReserved, events.TypeProductReservationReleased, events.TypeProductReservationCommitted,
-		events.OrderStreamPrefix).
-		Scan(&l.placed, &l.undecided, &l.heldByClosed, &l.overSettled)
-	if err != nil {
-		return l, fmt.Errorf("look at the orders: %w", err)
+// lookAtOrders reads, through the event store's port, the orders placed
+// after from and their stock events (the log after from: what the load and
+// the restart wrote, not the history).
+func lookAtOrders(ctx context.Context, store *postgres.Store, from eventstore.Position) (orderLook, error) {
+	type stock struct{ reserved, settled int64 }
+	var (
+		l       orderLook
+		status  = map[string]string{} // order stream -> last type
+		holding = map[string]map[string]*stock{}
+	)
+	filter := eventstore.Filter{EventTypes: []string{events.TypeOrderPlaced, events.TypeOrderReserved, events.TypeOrderRejected,
+		events.TypeOrderCanceled, events.TypeOrderPaid, events.TypeOrderPaymentRequested,
+		events.TypeProductStockReserved, events.TypeProductReservationReleased, events.TypeProductReservationCommitted}}
+	for pos := from; ; {
+		page, err := store.ReadAll(ctx, pos, 5000, filter)
+		if err != nil {
+			return l, fmt.Errorf("look at the orders: %w", err)
+		}
+		for _, r := range page.Events {
+			if _, ok := events.StreamID(r.StreamID, events.OrderStreamPrefix); ok {
+				if r.Type == events.TypeOrderPlaced || status[r.StreamID] != "" {
+					status[r.StreamID] = r.Type
+				}
+				continue
+			}
+			e, err := events.Decode(r.Type, r.Data)
+			if err != nil {
+				return l, err
+			}
+			var order string
+			var q int64
+			settle := true
+			switch e := e.(type) {
+			case events.ProductStockReserved:
+				order, q, settle = events.OrderStream(e.OrderID), e.Quantity, false
+			case events.ProductReservationReleased:
+				order, q = events.OrderStream(e.OrderID), e.Quantity
+			case events.ProductReservationCommitted:
+				order, q = events.OrderStream(e.OrderID), e.Quantity
+			}
+			if holding[order] == nil {
+				holding[order] = map[string]*stock{}
+			}
+			st := holding[order][r.StreamID]
+			if st == nil {
+				st = &stock{}
+				holding[order][r.StreamID] = st
+			}
+			if settle {
+				st.settled += q
+			} else {
+				st.reserved += q
+			}
+		}
+		pos = page.Next
+		if page.AtEnd {
+			break
+		}
+	}
+	for order, last := range status {
+		l.placed++
+		if last == events.TypeOrderPlaced {
+			l.undecided++
+		}
+		closed := last == events.TypeOrderRejected || last == events.TypeOrderCanceled
+		for _, st := range holding[order] {
+			if closed && st.reserved > st.settled {
+				l.heldByClosed++
+			}
+			if st.settled > st.reserved {
+				l.overSettled++
+			}
+		}
 	}
 	return l, nil
 }
 
 // readModelAgrees reports whether read_orders shows no created order and
 // the orders projection has reached the head of the log.
-func readModelAgrees(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+func readModelAgrees(ctx context.Context, pool *pgxpool.Pool, store *postgres.Store) (bool, error) {
 	var created int64
-	var behind bool
-	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+ordersTable+` WHERE status = $2),
-	        EXISTS (SELECT 1 FROM events e, projection_checkpoints c
-	                 WHERE c.name = $1 AND (e.tx_id, e.seq) > (c.position_commit::text::xid8, c.position_prepare))`,
-		ordersProjection, statusCreated).Scan(&created, &behind)
-	if err != nil {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+ordersTable+` WHERE status = $1`, statusCreated).Scan(&created); err != nil {
 		return false, fmt.Errorf("look at the read model: %w", err)
 	}
-	return created == 0 && !behind, nil
+	list, err := projections.Statuses(ctx, pool, store)
+	if err != nil {
+		return false, err
+	}
+	for _, st := range list {
+		if st.Name == ordersProjection {
+			return created == 0 && st.Behind == 0, nil
+		}
+	}
+	return false, nil
 }
 
 func wait(ctx context.Context, d time.Duration) error {
