@@ -23,25 +23,25 @@ import (
 
 // OrderItem is one line of an order.
 type OrderItem struct {
-	ProductID string       `json:"product_id"`
-	Quantity  int64        `json:"quantity"`
-	UnitPrice money.Amount `json:"unit_price"`
-	LineTotal money.Amount `json:"line_total"`
+	ProductID string
+	Quantity  int64
+	UnitPrice money.Amount
+	LineTotal money.Amount
 }
 
 // Order is an order as the read model has it.
 type Order struct {
-	ID           uuid.UUID    `json:"id"`
-	UserEmail    string       `json:"user_email"`
-	Status       string       `json:"status"`
-	Items        []OrderItem  `json:"items"`
-	TotalAmount  money.Amount `json:"total_amount"`
-	Currency     string       `json:"currency"`
-	PaymentID    *string      `json:"payment_id"`
-	CancelReason *string      `json:"cancel_reason"`
-	CreatedAt    time.Time    `json:"created_at"`
-	UpdatedAt    time.Time    `json:"updated_at"`
-	Version      int64        `json:"version"`
+	ID           uuid.UUID
+	UserEmail    string
+	Status       string
+	Items        []OrderItem
+	TotalAmount  money.Amount
+	Currency     string
+	PaymentID    *string
+	CancelReason *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int64
 }
 
 // Table is the live orders read model.

@@ -23,16 +23,16 @@ import (
 
 // Product is a product as the read model has it.
 type Product struct {
-	ID          uuid.UUID    `json:"id"`
-	Name        string       `json:"name"`
-	Description string       `json:"description"`
-	Price       money.Amount `json:"price"`
-	Stock       int64        `json:"stock"`
-	Reserved    int64        `json:"reserved"`
-	IsActive    bool         `json:"is_active"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
-	Version     int64        `json:"version"`
+	ID          uuid.UUID
+	Name        string
+	Description string
+	Price       money.Amount
+	Stock       int64
+	Reserved    int64
+	IsActive    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Version     int64
 }
 
 // Table is the live products read model.
