@@ -50,7 +50,11 @@ func New(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrations: locker: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true)}
+	// Numbers are reserved per change while changes are in flight, so a
+	// lower number can land after higher ones were applied (00004, the
+	// snapshots table, after 00005 and 00006): apply it instead of refusing
+	// to start. Each migration must therefore not depend on a higher one.
+	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true)}
 	if logger != nil {
 		opts = append(opts, goose.WithSlog(logger), goose.WithVerbose(true))
 	}
