@@ -1,9 +1,12 @@
 package product
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,8 +20,15 @@ import (
 // from its first event instead.
 const SnapshotSchema = 1
 
-// ErrSnapshotSchema: a snapshot was written with another schema.
-var ErrSnapshotSchema = errors.New("snapshot of another schema")
+// Errors of RestoreSnapshot; on either the caller folds the stream.
+var (
+	// ErrSnapshotSchema: a snapshot was written with another schema.
+	ErrSnapshotSchema = errors.New("snapshot of another schema")
+	// ErrSnapshotInvalid: a snapshot does not decode, is of another
+	// product, or does not add up (reserved stock other than the sum of
+	// the open reservations, a negative version or quantity).
+	ErrSnapshotInvalid = errors.New("invalid product snapshot")
+)
 
 // snapshotV1 is schema 1: every field of State, and the open reservations.
 type snapshotV1 struct {
@@ -40,18 +50,35 @@ type openV1 struct {
 	Quantity int64     `json:"quantity"`
 }
 
-// MarshalSnapshot encodes the state (schema SnapshotSchema). Its size is
-// that of the open reservations, never the history.
+// MarshalSnapshot encodes the state (schema SnapshotSchema) as JSON, times
+// in UTC and open reservations ordered by order id, so equal states encode
+// to equal bytes. Its size is that of the open reservations, never the
+// history. It refuses a state inside a savepoint (decisions not yet kept).
 func (s *State) MarshalSnapshot() ([]byte, error) {
+	if s.undo != nil {
+		return nil, fmt.Errorf("product %s: snapshot inside a savepoint", s.ID)
+	}
 	v := snapshotV1{
 		ID: s.ID, Name: s.Name, Description: s.Description, Price: s.Price, IsActive: s.IsActive,
-		Available: s.Available, Reserved: s.Reserved, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Version: s.Version,
+		Available: s.Available, Reserved: s.Reserved, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
 		Open: make([]openV1, 0, len(s.open)),
 	}
 	for order, q := range s.open {
 		v.Open = append(v.Open, openV1{Order: order, Quantity: q})
 	}
+	slices.SortFunc(v.Open, func(a, b openV1) int { return bytes.Compare(a.Order[:], b.Order[:]) })
 	return json.Marshal(v)
+}
+
+// Clone returns a copy of the state that shares nothing with it (outside a
+// savepoint: the copy has none). It costs the open reservations, which is
+// what a snapshot taken under a product's lock should cost, the encoding
+// happening later on the copy.
+func (s *State) Clone() *State {
+	c := *s
+	c.undo = nil
+	c.open = maps.Clone(s.open)
+	return &c
 }
 
 // RestoreSnapshot returns the state a snapshot of product id holds. A
@@ -64,10 +91,20 @@ func RestoreSnapshot(id uuid.UUID, schema int, data []byte) (*State, error) {
 	}
 	var v snapshotV1
 	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("product %s snapshot: %w", id, err)
+		return nil, fmt.Errorf("%w: product %s: %w", ErrSnapshotInvalid, id, err)
 	}
 	if v.ID != id {
-		return nil, fmt.Errorf("product %s snapshot holds product %s", id, v.ID)
+		return nil, fmt.Errorf("%w: product %s's holds product %s", ErrSnapshotInvalid, id, v.ID)
+	}
+	var held int64
+	for _, o := range v.Open {
+		if o.Quantity <= 0 {
+			return nil, fmt.Errorf("%w: product %s: order %s holds %d", ErrSnapshotInvalid, id, o.Order, o.Quantity)
+		}
+		held += o.Quantity
+	}
+	if v.Version < 0 || held != v.Reserved {
+		return nil, fmt.Errorf("%w: product %s: version %d, reserved %d, open reservations hold %d", ErrSnapshotInvalid, id, v.Version, v.Reserved, held)
 	}
 	s := &State{
 		ID: v.ID, Name: v.Name, Description: v.Description, Price: v.Price, IsActive: v.IsActive,

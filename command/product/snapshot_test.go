@@ -1,6 +1,7 @@
 package product_test
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"testing"
@@ -61,13 +62,76 @@ func TestSnapshotRefused(t *testing.T) {
 	st := product.New(id)
 	st.Apply(events.ProductCreated{ProductID: id, Name: "x", Price: 1, Stock: 1, IsActive: true}, 0, time.Now())
 	data, _ := st.MarshalSnapshot()
-	if _, err := product.RestoreSnapshot(id, product.SnapshotSchema+1, data); !errors.Is(err, product.ErrSnapshotSchema) {
-		t.Fatalf("another schema: %v", err)
+	for _, schema := range []int{product.SnapshotSchema - 1, product.SnapshotSchema + 1} {
+		if _, err := product.RestoreSnapshot(id, schema, data); !errors.Is(err, product.ErrSnapshotSchema) {
+			t.Fatalf("schema %d: %v", schema, err)
+		}
 	}
-	if _, err := product.RestoreSnapshot(uuid.New(), product.SnapshotSchema, data); err == nil {
-		t.Fatal("another product's snapshot was accepted")
+	if _, err := product.RestoreSnapshot(uuid.New(), product.SnapshotSchema, data); !errors.Is(err, product.ErrSnapshotInvalid) {
+		t.Fatalf("another product's snapshot: %v", err)
 	}
-	if _, err := product.RestoreSnapshot(id, product.SnapshotSchema, []byte("{")); err == nil {
-		t.Fatal("an unreadable snapshot was accepted")
+	if _, err := product.RestoreSnapshot(id, product.SnapshotSchema, []byte("{")); !errors.Is(err, product.ErrSnapshotInvalid) {
+		t.Fatalf("an unreadable snapshot: %v", err)
+	}
+	// Reserved stock that the open reservations do not account for.
+	st.Apply(events.ProductStockReserved{OrderID: uuid.New(), Quantity: 1}, 1, time.Now())
+	data, _ = st.MarshalSnapshot()
+	broken := bytes.Replace(data, []byte(`"reserved":1`), []byte(`"reserved":2`), 1)
+	if bytes.Equal(broken, data) {
+		t.Fatalf("test setup: no reserved field in %s", data)
+	}
+	if _, err := product.RestoreSnapshot(id, product.SnapshotSchema, broken); !errors.Is(err, product.ErrSnapshotInvalid) {
+		t.Fatalf("a snapshot that does not add up: %v", err)
+	}
+}
+
+// Equal states encode to equal bytes (times in UTC, reservations in order),
+// so two snapshots can be compared by their data.
+func TestSnapshotEncodingIsCanonical(t *testing.T) {
+	id := uuid.New()
+	at := time.Date(2026, 11, 30, 12, 0, 0, 123456000, time.FixedZone("CET", 3600))
+	history := []events.Event{events.ProductCreated{ProductID: id, Name: "Lamp", Price: 1500, Stock: 100, IsActive: true}}
+	for range 50 {
+		history = append(history, events.ProductStockReserved{OrderID: uuid.New(), Quantity: 1})
+	}
+	a, b := product.New(id), product.New(id)
+	for i, e := range history {
+		a.Apply(e, int64(i), at)
+		b.Apply(e, int64(i), at.UTC())
+	}
+	da, err := a.MarshalSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // map iteration order differs between runs
+		db, err := b.MarshalSnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(da, db) {
+			t.Fatalf("equal states, different snapshots:\n%s\n%s", da, db)
+		}
+	}
+}
+
+// A clone shares nothing with its original, and a state in the middle of
+// a savepoint (decisions not yet kept) is not snapshotted.
+func TestCloneAndSavepoint(t *testing.T) {
+	id, order := uuid.New(), uuid.New()
+	st := product.New(id)
+	st.Apply(events.ProductCreated{ProductID: id, Name: "Lamp", Price: 1500, Stock: 10, IsActive: true}, 0, time.Now())
+	st.Apply(events.ProductStockReserved{OrderID: order, Quantity: 2}, 1, time.Now())
+	c := st.Clone()
+	st.Apply(events.ProductReservationCommitted{OrderID: order, Quantity: 2}, 2, time.Now())
+	if q, held := c.ReservedFor(order); !held || q != 2 || c.Reserved != 2 || c.Version != 1 {
+		t.Fatalf("the clone changed with its original: held %v %d, reserved %d, version %d", held, q, c.Reserved, c.Version)
+	}
+	c.Savepoint()
+	if _, err := c.MarshalSnapshot(); err == nil {
+		t.Fatal("a state inside a savepoint was snapshotted")
+	}
+	c.Keep()
+	if _, err := c.MarshalSnapshot(); err != nil {
+		t.Fatal(err)
 	}
 }
