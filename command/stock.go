@@ -35,15 +35,20 @@ import (
 // The cache is bounded (StockOptions.CacheSize, least recently used
 // evicted), and a cold load reads the product's latest snapshot plus the
 // events after it; snapshots are written off the request path every
-// StockOptions.SnapshotEvery events.
+// StockOptions.SnapshotEvery events. Ids that name no product never enter
+// the cache, so they can evict nothing.
 type Stock struct {
 	store       EventStore
 	maxAttempts int
 	opts        StockOptions
 	snapshots   *snapshotWriter
 
-	mu       sync.Mutex
+	// products holds the entries of products known to exist; loading
+	// holds entries until their first batch tells whether the id names a
+	// product (guarded by mu, as is every entry's cached flag).
 	products *lru.Cache[uuid.UUID, *stockEntry]
+	mu       sync.Mutex
+	loading  map[uuid.UUID]*stockEntry
 }
 
 // SnapshotStore is what Stock needs from a snapshot store.
@@ -62,17 +67,26 @@ type StockOptions struct {
 	// SnapshotEvery is how many events after its last snapshot a product
 	// gets a new one (default 500; negative: never).
 	SnapshotEvery int
-	// OnCache is told "hit", "miss" or "eviction" (for metrics);
-	// OnSnapshot of every snapshot saved (err nil) or failed.
-	OnCache    func(event string)
+	// OnCache, if set, is told of every CacheHit, CacheMiss and
+	// CacheEviction (for metrics).
+	OnCache func(event string)
+	// OnSnapshot, if set, is told of every snapshot saved (nil) and of
+	// every one that was not: a failed save, or ErrSnapshotQueueFull.
 	OnSnapshot func(err error)
-	Logger     *slog.Logger
+	// Logger receives failed snapshot loads and saves; nil discards them.
+	Logger *slog.Logger
 }
 
 // Cache events reported to StockOptions.OnCache.
 const (
-	CacheHit      = "hit"
-	CacheMiss     = "miss"
+	// CacheHit: a batch of decisions (or a Peek) found its product in
+	// memory.
+	CacheHit = "hit"
+	// CacheMiss: a product was loaded from the stores (its snapshot and
+	// the events after it, or its whole stream); ids that name no product
+	// count too.
+	CacheMiss = "miss"
+	// CacheEviction: a product left the full cache to make room.
 	CacheEviction = "eviction"
 )
 
@@ -90,20 +104,23 @@ func NewStock(store EventStore, opts StockOptions) *Stock {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Stock{store: store, maxAttempts: 50, opts: opts}
+	s := &Stock{store: store, maxAttempts: 50, opts: opts, loading: map[uuid.UUID]*stockEntry{}}
+	// Entries leave the cache only by eviction (never Remove), so every
+	// call of this is one.
 	cache, err := lru.NewWithEvict(opts.CacheSize, func(uuid.UUID, *stockEntry) { opts.OnCache(CacheEviction) })
 	if err != nil {
 		panic(err) // only for a size <= 0, excluded above
 	}
 	s.products = cache
 	if opts.Snapshots != nil && opts.SnapshotEvery > 0 {
-		s.snapshots = newSnapshotWriter(opts.Snapshots, opts.OnSnapshot, opts.Logger)
+		s.snapshots = newSnapshotWriter(opts.Snapshots, store, opts.OnSnapshot, opts.Logger)
 	}
 	return s
 }
 
-// Close stops the snapshot writer, saving what it holds first (bounded by
-// ctx).
+// Close stops the snapshot writer, saving the snapshots it holds first;
+// when ctx ends first, the rest are dropped (they are a cache). Decisions
+// keep working after Close, without snapshots.
 func (s *Stock) Close(ctx context.Context) {
 	if s.snapshots != nil {
 		s.snapshots.close(ctx)
@@ -145,9 +162,13 @@ type stockEntry struct {
 	mu      sync.Mutex
 	state   *product.State      // nil until loaded
 	current eventstore.Position // of the state's last event
-	// snapshotted is the version of the state's latest snapshot (-1: none).
+	// snapshotted is the version of the state's latest snapshot, taken or
+	// attempted (-1: none).
 	snapshotted int64
-	combiner    *batch.Combiner[*stockOp]
+	// cached: the entry went into Stock.products (it may have been
+	// evicted since). Guarded by Stock.mu.
+	cached   bool
+	combiner *batch.Combiner[*stockOp]
 	// last is the view after the latest batch, for Peek.
 	last atomic.Pointer[ProductView]
 }
@@ -163,28 +184,64 @@ type stockOp struct {
 	done    chan struct{}
 }
 
-// entry returns product id's cache entry, creating it if needed. An
-// entry evicted while a batch of it runs may coexist for a moment with its
-// successor: both append at the version they know, so the event store's
-// version check keeps them honest (the loser reads the tail and decides
-// again).
+// entry returns product id's entry: the cached one, or the one waiting for
+// its first batch, or a new one (which joins the cache once its first batch
+// shows that the product exists; see settle).
+//
+// An entry evicted while a batch of it runs, or while callers still hold
+// it, may coexist for a moment with its successor. Neither trusts its
+// state without a check: both append at the version they know, so the
+// event store's version check refuses the stale one (which reads the tail
+// and decides again), and a batch that appends nothing reads the tail
+// first.
 func (s *Stock) entry(id uuid.UUID) *stockEntry {
+	if e, ok := s.products.Get(id); ok {
+		return e
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.products.Get(id)
-	if ok {
-		s.opts.OnCache(CacheHit)
-	} else {
-		s.opts.OnCache(CacheMiss)
-		e = &stockEntry{id: id, snapshotted: -1}
-		e.combiner = &batch.Combiner[*stockOp]{
-			Exec:        func(ops []*stockOp) { s.run(e, ops) },
-			MaxBatch:    256,
-			MaxInFlight: 1, // one batch per product at a time: each sees the last one's result
-		}
-		s.products.Add(id, e)
+	if e, ok := s.products.Get(id); ok { // promoted meanwhile
+		return e
 	}
+	if e, ok := s.loading[id]; ok {
+		return e
+	}
+	e := &stockEntry{id: id, snapshotted: -1}
+	e.combiner = &batch.Combiner[*stockOp]{
+		Exec:        func(ops []*stockOp) { s.run(e, ops) },
+		MaxBatch:    256,
+		MaxInFlight: 1, // one batch per product at a time: each sees the last one's result
+	}
+	s.loading[id] = e
 	return e
+}
+
+// settle files e after one of its batches (the caller holds e.mu): an
+// entry whose product exists joins the cache, evicting the least recently
+// used product if it is full; one that names no product, or could not be
+// loaded, is let go (callers that still hold it finish on it). So an id
+// that names no product is never cached and never evicts one.
+func (s *Stock) settle(e *stockEntry) {
+	exists := e.state != nil && e.state.Exists()
+	if !exists {
+		e.state = nil // load again should the product appear
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.cached {
+		return
+	}
+	if s.loading[e.id] == e {
+		delete(s.loading, e.id)
+	}
+	if !exists {
+		return
+	}
+	if _, ok := s.products.Peek(e.id); ok {
+		return // a successor was cached first; it stays
+	}
+	e.cached = true
+	s.products.Add(e.id, e)
 }
 
 // Do runs decide against product id and appends what it decides. It
@@ -216,22 +273,9 @@ func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
 	return v, err
 }
 
-// Cached returns how many products are in the cache.
-func (s *Stock) Cached() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.products.Len()
-}
-
-// forget drops e from the cache (the caller holds e.mu).
-func (s *Stock) forget(e *stockEntry) {
-	e.state = nil
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cur, ok := s.products.Peek(e.id); ok && cur == e {
-		s.products.Remove(e.id)
-	}
-}
+// Cached returns how many products are in the cache (at most
+// StockOptions.CacheSize).
+func (s *Stock) Cached() int { return s.products.Len() }
 
 // Peek returns the product as this process last saw it, without asking
 // the event store unless the product was never loaded. It may be a moment
@@ -240,6 +284,7 @@ func (s *Stock) forget(e *stockEntry) {
 // guards).
 func (s *Stock) Peek(ctx context.Context, id uuid.UUID) (ProductView, error) {
 	if v := s.entry(id).last.Load(); v != nil && v.Version >= 0 {
+		s.opts.OnCache(CacheHit)
 		return *v, nil
 	}
 	return s.View(ctx, id)
@@ -258,6 +303,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			close(op.done)
 		}
 	}()
+	defer s.settle(e) // before the callers hear back
 	fail := func(err error) {
 		for _, op := range ops {
 			op.decided, op.err = nil, err
@@ -265,10 +311,13 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 	}
 
 	if e.state == nil {
+		s.opts.OnCache(CacheMiss)
 		if err := s.load(ctx, e); err != nil {
 			fail(err)
 			return
 		}
+	} else {
+		s.opts.OnCache(CacheHit)
 	}
 	st := e.state
 	stream := events.ProductStream(e.id)
@@ -310,10 +359,6 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 				}
 				fail(fmt.Errorf("product %s: still changing after %d reads", e.id, attempt))
 				return
-			}
-			if !st.Exists() {
-				// Do not keep entries for ids that name no product.
-				s.forget(e)
 			}
 			s.views(e, st, ops)
 			return
@@ -365,28 +410,15 @@ func (s *Stock) views(e *stockEntry, st *product.State, ops []*stockOp) {
 	}
 }
 
-// load reads product e from its latest snapshot (if any, of the schema this
-// code knows) and the events after it.
+// load reads product e from its latest usable snapshot and the events
+// after it, or else its whole stream.
 func (s *Stock) load(ctx context.Context, e *stockEntry) error {
 	stream := events.ProductStream(e.id)
-	st, from, current := product.New(e.id), int64(0), eventstore.Start
-	if s.snapshots != nil {
-		snap, err := s.opts.Snapshots.Load(ctx, stream)
-		switch {
-		case err == nil:
-			restored, rerr := product.RestoreSnapshot(e.id, snap.Schema, snap.Data)
-			if rerr != nil {
-				s.opts.Logger.WarnContext(ctx, "product snapshot ignored; folding the stream", "product_id", e.id, "error", rerr)
-				break
-			}
-			st, from, current = restored, snap.Version+1, snap.Position
-			e.snapshotted = snap.Version
-		case !errors.Is(err, snapshot.ErrNotFound):
-			// A cache that is away costs speed, not correctness.
-			s.opts.Logger.WarnContext(ctx, "loading a product snapshot failed; folding the stream", "product_id", e.id, "error", err)
-		}
+	st, current := s.restore(ctx, e)
+	if st == nil {
+		st, current = product.New(e.id), eventstore.Start
 	}
-	pos, err := readStreamAt(ctx, s.store, stream, from, st.Apply)
+	pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
 	if err != nil {
 		return err
 	}
@@ -395,22 +427,62 @@ func (s *Stock) load(ctx context.Context, e *stockEntry) error {
 	return nil
 }
 
-// snapshot hands e's state to the snapshot writer once it is SnapshotEvery
-// events past its last snapshot. The state is encoded here, under the
-// entry's lock (its size is the open reservations); the save happens off
-// the request path.
+// restore returns product e's state from its snapshot and the position of
+// the snapshot's last event, or nil when there is none this code can use:
+// none saved, a snapshot store that is away, another schema, data that
+// does not add up, or a snapshot that does not match the stream (its last
+// event is not stored where the snapshot says, as after restoring the
+// snapshots apart from the events). The caller then folds the stream:
+// snapshots cost speed when they fail, never correctness.
+func (s *Stock) restore(ctx context.Context, e *stockEntry) (*product.State, eventstore.Position) {
+	if s.snapshots == nil {
+		return nil, eventstore.Start
+	}
+	stream := events.ProductStream(e.id)
+	snap, err := s.opts.Snapshots.Load(ctx, stream)
+	if err != nil {
+		if !errors.Is(err, snapshot.ErrNotFound) && ctx.Err() == nil {
+			s.opts.Logger.WarnContext(ctx, "loading a product snapshot failed; folding the stream", "product_id", e.id, "error", err)
+		}
+		return nil, eventstore.Start
+	}
+	st, err := product.RestoreSnapshot(e.id, snap.Schema, snap.Data)
+	if errors.Is(err, product.ErrSnapshotSchema) {
+		// Expected after an upgrade: the next snapshot has this schema.
+		s.opts.Logger.DebugContext(ctx, "product snapshot of another schema ignored", "product_id", e.id, "error", err)
+		return nil, eventstore.Start
+	}
+	if err == nil && st.Version != snap.Version {
+		err = fmt.Errorf("%w: data at version %d, snapshot at %d", product.ErrSnapshotInvalid, st.Version, snap.Version)
+	}
+	if err == nil {
+		var last eventstore.RecordedEvent
+		if last, err = eventAt(ctx, s.store, stream, snap.Version); err == nil && last.Position != snap.Position {
+			err = fmt.Errorf("the snapshot says event %d is at %s, the store has it at %s", snap.Version, snap.Position, last.Position)
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.opts.Logger.WarnContext(ctx, "product snapshot ignored; folding the stream", "product_id", e.id, "version", snap.Version, "error", err)
+		}
+		return nil, eventstore.Start
+	}
+	e.snapshotted = snap.Version
+	return st, snap.Position
+}
+
+// snapshot hands a copy of e's state to the snapshot writer once it is
+// SnapshotEvery events past its last snapshot (the caller holds e.mu, after
+// a successful append or a load). The copy costs the open reservations;
+// encoding and saving happen off the request path. Whatever becomes of
+// this snapshot (saved, failed, or not taken for a full queue), the next
+// is due SnapshotEvery events later: a failing snapshot store costs no
+// work per decision and is never retried in a loop.
 func (s *Stock) snapshot(e *stockEntry) {
 	st := e.state
 	if s.snapshots == nil || !st.Exists() || st.Version-e.snapshotted < int64(s.opts.SnapshotEvery) {
 		return
 	}
-	data, err := st.MarshalSnapshot()
-	if err != nil {
-		s.snapshots.report(fmt.Errorf("encode product %s: %w", e.id, err))
-		return
-	}
-	if s.snapshots.offer(snapshot.Snapshot{Stream: events.ProductStream(e.id), Version: st.Version,
-		Schema: product.SnapshotSchema, Position: e.current, Data: data}) {
-		e.snapshotted = st.Version
-	}
+	e.snapshotted = st.Version
+	s.snapshots.offer(st, e.current)
 }

@@ -2,10 +2,12 @@ package command_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,6 +68,11 @@ func TestSnapshotsAreACache(t *testing.T) {
 	withSnapshots := func(es command.EventStore) *command.Service {
 		return command.NewService(es, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: 10}})
 	}
+	// readOnly reads snapshots and never writes one (a writer's reads
+	// would be counted with the load's).
+	readOnly := func(es command.EventStore) *command.Service {
+		return command.NewService(es, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: 1 << 30}})
+	}
 	writer := withSnapshots(store)
 	p := newProduct(t, writer, 1000)
 	for i := range 35 {
@@ -75,7 +82,11 @@ func TestSnapshotsAreACache(t *testing.T) {
 	}
 	writer.Close(ctxT(t))
 	snap := snapshotted(t, snaps, p, 29)
-	want := stockOf(t, store, p)
+	// The snapshot is the state folded from the events it covers, byte for
+	// byte (times included: the store's, not the deciding process's).
+	if folded := foldedTo(t, store, p, snap.Version); string(snap.Data) != string(folded) {
+		t.Fatalf("snapshot of version %d:\n%s\nfolded from its events:\n%s", snap.Version, snap.Data, folded)
+	}
 
 	load := func(svc *command.Service) command.ProductView {
 		t.Helper()
@@ -85,16 +96,20 @@ func TestSnapshotsAreACache(t *testing.T) {
 		}
 		return v
 	}
+	// want is the product loaded from its events alone.
+	want := load(command.NewService(store, command.Options{}))
 	check := func(what string, v command.ProductView) {
 		t.Helper()
-		if v.Available != want.Available || v.Reserved != want.Reserved || v.Version != want.Version || v.Name != want.Name {
-			t.Fatalf("%s: %+v, want available %d reserved %d version %d", what, v, want.Available, want.Reserved, want.Version)
+		if !sameView(v, want) {
+			t.Fatalf("%s:\n%+v\nfrom the events alone:\n%+v", what, v, want)
 		}
 	}
 	counting := &countingStore{EventStore: store}
-	check("from the snapshot", load(withSnapshots(counting)))
-	if n := counting.read.Load(); n != want.Version-snap.Version {
-		t.Fatalf("read %d events after a snapshot of version %d (stream at %d)", n, snap.Version, want.Version)
+	check("from the snapshot", load(readOnly(counting)))
+	// The events after the snapshot, and its own last one (checked to be
+	// where the snapshot says it is).
+	if n := counting.read.Load(); n != want.Version-snap.Version+1 {
+		t.Fatalf("read %d events with a snapshot of version %d (stream at %d)", n, snap.Version, want.Version)
 	}
 	// Decisions on the restored state hold: the reservations it knows are open.
 	cold := withSnapshots(store)
@@ -107,13 +122,13 @@ func TestSnapshotsAreACache(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	want = stockOf(t, store, p)
+	want = load(command.NewService(store, command.Options{}))
 
 	if _, err := pool.Exec(ctxT(t), `UPDATE snapshots SET schema_version = 99`); err != nil {
 		t.Fatal(err)
 	}
 	counting = &countingStore{EventStore: store}
-	check("with a snapshot of another schema", load(withSnapshots(counting)))
+	check("with a snapshot of another schema", load(readOnly(counting)))
 	if n := counting.read.Load(); n != want.Version+1 {
 		t.Fatalf("read %d events ignoring the snapshot, want the whole stream (%d)", n, want.Version+1)
 	}
@@ -122,6 +137,39 @@ func TestSnapshotsAreACache(t *testing.T) {
 	}
 	check("without snapshots", load(withSnapshots(store)))
 	check("without a snapshot store", load(command.NewService(store, command.Options{})))
+}
+
+// sameView reports whether two views show the same product (times
+// compared as instants).
+func sameView(a, b command.ProductView) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) || !a.UpdatedAt.Equal(b.UpdatedAt) {
+		return false
+	}
+	a.CreatedAt, a.UpdatedAt, b.CreatedAt, b.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	return a == b
+}
+
+// foldedTo returns the snapshot encoding of product p folded from its
+// events up to version v.
+func foldedTo(t *testing.T, store command.EventStore, p uuid.UUID, v int64) []byte {
+	t.Helper()
+	recorded, err := store.ReadStream(ctxT(t), events.ProductStream(p), eventstore.Forward, 0, int(v)+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := product.New(p)
+	for _, r := range recorded {
+		e, err := events.Decode(r.Type, r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Apply(e, r.Version, r.RecordedAt)
+	}
+	data, err := st.MarshalSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 // pickOrder returns an order that holds a reservation of p.
@@ -189,4 +237,269 @@ func TestBoundedCacheEvicts(t *testing.T) {
 			t.Fatalf("product %d: available %d reserved %d, placed %d", k, st.Available, st.Reserved, placed[k].Load())
 		}
 	}
+}
+
+// cacheCounts counts a Stock's cache events.
+type cacheCounts struct{ hits, misses, evictions atomic.Int64 }
+
+func (c *cacheCounts) observe(e string) {
+	switch e {
+	case command.CacheHit:
+		c.hits.Add(1)
+	case command.CacheMiss:
+		c.misses.Add(1)
+	case command.CacheEviction:
+		c.evictions.Add(1)
+	}
+}
+
+// Ids that name no product never enter the cache, so a flood of them (anyone
+// can put one in an order) evicts no product.
+func TestUnknownIdsEvictNothing(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	var counts cacheCounts
+	svc := command.NewService(store, command.Options{Stock: command.StockOptions{CacheSize: 2, OnCache: counts.observe}})
+	a, b := newProduct(t, svc, 5), newProduct(t, svc, 5)
+	for range 50 {
+		if _, err := svc.Stock().View(ctxT(t), uuid.New()); !errors.Is(err, product.ErrNotFound) {
+			t.Fatalf("unknown product: %v", err)
+		}
+	}
+	if _, err := place(svc, ctxT(t), "", "u@example.com", order.Line{ProductID: uuid.New(), Quantity: 1}); err == nil {
+		t.Fatal("an order for an unknown product was accepted")
+	}
+	if n := counts.evictions.Load(); n != 0 {
+		t.Fatalf("unknown ids evicted %d products", n)
+	}
+	misses := counts.misses.Load()
+	for _, p := range []uuid.UUID{a, b} {
+		if _, err := svc.Stock().View(ctxT(t), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counts.misses.Load() != misses || svc.Stock().Cached() != 2 {
+		t.Fatalf("the products were reloaded (%d misses more), %d cached", counts.misses.Load()-misses, svc.Stock().Cached())
+	}
+}
+
+// With a cache of one product, decisions on three products evict entries
+// while their batches run, and a second instance writes too: every
+// reservation is decided once and stock adds up, since every append is
+// checked against the stream's version whichever entry made it.
+func TestEvictionWhileBatchesRun(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	var counts cacheCounts
+	tiny := command.NewService(store, command.Options{Stock: command.StockOptions{CacheSize: 1, OnCache: counts.observe}})
+	other := command.NewService(store, command.Options{})
+	const stock = 1000
+	products := []uuid.UUID{newProduct(t, tiny, stock), newProduct(t, tiny, stock), newProduct(t, tiny, stock)}
+	var (
+		wg       sync.WaitGroup
+		reserved [3]atomic.Int64
+	)
+	for w := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := tiny
+			if w%4 == 3 {
+				svc = other
+			}
+			for i := range 25 {
+				k := (w + i) % len(products)
+				decided, _, err := svc.Stock().Do(ctxT(t), products[k], customer, func(st *product.State) ([]events.Event, error) {
+					return st.Reserve(uuid.New(), 1)
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				reserved[k].Add(int64(len(decided)))
+			}
+		}()
+	}
+	wg.Wait()
+	if counts.evictions.Load() == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if n := tiny.Stock().Cached(); n != 1 {
+		t.Fatalf("%d products cached, limit 1", n)
+	}
+	for k, p := range products {
+		st := stockOf(t, store, p)
+		if st.Reserved != reserved[k].Load() || st.Available+st.Reserved != stock || st.Version != reserved[k].Load() {
+			t.Fatalf("product %d: available %d, reserved %d, version %d; %d reservations decided", k, st.Available, st.Reserved, st.Version, reserved[k].Load())
+		}
+		// And the cache agrees with the stream after reloading.
+		v, err := tiny.Stock().View(ctxT(t), p)
+		if err != nil || v.Reserved != st.Reserved || v.Version != st.Version {
+			t.Fatalf("product %d reloaded: %+v, %v", k, v, err)
+		}
+	}
+	t.Logf("hits %d, misses %d, evictions %d", counts.hits.Load(), counts.misses.Load(), counts.evictions.Load())
+}
+
+// A snapshot that does not match its stream (ahead of it, or its last event
+// elsewhere, as when the snapshots were restored apart from the events) is
+// ignored, and decisions go on from the stream.
+func TestSnapshotNotMatchingTheStreamIsIgnored(t *testing.T) {
+	t.Parallel()
+	pool, store := newPoolAndStore(t)
+	snaps := snapshotpg.New(pool)
+	svc := command.NewService(store, command.Options{})
+	p := newProduct(t, svc, 10)
+	for range 3 {
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(uuid.New(), 1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := stockOf(t, store, p)
+	last, err := store.ReadStream(ctxT(t), events.ProductStream(p), eventstore.Backward, eventstore.FromEnd, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		version  int64
+		position eventstore.Position
+	}{
+		{"ahead of the stream", want.Version + 5, last[0].Position},
+		{"last event elsewhere", want.Version, eventstore.Position{Commit: last[0].Position.Commit + 1}},
+	} {
+		// A state that would refuse every reservation if it were believed.
+		bogus := product.New(p)
+		bogus.Apply(events.ProductCreated{ProductID: p, Name: "Bogus", Price: 1, Stock: 0, IsActive: false}, 0, time.Now())
+		bogus.Version = c.version
+		data, err := bogus.MarshalSnapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pool.Exec(ctxT(t), `DELETE FROM snapshots`); err != nil {
+			t.Fatal(err)
+		}
+		if err := snaps.Save(ctxT(t), snapshot.Snapshot{Stream: events.ProductStream(p), Version: c.version,
+			Schema: product.SnapshotSchema, Position: c.position, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		cold := command.NewService(store, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: 1 << 30}})
+		v, err := cold.Stock().View(ctxT(t), p)
+		if err != nil || v.Name != "Laptop" || v.Version != want.Version || v.Reserved != want.Reserved {
+			t.Fatalf("%s: %+v, %v", c.name, v, err)
+		}
+		if _, _, err := cold.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(uuid.New(), 1) }); err != nil {
+			t.Fatalf("%s: reserve: %v", c.name, err)
+		}
+		want = stockOf(t, store, p)
+		last, err = store.ReadStream(ctxT(t), events.ProductStream(p), eventstore.Backward, eventstore.FromEnd, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// failingSnapshots is a snapshot store that is away: every load and save
+// fails. Saves can also be made to hang until released.
+type failingSnapshots struct {
+	saves   atomic.Int64
+	hang    chan struct{} // saves wait for it to close, if not nil
+	started chan struct{} // told of each save that started, if not nil
+}
+
+func (f *failingSnapshots) Load(ctx context.Context, stream string) (snapshot.Snapshot, error) {
+	return snapshot.Snapshot{}, fmt.Errorf("snapshot store away")
+}
+
+func (f *failingSnapshots) Save(ctx context.Context, s snapshot.Snapshot) error {
+	f.saves.Add(1)
+	if f.started != nil {
+		select {
+		case f.started <- struct{}{}:
+		default:
+		}
+	}
+	if f.hang != nil {
+		select {
+		case <-f.hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("snapshot store away")
+}
+
+// A snapshot store that fails costs no decision: loads fold the stream,
+// failed saves are reported once each and not retried before the product
+// has moved SnapshotEvery events again.
+func TestFailingSnapshotStoreFailsNoDecision(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	snaps := &failingSnapshots{}
+	var failed atomic.Int64
+	svc := command.NewService(store, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: 5,
+		OnSnapshot: func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+		}}})
+	p := newProduct(t, svc, 100)
+	const n = 40
+	for range n {
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(uuid.New(), 1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc.Close(ctxT(t))
+	if s := snaps.saves.Load(); s == 0 || s > n/5 || failed.Load() != s {
+		t.Fatalf("%d saves for %d events every 5, %d failures reported", s, n, failed.Load())
+	}
+	// After Close decisions go on, without snapshots.
+	if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(uuid.New(), 1) }); err != nil {
+		t.Fatal(err)
+	}
+	if st := stockOf(t, store, p); st.Reserved != n+1 {
+		t.Fatalf("reserved %d, want %d", st.Reserved, n+1)
+	}
+}
+
+// A snapshot store that hangs blocks no decision: the writer's queue fills,
+// further snapshots are not taken (reported as ErrSnapshotQueueFull), and
+// Close gives up on the rest when its context ends.
+func TestHangingSnapshotStoreBlocksNoDecision(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	snaps := &failingSnapshots{hang: make(chan struct{}), started: make(chan struct{}, 1)}
+	var full atomic.Int64
+	svc := command.NewService(store, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: 1, CacheSize: 1000,
+		OnSnapshot: func(err error) {
+			if errors.Is(err, command.ErrSnapshotQueueFull) {
+				full.Add(1)
+			}
+		}}})
+	// Many products, so that each takes a snapshot after its creation
+	// (version 0 is one event past none): more than the queue holds.
+	const products = 300
+	var wg sync.WaitGroup
+	for i := range products {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := svc.CreateProduct(ctxT(t), command.CreateProduct{Name: fmt.Sprint("p", i), Price: 100, Stock: 1, Meta: customer}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	<-snaps.started
+	if full.Load() == 0 {
+		t.Fatalf("%d snapshots offered to a queue of 256 behind a hanging save, none refused", products)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	cancel() // give up at once: the hanging save is canceled, the rest dropped
+	svc.Close(ctx)
+	if s := snaps.saves.Load(); s != 1 {
+		t.Fatalf("%d saves attempted after giving up, want only the hanging one", s)
+	}
+	close(snaps.hang)
 }
