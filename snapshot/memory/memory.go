@@ -44,7 +44,7 @@ func (s *Store) Save(ctx context.Context, snap snapshot.Snapshot) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.items[snap.Stream]; ok && old.Version >= snap.Version {
+	if old, ok := s.items[snap.Stream]; ok && (old.Version > snap.Version || old.Version == snap.Version && old.Schema == snap.Schema) {
 		return nil
 	}
 	snap.Data, snap.TakenAt = slices.Clone(snap.Data), time.Now().UTC()

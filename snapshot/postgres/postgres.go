@@ -47,7 +47,8 @@ func (s *Store) Save(ctx context.Context, snap snapshot.Snapshot) error {
 	     ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, schema_version = excluded.schema_version,
 	        position_commit = excluded.position_commit, position_prepare = excluded.position_prepare,
 	        data = excluded.data, taken_at = excluded.taken_at
-	     WHERE snapshots.version < excluded.version`,
+	     WHERE snapshots.version < excluded.version
+	        OR (snapshots.version = excluded.version AND snapshots.schema_version <> excluded.schema_version)`,
 		snap.Stream, snap.Version, snap.Schema, int64(snap.Position.Commit), int64(snap.Position.Prepare), snap.Data)
 	if err != nil {
 		return fmt.Errorf("save snapshot of %s: %w", snap.Stream, err)

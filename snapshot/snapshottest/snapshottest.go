@@ -2,9 +2,11 @@
 package snapshottest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +24,9 @@ func Run(t *testing.T, newStore func(t *testing.T) snapshot.Store) {
 	t.Run("Missing", func(t *testing.T) { testMissing(t, newStore(t)) })
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, newStore(t)) })
 	t.Run("ConcurrentSaves", func(t *testing.T) { testConcurrent(t, newStore(t)) })
+	t.Run("SchemaChangeAtTheSameVersion", func(t *testing.T) { testSchemaChange(t, newStore(t)) })
+	t.Run("StreamsAreIndependent", func(t *testing.T) { testIndependent(t, newStore(t)) })
+	t.Run("BinaryData", func(t *testing.T) { testBinary(t, newStore(t)) })
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -93,25 +98,103 @@ func testCanceled(t *testing.T, s snapshot.Store) {
 	if err := s.Save(ctx, snap(stream(), 1)); err == nil {
 		t.Fatal("a canceled save succeeded")
 	}
-	if _, err := s.Load(ctx, stream()); err == nil || errors.Is(err, snapshot.ErrNotFound) {
+	if _, err := s.Load(ctx, stream()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a canceled load: %v", err)
+	}
+	st := stream()
+	if err := s.Save(ctx, snap(st, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a canceled save: %v", err)
+	}
+	if _, err := s.Load(ctxT(t), st); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("a canceled save was stored: %v", err)
 	}
 }
 
-func testConcurrent(t *testing.T, s snapshot.Store) {
+// testSchemaChange: after an upgrade, a stream at rest gets a snapshot of
+// the new schema at the version it has; an older version does not replace
+// a later one whatever its schema.
+func testSchemaChange(t *testing.T, s snapshot.Store) {
 	st := stream()
+	if err := s.Save(ctxT(t), snap(st, 7)); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := snap(st, 7)
+	upgraded.Schema, upgraded.Data = 4, []byte(`{"schema":4}`)
+	if err := s.Save(ctxT(t), upgraded); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(ctxT(t), st); got.Version != 7 || got.Schema != 4 || string(got.Data) != `{"schema":4}` {
+		t.Fatalf("after a save of the same version in another schema: %+v", got)
+	}
+	older := snap(st, 6)
+	older.Schema = 5
+	if err := s.Save(ctxT(t), older); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(ctxT(t), st); got.Version != 7 || got.Schema != 4 {
+		t.Fatalf("an older version of another schema replaced a later one: %+v", got)
+	}
+}
+
+func testIndependent(t *testing.T, s snapshot.Store) {
+	a, b := stream(), stream()
+	if err := s.Save(ctxT(t), snap(a, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save(ctxT(t), snap(b, 3)); err != nil {
+		t.Fatal(err)
+	}
+	ga, errA := s.Load(ctxT(t), a)
+	gb, errB := s.Load(ctxT(t), b)
+	if errA != nil || errB != nil || ga.Version != 50 || gb.Version != 3 || ga.Stream != a || gb.Stream != b {
+		t.Fatalf("two streams: %+v %v, %+v %v", ga, errA, gb, errB)
+	}
+}
+
+// testBinary: Data is bytes, not text.
+func testBinary(t *testing.T, s snapshot.Store) {
+	st := stream()
+	want := snap(st, 1)
+	want.Data = make([]byte, 1<<20)
+	for i := range want.Data {
+		want.Data[i] = byte(i * 7)
+	}
+	if err := s.Save(ctxT(t), want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load(ctxT(t), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Data, want.Data) {
+		t.Fatal("binary data changed on its way through the store")
+	}
+	got.Data[0]++ // the caller's copy
+	if again, _ := s.Load(ctxT(t), st); !bytes.Equal(again.Data, want.Data) {
+		t.Fatal("changing a loaded snapshot's data changed the stored one")
+	}
+}
+
+// testConcurrent: many writers saving versions of a few streams at once,
+// each stream's versions in a shuffled order; the latest of each stays.
+func testConcurrent(t *testing.T, s snapshot.Store) {
+	streams := []string{stream(), stream(), stream()}
 	var wg sync.WaitGroup
-	for v := range int64(40) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Save(ctxT(t), snap(st, v)); err != nil {
-				t.Error(err)
-			}
-		}()
+	for _, v := range rand.Perm(40) {
+		for _, st := range streams {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.Save(ctxT(t), snap(st, int64(v))); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
 	}
 	wg.Wait()
-	if got, _ := s.Load(ctxT(t), st); got.Version != 39 || string(got.Data) != `{"v":39}` {
-		t.Fatalf("after concurrent saves: %+v", got)
+	for _, st := range streams {
+		if got, _ := s.Load(ctxT(t), st); got.Version != 39 || string(got.Data) != `{"v":39}` || got.Position != snap(st, 39).Position {
+			t.Fatalf("after concurrent saves: %+v", got)
+		}
 	}
 }
