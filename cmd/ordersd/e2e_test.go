@@ -223,7 +223,8 @@ func TestOriginalScenarios(t *testing.T) {
 		}
 		r := s.do(t, "GET", "/metrics", "")
 		for _, name := range []string{"orders_total", "orders_paid_total", "orders_canceled_total", "outbox_pending", "worker_errors_total",
-			"http_request_duration_seconds", "eventstore_append_duration_seconds", "projection_lag_events", "orders_rate_limited_total"} {
+			"http_request_duration_seconds", "eventstore_append_duration_seconds", "projection_lag_events", "orders_rate_limited_total",
+			"stock_cache_hits_total", "stock_cache_misses_total", "stock_cache_evictions_total", "snapshots_written_total", "snapshot_errors_total"} {
 			if !strings.Contains(r.Raw, "\n"+name) {
 				t.Errorf("/metrics lacks %s", name)
 			}

@@ -140,7 +140,16 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
 	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger,
-		OnCache: func(event string) { m.StockCache.WithLabelValues(event).Inc() },
+		OnCache: func(event string) {
+			switch event {
+			case command.CacheHit:
+				m.StockCacheHits.Inc()
+			case command.CacheMiss:
+				m.StockCacheMisses.Inc()
+			case command.CacheEviction:
+				m.StockCacheEvictions.Inc()
+			}
+		},
 		OnSnapshot: func(err error) {
 			if err != nil {
 				m.SnapshotErrors.Inc()

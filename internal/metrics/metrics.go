@@ -37,11 +37,12 @@ type Metrics struct {
 	OutboxPending  prometheus.Gauge
 	DeadLetters    prometheus.Gauge
 
-	// The write side's product cache (by event: hit, miss, eviction) and
-	// its snapshots.
-	StockCache     *prometheus.CounterVec
-	SnapshotsSaved prometheus.Counter
-	SnapshotErrors prometheus.Counter
+	// The write side's product cache and its snapshots.
+	StockCacheHits      prometheus.Counter
+	StockCacheMisses    prometheus.Counter
+	StockCacheEvictions prometheus.Counter
+	SnapshotsSaved      prometheus.Counter
+	SnapshotErrors      prometheus.Counter
 }
 
 // New creates the metrics on a fresh registry, with Go and process
@@ -96,24 +97,27 @@ func New() *Metrics {
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "process_manager_dead_letters", Help: "Parked process manager steps waiting for an operator (ordersctl dlq).",
 		}),
-		StockCache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stock_cache_events_total", Help: "Product cache lookups and evictions of the write side, by event (hit, miss, eviction).",
-		}, []string{"event"}),
+		StockCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_cache_hits_total", Help: "Batches of product decisions (and price lookups) served by a product in the write side's cache.",
+		}),
+		StockCacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_cache_misses_total", Help: "Products loaded from the event store (snapshot and tail, or whole stream) because they were not cached; unknown ids included.",
+		}),
+		StockCacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_cache_evictions_total", Help: "Products evicted from the full write-side cache (STOCK_CACHE_SIZE), least recently used first.",
+		}),
 		SnapshotsSaved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "snapshots_written_total", Help: "Product snapshots saved.",
 		}),
 		SnapshotErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "snapshot_errors_total", Help: "Product snapshots that could not be saved (a cache: loads fold the stream instead).",
+			Name: "snapshot_errors_total", Help: "Product snapshots not saved: failed saves, and snapshots not taken because the writer's queue was full (a cache: loads fold the stream instead).",
 		}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
 		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
 		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters,
-		m.StockCache, m.SnapshotsSaved, m.SnapshotErrors)
-	for _, e := range []string{"hit", "miss", "eviction"} {
-		m.StockCache.WithLabelValues(e)
-	}
+		m.StockCacheHits, m.StockCacheMisses, m.StockCacheEvictions, m.SnapshotsSaved, m.SnapshotErrors)
 	return m
 }
 
