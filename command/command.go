@@ -36,6 +36,13 @@ func readStream(ctx context.Context, store EventStore, stream string, from int64
 // readStreamAt is readStream that also returns the global position of the
 // last event it applied (Start if none).
 func readStreamAt(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) (eventstore.Position, error) {
+	return readRecorded(ctx, store, stream, from, func(r eventstore.RecordedEvent, e events.Event) { apply(e, r.Version, r.RecordedAt) })
+}
+
+// readRecorded calls apply with every event of stream from version from on,
+// recorded and decoded, and returns the global position of the last one
+// (Start if none).
+func readRecorded(ctx context.Context, store EventStore, stream string, from int64, apply func(r eventstore.RecordedEvent, e events.Event)) (eventstore.Position, error) {
 	last := eventstore.Start
 	for {
 		recorded, err := store.ReadStream(ctx, stream, eventstore.Forward, from, readPage)
@@ -50,7 +57,7 @@ func readStreamAt(ctx context.Context, store EventStore, stream string, from int
 			if err != nil {
 				return last, fmt.Errorf("read %s@%d: %w", stream, r.Version, err)
 			}
-			apply(e, r.Version, r.RecordedAt)
+			apply(r, e)
 			last = r.Position
 		}
 		if len(recorded) < readPage {

@@ -106,9 +106,11 @@ func (s *Service) RecordRefund(ctx context.Context, id uuid.UUID, refundID strin
 }
 
 // CommitStock sells a paid order's reservations; for an order that is not
-// paid it does nothing. A reservation is committed at most once.
+// paid it does nothing. A reservation is committed at most once, and a
+// stray one (made after the placement was decided) never: run again after
+// the sale, CommitStock finds nothing to sell.
 func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
-	st, err := s.loadOrder(ctx, id)
+	st, decided, err := s.loadOrderDecided(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -117,7 +119,7 @@ func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore
 	}
 	for _, it := range st.Items {
 		_, _, err := s.stock.Do(ctx, it.ProductID, meta, func(p *product.State) ([]events.Event, error) {
-			return p.Commit(st.ID), nil
+			return p.Commit(st.ID, decided), nil
 		})
 		if err != nil {
 			return fmt.Errorf("commit order %s on product %s: %w", st.ID, it.ProductID, err)
@@ -169,23 +171,30 @@ func (s *Service) CompletePlacement(ctx context.Context, id uuid.UUID, meta even
 	return v, err
 }
 
-// ReleaseReservation releases the reservation that product holds for an
-// order whose placement was already decided when the reservation was made
-// (a completer that lost the race; the process manager sees it arrive after
-// the order's outcome), with reason reservation_after_close. While the
-// placement is still open, or the order is waiting for its payment (its
-// own reservations are open, so no stray one can exist), it does nothing.
+// ReleaseReservation settles the reservation that product holds for an
+// order that the process manager saw reserved after the order's placement
+// was decided. The product tells where the reservation stands
+// (product.State.Stray): one made after the decision (a completer that lost
+// the race) is released with reason reservation_after_close, whatever the
+// order's status; one that is the placement's own is left to the order's
+// own steps, unless the order is rejected or canceled, when it is released
+// with the order's reason. An order still being placed is left alone.
 func (s *Service) ReleaseReservation(ctx context.Context, orderID, productID uuid.UUID, meta eventstore.Metadata) error {
-	st, err := s.loadOrder(ctx, orderID)
+	st, decided, err := s.loadOrderDecided(ctx, orderID)
 	if err != nil {
 		return err
 	}
-	switch st.Status {
-	case order.StatusCreated, order.StatusReserved, order.StatusPaymentPending:
+	if st.Status == order.StatusCreated {
 		return nil
 	}
 	_, _, err = s.stock.Do(ctx, productID, meta, func(p *product.State) ([]events.Event, error) {
-		return p.Release(orderID, events.ReleaseReservationAfterClose), nil
+		switch {
+		case p.Stray(orderID, decided), st.Status == order.StatusNew: // no order: nothing will ever settle it
+			return p.Release(orderID, events.ReleaseReservationAfterClose), nil
+		case closedUnpaid(st.Status):
+			return p.Release(orderID, releaseReason(st)), nil
+		}
+		return nil, nil
 	})
 	if err != nil && !errors.Is(err, product.ErrNotFound) {
 		return fmt.Errorf("release order %s on product %s: %w", orderID, productID, err)

@@ -162,11 +162,28 @@ func orderView(s *order.State, pos eventstore.Position) OrderView {
 
 // loadOrder reads an order from its stream.
 func (s *Service) loadOrder(ctx context.Context, id uuid.UUID) (*order.State, error) {
+	st, _, err := s.loadOrderDecided(ctx, id)
+	return st, err
+}
+
+// loadOrderDecided is loadOrder that also returns the global position of
+// the event that decided the order's placement (the first after
+// order.placed: reserved, rejected, or a cancel during placement), or
+// Start while it is undecided. The placement's own reservations all come
+// before it (product.State.Stray).
+func (s *Service) loadOrderDecided(ctx context.Context, id uuid.UUID) (*order.State, eventstore.Position, error) {
 	st := order.New(id)
-	if err := readStream(ctx, s.store, events.OrderStream(id), 0, st.Apply); err != nil {
-		return nil, err
+	decided := eventstore.Start
+	_, err := readRecorded(ctx, s.store, events.OrderStream(id), 0, func(r eventstore.RecordedEvent, e events.Event) {
+		st.Apply(e, r.Version, r.RecordedAt)
+		if r.Version == 1 {
+			decided = r.Position
+		}
+	})
+	if err != nil {
+		return nil, eventstore.Start, err
 	}
-	return st, nil
+	return st, decided, nil
 }
 
 // decideOrder runs decide on the order and appends what it decides,

@@ -347,7 +347,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			// Nothing to append, so no version check will catch a stale
 			// cache: make sure no other instance wrote since, or decide again.
 			st.Rollback()
-			pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
+			pos, err := readRecorded(ctx, s.store, stream, st.Version+1, fold(st))
 			if err != nil {
 				fail(err)
 				return
@@ -366,6 +366,13 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 		res, err := s.store.Append(ctx, stream, expectedAt(base), data...)
 		if err == nil {
 			st.Keep()
+			for _, op := range ops {
+				for _, d := range op.decided {
+					if r, ok := d.(events.ProductStockReserved); ok {
+						st.ReservedAt(r.OrderID, res.Position) // the batch's last position: an upper bound
+					}
+				}
+			}
 			e.current = eventstore.MaxPosition(e.current, res.Position)
 			s.snapshot(e)
 			for _, op := range ops {
@@ -386,7 +393,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			return
 		}
 		// Another writer got there first: catch up on its events only.
-		pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
+		pos, err := readRecorded(ctx, s.store, stream, st.Version+1, fold(st))
 		if err != nil {
 			fail(err)
 			return
@@ -418,7 +425,7 @@ func (s *Stock) load(ctx context.Context, e *stockEntry) error {
 	if st == nil {
 		st, current = product.New(e.id), eventstore.Start
 	}
-	pos, err := readStreamAt(ctx, s.store, stream, st.Version+1, st.Apply)
+	pos, err := readRecorded(ctx, s.store, stream, st.Version+1, fold(st))
 	if err != nil {
 		return err
 	}
@@ -485,4 +492,15 @@ func (s *Stock) snapshot(e *stockEntry) {
 	}
 	e.snapshotted = st.Version
 	s.snapshots.offer(st, e.current)
+}
+
+// fold applies recorded product events to st, recording where each
+// reservation stands in the global order (product.State.Stray).
+func fold(st *product.State) func(r eventstore.RecordedEvent, e events.Event) {
+	return func(r eventstore.RecordedEvent, e events.Event) {
+		st.Apply(e, r.Version, r.RecordedAt)
+		if res, ok := e.(events.ProductStockReserved); ok {
+			st.ReservedAt(res.OrderID, r.Position)
+		}
+	}
 }

@@ -164,6 +164,9 @@ func foldedTo(t *testing.T, store command.EventStore, p uuid.UUID, v int64) []by
 			t.Fatal(err)
 		}
 		st.Apply(e, r.Version, r.RecordedAt)
+		if res, ok := e.(events.ProductStockReserved); ok {
+			st.ReservedAt(res.OrderID, r.Position)
+		}
 	}
 	data, err := st.MarshalSnapshot()
 	if err != nil {

@@ -78,6 +78,16 @@ func (m *Migrator) Up(ctx context.Context) ([]int64, error) {
 	return versions(results), nil
 }
 
+// UpTo applies the pending migrations up to and including version (to
+// stage an upgrade, or to test one).
+func (m *Migrator) UpTo(ctx context.Context, version int64) ([]int64, error) {
+	results, err := m.provider.UpTo(ctx, version)
+	if err != nil {
+		return versions(results), fmt.Errorf("migrations: up to %d: %w", version, err)
+	}
+	return versions(results), nil
+}
+
 func versions(results []*goose.MigrationResult) []int64 {
 	out := make([]int64, 0, len(results))
 	for _, r := range results {

@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/money"
 )
 
@@ -61,6 +62,10 @@ type State struct {
 	Version int64
 
 	open map[uuid.UUID]int64 // order -> reserved quantity
+	// at is where each open reservation's event stands in the global order
+	// (ReservedAt); a reservation made after its order's placement was
+	// decided is stray, and is never committed.
+	at map[uuid.UUID]eventstore.Position
 	undo *undoLog            // set between Savepoint and Rollback/Keep
 }
 
@@ -110,11 +115,13 @@ func (s *State) Apply(e events.Event, version int64, at time.Time) {
 	case events.ProductReservationReleased:
 		s.touch(e.OrderID)
 		delete(s.open, e.OrderID)
+		delete(s.at, e.OrderID)
 		s.Available += e.Quantity
 		s.Reserved -= e.Quantity
 	case events.ProductReservationCommitted:
 		s.touch(e.OrderID)
 		delete(s.open, e.OrderID)
+		delete(s.at, e.OrderID)
 		s.Reserved -= e.Quantity
 	}
 	s.Version = version
@@ -235,11 +242,43 @@ func (s *State) Release(order uuid.UUID, reason string) []events.Event {
 	return []events.Event{events.ProductReservationReleased{OrderID: order, Quantity: q, Reason: reason}}
 }
 
+// ReservedAt records where order's open reservation stands in the global
+// order: the position of its event, or, for one appended in a batch, the
+// batch's last position (an upper bound that is still before anything
+// appended after the batch). It does nothing for an order that holds none.
+func (s *State) ReservedAt(order uuid.UUID, pos eventstore.Position) {
+	if _, held := s.open[order]; !held {
+		return
+	}
+	s.touch(order)
+	if s.at == nil {
+		s.at = map[uuid.UUID]eventstore.Position{}
+	}
+	s.at[order] = pos
+}
+
+// Stray reports whether order's open reservation was made after decided,
+// the position of the event that decided the order's placement (zero: not
+// decided yet). Every completer reserves before it records the decision, so
+// the placement's own reservations come before it; a later one was made by
+// a completer that lost the race. A reservation whose position is unknown
+// is not stray.
+func (s *State) Stray(order uuid.UUID, decided eventstore.Position) bool {
+	if _, held := s.open[order]; !held || decided == eventstore.Start {
+		return false
+	}
+	at, known := s.at[order]
+	return known && decided.Less(at)
+}
+
 // Commit decides selling order's reservation; nothing if the order holds
-// none.
-func (s *State) Commit(order uuid.UUID) []events.Event {
+// none, or holds only a stray one (see Stray; decided is the position of
+// the event that decided the order's placement): a stray reservation is
+// released, never sold, so a commit that runs again after the order's
+// reservation was sold and forgotten cannot sell a stray one.
+func (s *State) Commit(order uuid.UUID, decided eventstore.Position) []events.Event {
 	q, held := s.open[order]
-	if !held {
+	if !held || s.Stray(order, decided) {
 		return nil
 	}
 	return []events.Event{events.ProductReservationCommitted{OrderID: order, Quantity: q}}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/money"
 )
@@ -155,13 +156,13 @@ func TestDecisions(t *testing.T) {
 		{
 			name:  "commit",
 			given: []events.Event{created, reserved},
-			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order), nil },
+			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order, eventstore.Start), nil },
 			then:  []events.Event{events.ProductReservationCommitted{OrderID: order, Quantity: 2}},
 		},
 		{
 			name:  "commit after release",
 			given: []events.Event{created, reserved, events.ProductReservationReleased{OrderID: order, Quantity: 2}},
-			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order), nil },
+			when:  func(s *product.State) ([]events.Event, error) { return s.Commit(order, eventstore.Start), nil },
 		},
 		{
 			name:  "release after commit",

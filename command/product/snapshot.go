@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/money"
 )
 
@@ -18,7 +19,7 @@ import (
 // Change it whenever State changes what it holds: a snapshot of another
 // schema is refused by RestoreSnapshot, and the caller folds the stream
 // from its first event instead.
-const SnapshotSchema = 1
+const SnapshotSchema = 2
 
 // Errors of RestoreSnapshot; on either the caller folds the stream.
 var (
@@ -30,8 +31,10 @@ var (
 	ErrSnapshotInvalid = errors.New("invalid product snapshot")
 )
 
-// snapshotV1 is schema 1: every field of State, and the open reservations.
-type snapshotV1 struct {
+// snapshotV2 is schema 2: every field of State, and the open reservations
+// with where each stands in the global order (schema 1 lacked that, and is
+// refused).
+type snapshotV2 struct {
 	ID          uuid.UUID    `json:"id"`
 	Name        string       `json:"name"`
 	Description string       `json:"description"`
@@ -42,12 +45,15 @@ type snapshotV1 struct {
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`
 	Version     int64        `json:"version"`
-	Open        []openV1     `json:"open"`
+	Open        []openV2     `json:"open"`
 }
 
-type openV1 struct {
+type openV2 struct {
 	Order    uuid.UUID `json:"order"`
 	Quantity int64     `json:"quantity"`
+	// Commit and Prepare are the reservation's position (zero: unknown).
+	Commit  uint64 `json:"commit,omitempty"`
+	Prepare uint64 `json:"prepare,omitempty"`
 }
 
 // MarshalSnapshot encodes the state (schema SnapshotSchema) as JSON, times
@@ -58,15 +64,16 @@ func (s *State) MarshalSnapshot() ([]byte, error) {
 	if s.undo != nil {
 		return nil, fmt.Errorf("product %s: snapshot inside a savepoint", s.ID)
 	}
-	v := snapshotV1{
+	v := snapshotV2{
 		ID: s.ID, Name: s.Name, Description: s.Description, Price: s.Price, IsActive: s.IsActive,
 		Available: s.Available, Reserved: s.Reserved, CreatedAt: s.CreatedAt.UTC(), UpdatedAt: s.UpdatedAt.UTC(), Version: s.Version,
-		Open: make([]openV1, 0, len(s.open)),
+		Open: make([]openV2, 0, len(s.open)),
 	}
 	for order, q := range s.open {
-		v.Open = append(v.Open, openV1{Order: order, Quantity: q})
+		at := s.at[order]
+		v.Open = append(v.Open, openV2{Order: order, Quantity: q, Commit: at.Commit, Prepare: at.Prepare})
 	}
-	slices.SortFunc(v.Open, func(a, b openV1) int { return bytes.Compare(a.Order[:], b.Order[:]) })
+	slices.SortFunc(v.Open, func(a, b openV2) int { return bytes.Compare(a.Order[:], b.Order[:]) })
 	return json.Marshal(v)
 }
 
@@ -78,6 +85,7 @@ func (s *State) Clone() *State {
 	c := *s
 	c.undo = nil
 	c.open = maps.Clone(s.open)
+	c.at = maps.Clone(s.at)
 	return &c
 }
 
@@ -89,7 +97,7 @@ func RestoreSnapshot(id uuid.UUID, schema int, data []byte) (*State, error) {
 	if schema != SnapshotSchema {
 		return nil, fmt.Errorf("%w: %d, want %d", ErrSnapshotSchema, schema, SnapshotSchema)
 	}
-	var v snapshotV1
+	var v snapshotV2
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("%w: product %s: %w", ErrSnapshotInvalid, id, err)
 	}
@@ -114,6 +122,12 @@ func RestoreSnapshot(id uuid.UUID, schema int, data []byte) (*State, error) {
 		s.open = make(map[uuid.UUID]int64, len(v.Open))
 		for _, o := range v.Open {
 			s.open[o.Order] = o.Quantity
+			if o.Commit != 0 || o.Prepare != 0 {
+				if s.at == nil {
+					s.at = map[uuid.UUID]eventstore.Position{}
+				}
+				s.at[o.Order] = eventstore.Position{Commit: o.Commit, Prepare: o.Prepare}
+			}
 		}
 	}
 	return s, nil

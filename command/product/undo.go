@@ -1,6 +1,10 @@
 package product
 
-import "github.com/google/uuid"
+import (
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/eventstore"
+)
 
 // undoLog remembers what Apply changed since a savepoint: the scalar
 // fields, and the previous entries of the order keys it touched, so that a
@@ -8,16 +12,17 @@ import "github.com/google/uuid"
 // undone in time proportional to what it touched rather than to the
 // state's size (a hot product holds many open reservations).
 type undoLog struct {
-	scalars State // open and undo left nil
+	scalars State // open, at and undo left nil
 	open    map[uuid.UUID]*int64
+	at      map[uuid.UUID]*eventstore.Position
 }
 
 // Savepoint starts recording Applies so that Rollback can undo them. Keep
 // ends the recording.
 func (s *State) Savepoint() {
 	scalars := *s
-	scalars.open, scalars.undo = nil, nil
-	s.undo = &undoLog{scalars: scalars, open: map[uuid.UUID]*int64{}}
+	scalars.open, scalars.at, scalars.undo = nil, nil, nil
+	s.undo = &undoLog{scalars: scalars, open: map[uuid.UUID]*int64{}, at: map[uuid.UUID]*eventstore.Position{}}
 }
 
 // Rollback undoes every Apply since Savepoint.
@@ -26,14 +31,24 @@ func (s *State) Rollback() {
 	if u == nil {
 		return
 	}
-	open := s.open
+	open, at := s.open, s.at
 	*s = u.scalars
-	s.open = open
+	s.open, s.at = open, at
 	for order, q := range u.open {
 		if q == nil {
 			delete(s.open, order)
 		} else {
 			s.open[order] = *q
+		}
+	}
+	for order, p := range u.at {
+		if p == nil {
+			delete(s.at, order)
+		} else {
+			if s.at == nil {
+				s.at = map[uuid.UUID]eventstore.Position{}
+			}
+			s.at[order] = *p
 		}
 	}
 }
@@ -51,6 +66,11 @@ func (s *State) touch(order uuid.UUID) {
 			s.undo.open[order] = &q
 		} else {
 			s.undo.open[order] = nil
+		}
+		if p, ok := s.at[order]; ok {
+			s.undo.at[order] = &p
+		} else {
+			s.undo.at[order] = nil
 		}
 	}
 }

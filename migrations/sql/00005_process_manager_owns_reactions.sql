@@ -42,6 +42,24 @@ INSERT INTO process_tasks (id, kind, order_id, due_at)
 SELECT gen_random_uuid(), 'complete_placement', order_id, now() FROM process_open_placements
 ON CONFLICT DO NOTHING;
 
+-- Reservations still open for orders whose placement is decided: Recovery
+-- used to look at them at every start (a rejected or canceled order's stock
+-- a crash left held, a reservation that arrived after its order closed).
+-- Each gets a release_reservation step: the step releases a stray one
+-- (made after the decision), the stock of a rejected or canceled order with
+-- the order's reason, and leaves the reservations of live orders alone.
+INSERT INTO process_tasks (id, kind, order_id, product_id, due_at)
+SELECT gen_random_uuid(), 'release_reservation', h.order_id, h.product_id, now()
+  FROM (SELECT (data->>'order_id')::uuid AS order_id, substr(stream_id, 9)::uuid AS product_id
+          FROM events
+         WHERE stream_id LIKE 'product-%'
+           AND event_type IN ('product.stock_reserved.v1', 'product.reservation_released.v1', 'product.reservation_committed.v1')
+         GROUP BY 1, 2
+        HAVING count(*) FILTER (WHERE event_type = 'product.stock_reserved.v1')
+             > count(*) FILTER (WHERE event_type <> 'product.stock_reserved.v1')) h
+ WHERE EXISTS (SELECT 1 FROM events o WHERE o.stream_id = 'order-' || h.order_id AND o.stream_version >= 1)
+ON CONFLICT DO NOTHING;
+
 -- +goose Down
 DROP TABLE process_open_placements;
 DELETE FROM process_tasks WHERE kind IN ('complete_placement', 'release_reservation');

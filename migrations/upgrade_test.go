@@ -1,0 +1,111 @@
+package migrations_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
+	esp "github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/migrations"
+)
+
+// An upgrade to the process manager that owns every reaction (00005) takes
+// over what Recovery did at every start of the version before: a placement
+// left undecided gets its completion, and a reservation still open for an
+// order whose placement is decided gets a release_reservation step (which
+// releases strays and the stock of rejected or canceled orders, and leaves
+// live orders' reservations alone).
+func TestUpgradeSeedsWhatRecoveryDid(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := migrations.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Connect(ctx, url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	store := esp.New(pool, esp.Options{})
+	defer store.Close()
+	appendAll := func(stream string, evs ...events.Event) {
+		t.Helper()
+		var data []eventstore.EventData
+		for _, e := range evs {
+			b, err := events.Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = append(data, eventstore.EventData{Type: e.EventType(), Data: b})
+		}
+		if _, err := store.Append(ctx, stream, eventstore.Any, data...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := uuid.New()
+	appendAll(events.ProductStream(p), events.ProductCreated{ProductID: p, Name: "x", Price: 100, Stock: 10, IsActive: true})
+	rejected, paid, settled, undecided := uuid.New(), uuid.New(), uuid.New(), uuid.New()
+	item := []events.OrderItem{{ProductID: p, Quantity: 1, UnitPrice: 100, LineTotal: 100}}
+	for _, id := range []uuid.UUID{rejected, paid, settled, undecided} {
+		appendAll(events.OrderStream(id), events.OrderPlaced{OrderID: id, UserEmail: "a@example.com", Items: item, Total: 100, Currency: "USD"})
+	}
+	appendAll(events.ProductStream(p), events.ProductStockReserved{OrderID: rejected, Quantity: 1},
+		events.ProductStockReserved{OrderID: paid, Quantity: 1}, events.ProductStockReserved{OrderID: settled, Quantity: 1},
+		events.ProductReservationCommitted{OrderID: settled, Quantity: 1})
+	appendAll(events.OrderStream(rejected), events.OrderRejected{Reason: events.RejectInsufficientStock})
+	appendAll(events.OrderStream(paid), events.OrderReserved{}, events.OrderPaid{PaymentID: "pay"})
+	appendAll(events.OrderStream(settled), events.OrderReserved{}, events.OrderPaid{PaymentID: "pay2"})
+
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT kind, order_id, product_id FROM process_tasks`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for rows.Next() {
+		var kind string
+		var order, product uuid.UUID
+		if err := rows.Scan(&kind, &order, &product); err != nil {
+			t.Fatal(err)
+		}
+		got[kind+" "+order.String()+" "+product.String()] = true
+	}
+	want := map[string]bool{
+		"complete_placement " + undecided.String() + " " + uuid.Nil.String(): true,
+		"release_reservation " + rejected.String() + " " + p.String():        true,
+		"release_reservation " + paid.String() + " " + p.String():            true,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("seeded %v, want %v", got, want)
+	}
+	for k := range want {
+		if !got[k] {
+			t.Fatalf("seeded %v, want %v", got, want)
+		}
+	}
+	var open int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM process_open_placements WHERE order_id = $1`, undecided).Scan(&open); err != nil || open != 1 {
+		t.Fatalf("open placements of the undecided order: %d, %v", open, err)
+	}
+}
