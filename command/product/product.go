@@ -65,8 +65,8 @@ type State struct {
 	// at is where each open reservation's event stands in the global order
 	// (ReservedAt); a reservation made after its order's placement was
 	// decided is stray, and is never committed.
-	at map[uuid.UUID]eventstore.Position
-	undo *undoLog            // set between Savepoint and Rollback/Keep
+	at   map[uuid.UUID]eventstore.Position
+	undo *undoLog // set between Savepoint and Rollback/Keep
 }
 
 // New returns the state of a product that does not exist yet.
