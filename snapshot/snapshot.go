@@ -43,8 +43,9 @@ type Store interface {
 	// Load returns the stream's snapshot, or ErrNotFound.
 	Load(ctx context.Context, stream string) (Snapshot, error)
 	// Save keeps s as the stream's snapshot if it covers a later version
-	// than the one kept, or the same version in another schema (after an
-	// upgrade, a stream at rest gets a snapshot its readers can use);
+	// than the one kept, or the same version in another schema or with
+	// other data (after an upgrade, or over a snapshot its reader found
+	// unusable, a stream at rest gets one its readers can use);
 	// otherwise it does nothing and returns nil. A snapshot never goes
 	// backwards, and of concurrent saves of one stream the latest version
 	// stays. Errors are the store's (and the context's).

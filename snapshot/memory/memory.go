@@ -2,6 +2,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -44,7 +45,7 @@ func (s *Store) Save(ctx context.Context, snap snapshot.Snapshot) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.items[snap.Stream]; ok && (old.Version > snap.Version || old.Version == snap.Version && old.Schema == snap.Schema) {
+	if old, ok := s.items[snap.Stream]; ok && (old.Version > snap.Version || old.Version == snap.Version && old.Schema == snap.Schema && bytes.Equal(old.Data, snap.Data)) {
 		return nil
 	}
 	snap.Data, snap.TakenAt = slices.Clone(snap.Data), time.Now().UTC()

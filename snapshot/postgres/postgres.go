@@ -48,7 +48,8 @@ func (s *Store) Save(ctx context.Context, snap snapshot.Snapshot) error {
 	        position_commit = excluded.position_commit, position_prepare = excluded.position_prepare,
 	        data = excluded.data, taken_at = excluded.taken_at
 	     WHERE snapshots.version < excluded.version
-	        OR (snapshots.version = excluded.version AND snapshots.schema_version <> excluded.schema_version)`,
+	        OR (snapshots.version = excluded.version
+	            AND (snapshots.schema_version <> excluded.schema_version OR snapshots.data <> excluded.data))`,
 		snap.Stream, snap.Version, snap.Schema, int64(snap.Position.Commit), int64(snap.Position.Prepare), snap.Data)
 	if err != nil {
 		return fmt.Errorf("save snapshot of %s: %w", snap.Stream, err)

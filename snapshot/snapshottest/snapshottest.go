@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) snapshot.Store) {
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, newStore(t)) })
 	t.Run("ConcurrentSaves", func(t *testing.T) { testConcurrent(t, newStore(t)) })
 	t.Run("SchemaChangeAtTheSameVersion", func(t *testing.T) { testSchemaChange(t, newStore(t)) })
+	t.Run("RepairAtTheSameVersion", func(t *testing.T) { testRepair(t, newStore(t)) })
 	t.Run("StreamsAreIndependent", func(t *testing.T) { testIndependent(t, newStore(t)) })
 	t.Run("BinaryData", func(t *testing.T) { testBinary(t, newStore(t)) })
 }
@@ -83,6 +84,23 @@ func testNeverBackwards(t *testing.T, s snapshot.Store) {
 	}
 	if got, _ := s.Load(ctxT(t), st); got.Version != 10 || string(got.Data) != `{"v":10}` {
 		t.Fatalf("a snapshot went backwards: %+v", got)
+	}
+}
+
+// A snapshot its reader could not use (corrupt data at the stream's head)
+// is replaced by the one the reader saves after folding the stream.
+func testRepair(t *testing.T, s snapshot.Store) {
+	st := stream()
+	bad := snap(st, 7)
+	bad.Data = []byte{0, 0xde, 0xad}
+	good := snap(st, 7)
+	for _, x := range []snapshot.Snapshot{bad, good} {
+		if err := s.Save(ctxT(t), x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.Load(ctxT(t), st); got.Version != 7 || string(got.Data) != string(good.Data) {
+		t.Fatalf("a corrupt snapshot stayed: %+v", got)
 	}
 }
 
