@@ -55,6 +55,8 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.PersistentFlags().StringVar(&databaseURL, "database-url", databaseURL, "PostgreSQL URL (default from DATABASE_URL)")
+	// Help shows the default without its password.
+	root.PersistentFlags().Lookup("database-url").DefValue = config.Redacted(databaseURL)
 
 	migrate := &cobra.Command{Use: "migrate", Short: "Apply or inspect database migrations"}
 	migrate.AddCommand(&cobra.Command{

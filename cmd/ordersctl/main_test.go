@@ -236,3 +236,14 @@ func TestProbe(t *testing.T) {
 		t.Fatal("a closed port passed the probe")
 	}
 }
+
+// Help never prints the database password, on any command.
+func TestHelpRedactsTheDatabasePassword(t *testing.T) {
+	const url = "postgres://orders:s3cret-pw@db.internal:5432/orders?sslmode=disable"
+	for _, args := range [][]string{{"--help"}, {"projections", "rebuild", "--help"}, {"dlq", "list", "--help"}} {
+		out := ctl(t, url, args...)
+		if strings.Contains(out, "s3cret-pw") || !strings.Contains(out, "orders:xxxxx@db.internal") {
+			t.Fatalf("ordersctl %s:\n%s", strings.Join(args, " "), out)
+		}
+	}
+}
