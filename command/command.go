@@ -67,6 +67,19 @@ func readRecorded(ctx context.Context, store EventStore, stream string, from int
 	}
 }
 
+// DerivedEventID is the id of the i-th event caused by the message that seed
+// names (for a payment webhook, WebhookSeed): the same message always
+// yields the same ids, so the event store refuses to store its effect twice.
+func DerivedEventID(seed string, i int) uuid.UUID {
+	return uuid.NewSHA1(eventIDSpace, []byte(seed+"/"+strconv.Itoa(i)))
+}
+
+// WebhookSeed names a provider's webhook message about an order, the seed
+// of the ids of the events it causes.
+func WebhookSeed(orderID uuid.UUID, webhookID string) string {
+	return "webhook/" + orderID.String() + "/" + webhookID
+}
+
 // eventIDSpace is the namespace of event ids derived from the message that
 // caused them.
 var eventIDSpace = uuid.MustParse("6f1c9a52-3e0b-4f7d-9a8e-2b5c7d1e4f30")
@@ -84,7 +97,7 @@ func encode(meta eventstore.Metadata, evs []events.Event, seed string) ([]events
 		}
 		var id uuid.UUID
 		if seed != "" {
-			id = uuid.NewSHA1(eventIDSpace, []byte(seed+"/"+strconv.Itoa(i)))
+			id = DerivedEventID(seed, i)
 		} else if id, err = uuid.NewV7(); err != nil {
 			return nil, fmt.Errorf("event id: %w", err)
 		}

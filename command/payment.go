@@ -59,7 +59,7 @@ func (s *Service) RecordPayment(ctx context.Context, id uuid.UUID, outcome order
 	}
 	seed := ""
 	if outcome.WebhookID != "" {
-		seed = "webhook/" + id.String() + "/" + outcome.WebhookID
+		seed = WebhookSeed(id, outcome.WebhookID)
 	}
 	st, pos, err := s.decideOrder(ctx, id, nil, meta, seed, func(o *order.State) ([]events.Event, error) {
 		return o.RecordPayment(outcome)

@@ -109,11 +109,6 @@ func historyMain(ctx context.Context, args []string, databaseURL string, stdout,
 	return buildHistory(ctx, o, stdout, stderr)
 }
 
-// webhookEventSpace is the namespace of the ids of events recorded from a
-// payment webhook: command.encode derives them from "webhook/<order>/<message
-// id>/<index>", so that the event store refuses a message recorded twice.
-var webhookEventSpace = uuid.MustParse("6f1c9a52-3e0b-4f7d-9a8e-2b5c7d1e4f30")
-
 type product struct {
 	id      uuid.UUID
 	price   money.Amount
@@ -387,7 +382,7 @@ func (b *builder) decide(ctx context.Context, o *plannedOrder) error {
 		if err != nil {
 			return err
 		}
-		d.ID = uuid.NewSHA1(webhookEventSpace, []byte("webhook/"+o.id.String()+"/"+webhookID+"/"+strconv.Itoa(i)))
+		d.ID = command.DerivedEventID(command.WebhookSeed(o.id, webhookID), i)
 		evs = append(evs, d)
 	}
 	o.decision = evs[len(evs)-1].ID // order.paid or order.canceled: what the stock step follows

@@ -146,7 +146,7 @@ for size in "${sizes[@]}"; do
   log "$size orders: ready after $(secs "$start_ms") s, RSS $rss_start MiB; first hot order ${first_ms} ms, RSS $rss_first MiB"
 
   log "$size orders: ${load_secs}s of closed-loop load ($conns clients), kill -9, restart"
-  marker=$(psql_in "$db" "SELECT tx_id::text || '/' || seq FROM events ORDER BY tx_id DESC, seq DESC LIMIT 1") || die "no head position"
+  marker=$("$work/ordersload" head -database-url "$url") || die "no head position"
   "$work/ordersload" place -url "$base" -hot "$hot" -conns "$conns" -duration 300s >"$work/place_$size.out" 2>&1 &
   loadpid=$!
   sleep "$load_secs"

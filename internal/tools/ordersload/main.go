@@ -38,6 +38,7 @@ Commands:
             ordersd, half on a hot product (the crash benchmark's load)
   settle    wait until no order placed after a position is left undecided and
             their stock is conserved, reading the event store itself
+  head      print the event store's head position (settle's -after)
 
 "ordersload COMMAND -h" describes each command's flags. DATABASE_URL, if set,
 is the default of -database-url. Database URLs are printed with their
@@ -69,6 +70,8 @@ func main() {
 		err = placeMain(ctx, args, os.Stdout, os.Stderr)
 	case "settle":
 		err = settleMain(ctx, args, databaseURL, os.Stdout, os.Stderr)
+	case "head":
+		err = headMain(ctx, args, databaseURL, os.Stdout, os.Stderr)
 	case "help":
 		fmt.Print(usage)
 		return

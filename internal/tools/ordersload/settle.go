@@ -234,3 +234,34 @@ func wait(ctx context.Context, d time.Duration) error {
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+const headUsage = `Usage: ordersload head [flags]
+
+Prints the event store's head position (commit/prepare), the -after of a
+later "ordersload settle".
+`
+
+func headMain(ctx context.Context, args []string, databaseURL string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ordersload head", flag.ContinueOnError)
+	flagUsage(fs, stderr, headUsage)
+	dbURL := fs.String("database-url", "", "PostgreSQL URL of the service's database (default: DATABASE_URL, else "+defaultDatabaseURL+")")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dbURL == "" {
+		*dbURL = databaseURL
+	}
+	pool, err := pg.Connect(ctx, *dbURL, 1)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", redacted(*dbURL), err)
+	}
+	defer pool.Close()
+	store := postgres.New(pool, postgres.Options{})
+	defer store.Close()
+	head, err := store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, head)
+	return err
+}
