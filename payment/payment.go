@@ -7,6 +7,7 @@ package payment
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,12 +15,16 @@ import (
 	"github.com/orders-reference/orders/money"
 )
 
-// Payment and refund statuses.
+// Payment and refund statuses. A webhook reports StatusSuccess or
+// StatusFailed; a lookup of a payment answers StatusPending,
+// StatusSucceeded, StatusFailed or StatusRefunded (the contract's words for
+// a payment's current state).
 const (
-	StatusPending  = "pending"
-	StatusSuccess  = "success"
-	StatusFailed   = "failed"
-	StatusRefunded = "refunded"
+	StatusPending   = "pending"
+	StatusSuccess   = "success"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusRefunded  = "refunded"
 )
 
 // Errors that callers branch on.
@@ -32,6 +37,10 @@ var (
 	ErrRefused = errors.New("payment provider refused the request")
 	// ErrNotFound: the provider knows no such payment.
 	ErrNotFound = errors.New("payment not found")
+	// ErrConflict: the provider refused a request whose idempotency key it
+	// saw with another request (409). It is an ErrRefused; the payment
+	// the key names exists, so its caller reconciles by looking it up.
+	ErrConflict = fmt.Errorf("%w: idempotency key reused for a different request", ErrRefused)
 )
 
 // Request asks the provider to take a payment for an order. The provider
@@ -43,10 +52,19 @@ type Request struct {
 	CallbackURL string       `json:"callback_url"`
 }
 
-// Payment is the provider's answer to a Request.
+// Payment is the provider's answer to a Request (ID and StatusPending), or
+// to a lookup: then Status is the payment's current state (StatusPending,
+// StatusSucceeded, StatusFailed, StatusRefunded) and the other fields say
+// what it pays for. The identity of a payment is its business request
+// (order, amount, currency): the callback URL is not part of it.
 type Payment struct {
-	ID     string `json:"payment_id"`
-	Status string `json:"status"`
+	ID       string       `json:"payment_id"`
+	Status   string       `json:"status"`
+	OrderID  uuid.UUID    `json:"order_id,omitzero"`
+	Amount   money.Amount `json:"amount,omitzero"`
+	Currency string       `json:"currency,omitempty"`
+	// RefundID names the refund of a refunded payment.
+	RefundID string `json:"refund_id,omitempty"`
 }
 
 // Refund is the provider's answer to a refund request.

@@ -5,6 +5,22 @@
 // signed webhook to the request's callback URL, retrying until it gets a
 // 2xx. It can also refund.
 //
+// A payment's identity is its business request: the order, the amount and
+// the currency. A request again with the same key and the same business
+// request is the same payment even if its callback_url differs (another
+// instance of Orders retrying after the first died); the newest callback
+// URL replaces the old one for the deliveries still to come, so the
+// outcome reaches an instance that is alive. The same key with another
+// order, amount or currency is ErrIdempotencyConflict (409).
+//
+// A payment is pending until the provider decides it (Delay, plus any
+// Jitter, after the request), then succeeded or failed whether or not its
+// webhook was delivered, and refunded once refunded. Payment,
+// PaymentByOrder and PaymentByKey (GET /payments/{id}, GET
+// /payments?order_id=…, GET /payments?idempotency_key=…) answer that
+// state, so that a caller that lost an answer reconciles instead of
+// guessing.
+//
 // It runs in process (Provider implements the process manager's provider
 // port directly) or behind its HTTP API (Handler; see cmd/fakepay). Faults
 // can be injected: a share of payment requests failing with 5xx, duplicate
@@ -64,8 +80,8 @@ type Payment struct {
 	ID        string
 	Request   payment.Request
 	Key       string
-	Status    string // pending until its webhook is first delivered, then success or failed; refunded
-	Outcome   string // success or failed, decided at request time
+	Status    string // pending until decided (its delivery's delay), then success or failed; refunded
+	Outcome   string // success or failed, chosen at request time, in force once decided
 	RefundID  string
 	Delivered int // webhook deliveries answered with a 2xx
 	Attempts  int // webhook delivery attempts
@@ -79,8 +95,9 @@ type Provider struct {
 
 	mu       sync.Mutex
 	rnd      *rand.Rand
-	payments map[string]*Payment // by id
-	byKey    map[string]string   // idempotency key -> payment id
+	payments map[string]*Payment  // by id
+	byKey    map[string]string    // idempotency key -> payment id
+	byOrder  map[uuid.UUID]string // order id -> its first payment's id
 	failRate float64
 
 	ctx    context.Context
@@ -110,7 +127,7 @@ func New(opts Options) *Provider {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Provider{
 		opts: opts, log: log.With("component", "fakepay"), rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		payments: map[string]*Payment{}, byKey: map[string]string{}, failRate: opts.FailRate,
+		payments: map[string]*Payment{}, byKey: map[string]string{}, byOrder: map[uuid.UUID]string{}, failRate: opts.FailRate,
 		ctx: ctx, cancel: cancel,
 	}
 }
@@ -129,11 +146,16 @@ func (p *Provider) SetFailRate(r float64) {
 	p.failRate = r
 }
 
-// ErrIdempotencyConflict: a key was reused for a different request.
-var ErrIdempotencyConflict = fmt.Errorf("%w: idempotency key reused for a different request", payment.ErrRefused)
+// ErrIdempotencyConflict: a key was reused for a different business
+// request (another order, amount or currency); it is a payment.ErrConflict.
+var ErrIdempotencyConflict = payment.ErrConflict
 
 // InitiatePayment takes a payment request. The same key with the same
-// request returns the same payment; with another request it is refused.
+// business request (order, amount, currency) returns the same payment,
+// whatever its callback URL (the newest one receives the deliveries still
+// to come); with another business request it is ErrIdempotencyConflict.
+// A missing key or field is payment.ErrRefused, an injected failure
+// payment.ErrUnavailable.
 func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key string) (payment.Payment, error) {
 	if key == "" {
 		return payment.Payment{}, fmt.Errorf("%w: an Idempotency-Key is required", payment.ErrRefused)
@@ -150,7 +172,13 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 	if id, ok := p.byKey[key]; ok {
 		existing := p.payments[id]
 		if existing.fp != fp {
-			return payment.Payment{}, ErrIdempotencyConflict
+			return payment.Payment{}, fmt.Errorf("%w: key %q names payment %s of order %s, %s %s", ErrIdempotencyConflict,
+				key, existing.ID, existing.Request.OrderID, existing.Request.Amount, existing.Request.Currency)
+		}
+		if existing.Request.CallbackURL != req.CallbackURL {
+			p.log.Info("payment requested again with another callback URL; deliveries go there from now on",
+				"payment_id", existing.ID, "order_id", req.OrderID, "callback_url", req.CallbackURL)
+			existing.Request.CallbackURL = req.CallbackURL
 		}
 		return payment.Payment{ID: existing.ID, Status: payment.StatusPending}, nil
 	}
@@ -160,6 +188,9 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 	}
 	p.payments[pay.ID] = pay
 	p.byKey[key] = pay.ID
+	if _, ok := p.byOrder[req.OrderID]; !ok {
+		p.byOrder[req.OrderID] = pay.ID
+	}
 	copies := 1
 	if p.opts.DuplicateRate > 0 && p.rnd.Float64() < p.opts.DuplicateRate {
 		copies = 2
@@ -176,10 +207,65 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 	return payment.Payment{ID: pay.ID, Status: payment.StatusPending}, nil
 }
 
+// fingerprint is the identity of a payment request: its business request
+// (order, amount, currency), not where its outcome is to be delivered.
 func fingerprint(req payment.Request) string {
-	b, _ := json.Marshal(req)
+	b, _ := json.Marshal(struct {
+		OrderID  uuid.UUID `json:"order_id"`
+		Amount   string    `json:"amount"`
+		Currency string    `json:"currency"`
+	}{req.OrderID, req.Amount.String(), req.Currency})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// Payment returns payment id as it stands now (see payment.Payment for the
+// statuses); an unknown id is payment.ErrNotFound.
+func (p *Provider) Payment(_ context.Context, id string) (payment.Payment, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pay, ok := p.payments[id]
+	if !ok {
+		return payment.Payment{}, fmt.Errorf("%w: %s", payment.ErrNotFound, id)
+	}
+	return pay.view(), nil
+}
+
+// PaymentByOrder returns the payment of an order as it stands now (the
+// order's first payment, if it was asked for several under different
+// keys); an order without payment is payment.ErrNotFound.
+func (p *Provider) PaymentByOrder(_ context.Context, orderID uuid.UUID) (payment.Payment, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.byOrder[orderID]
+	if !ok {
+		return payment.Payment{}, fmt.Errorf("%w: no payment of order %s", payment.ErrNotFound, orderID)
+	}
+	return p.payments[id].view(), nil
+}
+
+// PaymentByKey returns the payment an idempotency key created, as it stands
+// now; an unknown key is payment.ErrNotFound.
+func (p *Provider) PaymentByKey(_ context.Context, key string) (payment.Payment, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.byKey[key]
+	if !ok {
+		return payment.Payment{}, fmt.Errorf("%w: no payment with key %q", payment.ErrNotFound, key)
+	}
+	return p.payments[id].view(), nil
+}
+
+// view is the payment as a lookup answers it; the caller holds p.mu.
+func (pay *Payment) view() payment.Payment {
+	status := pay.Status
+	if status == payment.StatusSuccess {
+		status = payment.StatusSucceeded
+	}
+	return payment.Payment{
+		ID: pay.ID, Status: status, OrderID: pay.Request.OrderID, Amount: pay.Request.Amount,
+		Currency: pay.Request.Currency, RefundID: pay.RefundID,
+	}
 }
 
 // Refund refunds a successful payment. A payment is refunded once: asking
@@ -222,8 +308,10 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 	}
 	p.mu.Lock()
 	pay := p.payments[id]
+	if pay.Status == payment.StatusPending {
+		pay.Status = pay.Outcome // decided, whether or not the webhook gets through
+	}
 	outcome := payment.Outcome{PaymentID: pay.ID, OrderID: pay.Request.OrderID, Status: pay.Outcome, Amount: pay.Request.Amount, OccurredAt: time.Now().UTC()}
-	callback := pay.Request.CallbackURL
 	p.mu.Unlock()
 	body, err := json.Marshal(outcome)
 	if err != nil {
@@ -233,14 +321,14 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 	msgID := "msg_" + id // one message per outcome: a redelivery carries the same id
 	backoff := p.opts.RetryBase
 	for attempt := 1; ; attempt++ {
+		p.mu.Lock()
+		callback := pay.Request.CallbackURL // the newest: a retried request may have moved it
+		p.mu.Unlock()
 		status, err := p.post(callback, msgID, body)
 		p.mu.Lock()
 		pay.Attempts++
 		if err == nil && status/100 == 2 {
 			pay.Delivered++
-			if pay.Status == payment.StatusPending {
-				pay.Status = pay.Outcome
-			}
 			p.mu.Unlock()
 			return
 		}

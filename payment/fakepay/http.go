@@ -2,9 +2,11 @@ package fakepay
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/payment"
@@ -14,10 +16,18 @@ import (
 //
 //	POST /payments               {order_id, amount, currency, callback_url} + Idempotency-Key → 201 {payment_id, status}
 //	POST /payments/{id}/refund   (Idempotency-Key optional) → 200 {refund_id, payment_id, status}
-//	GET  /payments/{id}          → 200 the payment as the provider sees it
+//	GET  /payments/{id}          → 200 the payment as it stands now
+//	GET  /payments?order_id=…    → 200 the order's payment as it stands now
+//	GET  /payments?idempotency_key=…  (or with an Idempotency-Key header: likewise)
+//
+// A payment as it stands now is {payment_id, status, order_id, amount,
+// currency, refund_id?, callback_url, webhooks_delivered, webhook_attempts}
+// with status pending, succeeded, failed or refunded; an unknown payment is
+// a 404 problem, a lookup naming no order or key a 422 problem.
 func (p *Provider) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Post("/payments", p.create)
+	r.Get("/payments", p.find)
 	r.Post("/payments/{id}/refund", p.refund)
 	r.Get("/payments/{id}", p.get)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,27 +58,61 @@ func (p *Provider) refund(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, refund)
 }
 
-// paymentJSON is a payment as GET /payments/{id} shows it.
+// paymentJSON is a payment as the lookups show it: the protocol's fields
+// and, for inspection, where and how often its webhook was delivered.
 type paymentJSON struct {
-	ID        string          `json:"payment_id"`
-	Status    string          `json:"status"`
-	Request   payment.Request `json:"request"`
-	RefundID  string          `json:"refund_id,omitempty"`
-	Delivered int             `json:"webhooks_delivered"`
-	Attempts  int             `json:"webhook_attempts"`
+	payment.Payment
+	CallbackURL string `json:"callback_url"`
+	Delivered   int    `json:"webhooks_delivered"`
+	Attempts    int    `json:"webhook_attempts"`
 }
 
 func (p *Provider) get(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
+	p.writePayment(w, id, fmt.Errorf("%w: %s", payment.ErrNotFound, id))
+}
+
+// find looks a payment up by order id or by idempotency key.
+func (p *Provider) find(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := q.Get("idempotency_key")
+	if key == "" {
+		key = r.Header.Get("Idempotency-Key")
+	}
+	switch {
+	case q.Has("order_id"):
+		orderID, err := uuid.Parse(q.Get("order_id"))
+		if err != nil {
+			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Detail: "order_id must be a UUID."})
+			return
+		}
+		p.mu.Lock()
+		id := p.byOrder[orderID]
+		p.mu.Unlock()
+		p.writePayment(w, id, fmt.Errorf("%w: no payment of order %s", payment.ErrNotFound, orderID))
+	case key != "":
+		p.mu.Lock()
+		id := p.byKey[key]
+		p.mu.Unlock()
+		p.writePayment(w, id, fmt.Errorf("%w: no payment with key %q", payment.ErrNotFound, key))
+	default:
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation,
+			Detail: "Name the payment: ?order_id=…, ?idempotency_key=… or an Idempotency-Key header."})
+	}
+}
+
+// writePayment answers payment id as it stands now, or notFound (a 404
+// problem) when there is no such payment ("" is none).
+func (p *Provider) writePayment(w http.ResponseWriter, id string, notFound error) {
 	p.mu.Lock()
 	pay, ok := p.payments[id]
 	var out paymentJSON
 	if ok {
-		out = paymentJSON{ID: pay.ID, Status: pay.Status, Request: pay.Request, RefundID: pay.RefundID, Delivered: pay.Delivered, Attempts: pay.Attempts}
+		out = paymentJSON{Payment: pay.view(), CallbackURL: pay.Request.CallbackURL, Delivered: pay.Delivered, Attempts: pay.Attempts}
 	}
 	p.mu.Unlock()
 	if !ok {
-		writeError(w, payment.ErrNotFound)
+		writeError(w, notFound)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, out)
