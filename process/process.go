@@ -53,6 +53,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/projections"
@@ -62,6 +63,9 @@ import (
 type Orders interface {
 	Order(ctx context.Context, id uuid.UUID) (command.OrderView, error)
 	RequestPayment(ctx context.Context, id uuid.UUID, paymentID string, meta eventstore.Metadata) (command.OrderView, error)
+	// RecordPayment records a payment's outcome, as the webhook does; the
+	// process manager records what it learned by reconciling.
+	RecordPayment(ctx context.Context, id uuid.UUID, outcome order.PaymentOutcome, meta eventstore.Metadata) (command.OrderView, error)
 	TimeOutPayment(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (command.OrderView, error)
 	RecordRefund(ctx context.Context, id uuid.UUID, refundID string, meta eventstore.Metadata) (command.OrderView, error)
 	CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error
@@ -77,6 +81,11 @@ type Provider interface {
 	InitiatePayment(ctx context.Context, req payment.Request, idempotencyKey string) (payment.Payment, error)
 	// Refund returns a successful payment's money.
 	Refund(ctx context.Context, paymentID, idempotencyKey string) (payment.Refund, error)
+	// PaymentByOrder returns the payment the provider holds for an order,
+	// as it stands now (status payment.StatusPending, StatusSucceeded,
+	// StatusFailed or StatusRefunded); payment.ErrNotFound when it holds
+	// none, payment.ErrUnavailable when it cannot say.
+	PaymentByOrder(ctx context.Context, orderID uuid.UUID) (payment.Payment, error)
 }
 
 // Step kinds.
