@@ -44,9 +44,9 @@ func fake(t *testing.T) *fakepay.Provider {
 	return p
 }
 
-// Calls reuse connections: 200 payment requests and lookups from 8
-// goroutines open at most 8 connections (the default client would keep 2
-// idle per host and open one per call beyond).
+// Calls reuse connections: 200 payment requests and 200 lookups from 8
+// goroutines open about 8 connections (a Transport that keeps 2 idle per
+// host opens dozens).
 func TestConnectionsAreReused(t *testing.T) {
 	srv, conns := countConns(t, fake(t).Handler())
 	client := provider.New(srv.URL, nil)
@@ -69,7 +69,9 @@ func TestConnectionsAreReused(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := conns.Load(); n > 8 {
+	// At most one per goroutine, give or take a dial raced by a connection
+	// coming back idle; without reuse it is one per call beyond two idle.
+	if n := conns.Load(); n > 16 {
 		t.Fatalf("%d connections for 400 calls from 8 goroutines", n)
 	}
 }
