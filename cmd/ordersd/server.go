@@ -222,6 +222,13 @@ func (d *deps) roles(ctx context.Context, addr net.Addr) ([]part, error) {
 	if roles.Has(config.RoleProcess) {
 		parts = append(parts, d.processRole(fake, addr))
 	}
+	if d.cfg.PprofAddr != "" {
+		p, err := pprofRole(d.cfg.PprofAddr, d.log)
+		if err != nil {
+			return parts, err
+		}
+		parts = append(parts, p)
+	}
 	if roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess) {
 		// The lag and backlog gauges describe the deployment, not this
 		// process: only processes that care read them (each as often).

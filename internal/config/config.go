@@ -24,6 +24,9 @@ type Config struct {
 	// FAKE_PAYMENT_ENABLED.
 	Roles       Roles  `env:"ORDERS_ROLES" envDefault:"all"`
 	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
+	// PprofAddr, if set, serves net/http/pprof there (an admin address:
+	// keep it on loopback or a private network).
+	PprofAddr string `env:"PPROF_ADDR"`
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@localhost:5432/orders?sslmode=disable"`
 	// EventStoreURL selects the event store; empty means PostgreSQL in
 	// DatabaseURL.
