@@ -22,11 +22,11 @@ type Config struct {
 	// Roles are the parts this process runs (ORDERS_ROLES, or ordersd
 	// --roles): all of them by default, the fake payment provider only if
 	// FAKE_PAYMENT_ENABLED.
-	Roles       Roles  `env:"ORDERS_ROLES" envDefault:"all"`
-	HTTPAddr    string `env:"HTTP_ADDR" envDefault:":8000"`
+	Roles    Roles  `env:"ORDERS_ROLES" envDefault:"all"`
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8000"`
 	// PprofAddr, if set, serves net/http/pprof there (an admin address:
 	// keep it on loopback or a private network).
-	PprofAddr string `env:"PPROF_ADDR"`
+	PprofAddr   string `env:"PPROF_ADDR"`
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://postgres@localhost:5432/orders?sslmode=disable"`
 	// EventStoreURL selects the event store; empty means PostgreSQL in
 	// DatabaseURL.
