@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -339,6 +340,13 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 			}
 			for _, d := range op.decided {
 				st.Apply(d, st.Version+1, now)
+				if r, ok := d.(events.ProductStockReserved); ok {
+					// Not stored yet: it will come after every decision
+					// already recorded, so to later decisions of this batch
+					// it is stray for any decided order (Stray), until the
+					// append gives it its position below.
+					st.ReservedAt(r.OrderID, unstored)
+				}
 			}
 			data = append(data, encoded...)
 			op.view = viewOf(st)
@@ -504,3 +512,7 @@ func fold(st *product.State) func(r eventstore.RecordedEvent, e events.Event) {
 		}
 	}
 }
+
+// unstored is the position of a reservation decided in the running batch:
+// after everything stored.
+var unstored = eventstore.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}
