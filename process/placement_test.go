@@ -523,3 +523,38 @@ func TestStartAt(t *testing.T) {
 		t.Fatalf("a start with work in the list: %v", err)
 	}
 }
+
+// A provider that hangs holds up payments only: with every provider slot
+// taken by a request the provider does not answer, an interrupted
+// placement is still completed and its stock reserved.
+func TestHangingProviderHoldsUpNoStockStep(t *testing.T) {
+	t.Parallel()
+	h := realTime(newHarness(t))
+	h.provider.gate, h.provider.entered = make(chan struct{}), make(chan struct{}, 64)
+	h.start(t)
+	p := h.product(t, 100)
+	for range 34 {
+		h.place(t, p, 1)
+	}
+	eventually.True(t, "every provider slot to be taken", func() bool {
+		h.provider.mu.Lock()
+		defer h.provider.mu.Unlock()
+		return h.provider.inFlight == 32
+	})
+	crashing := command.NewService(h.store, command.Options{AfterStep: crashAt(command.StepPlaced, 1)})
+	if _, err := placeKeyed(crashing, "hung", "a@example.com", order.Line{ProductID: p, Quantity: 2}); !errors.Is(err, errCrash) {
+		t.Fatalf("placement did not crash: %v", err)
+	}
+	id := h.svc.OrderIDForKey("a@example.com", "hung")
+	eventually.True(t, "the placement to be completed", func() bool {
+		held, _ := h.stock(t, p).ReservedFor(id)
+		return held == 2
+	})
+	h.provider.mu.Lock()
+	held := h.provider.inFlight
+	h.provider.mu.Unlock()
+	if held != 32 {
+		t.Fatalf("the completion waited for the provider's slots to free (%d requests still held)", held)
+	}
+	close(h.provider.gate)
+}

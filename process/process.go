@@ -134,8 +134,10 @@ type Options struct {
 	CallbackURL string
 	// StepTimeout bounds one run of a step (default 30s).
 	StepTimeout time.Duration
-	// Concurrency is how many steps run at once (default 32: steps mostly
-	// wait for the database and the provider).
+	// Concurrency is how many steps of each lane run at once (default 32:
+	// steps mostly wait for the database and the provider). The steps that
+	// call the provider and those that only touch the event store have a
+	// lane each, so a provider that hangs cannot hold up stock steps.
 	Concurrency int
 	// Poll is how often the worker looks for due steps when it has not
 	// been woken (default 250ms); LeaderPoll how often a standby tries to

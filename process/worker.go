@@ -63,32 +63,42 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 	// leader's connection fails) they are canceled, and the next leader
 	// runs them again.
 	stepCtx, cancelSteps := context.WithCancel(ctx)
-	done := make(chan struct{}, m.opts.Concurrency)
-	inFlight := 0
+	// Two lanes, each with Concurrency slots: steps that call the payment
+	// provider, and steps that only touch the event store. A provider that
+	// hangs (each call waits for its timeouts) fills its own lane only, so
+	// placements are still completed and stock still settled meanwhile.
+	lanes := []*lane{{kinds: providerKinds}, {kinds: storeKinds}}
+	done := make(chan *lane, 2*m.opts.Concurrency)
 	defer func() {
 		cancelSteps()
-		for ; inFlight > 0; inFlight-- {
-			<-done
+		for _, l := range lanes {
+			for ; l.inFlight > 0; l.inFlight-- {
+				<-done
+			}
 		}
 	}()
 	for {
-		free := m.opts.Concurrency - inFlight
-		var claimed []task
-		if free > 0 {
-			var err error
-			if claimed, err = m.claim(ctx, conn, free); err != nil {
+		more := false
+		for _, l := range lanes {
+			free := m.opts.Concurrency - l.inFlight
+			if free <= 0 {
+				continue
+			}
+			claimed, err := m.claim(ctx, conn, free, l.kinds)
+			if err != nil {
 				return err
 			}
+			for _, t := range claimed {
+				l.inFlight++
+				go func() {
+					defer func() { done <- l }()
+					m.run(stepCtx, t)
+				}()
+			}
+			more = more || len(claimed) == free // there may be more due already
 		}
-		for _, t := range claimed {
-			inFlight++
-			go func() {
-				defer func() { done <- struct{}{} }()
-				m.run(stepCtx, t)
-			}()
-		}
-		if len(claimed) == free && free > 0 {
-			continue // there may be more due already
+		if more {
+			continue
 		}
 		timer := time.NewTimer(m.opts.Poll)
 		select {
@@ -96,15 +106,15 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 			timer.Stop()
 			return ctx.Err()
 		case <-m.wake:
-		case <-done:
-			inFlight--
+		case l := <-done:
+			l.inFlight--
 		case <-timer.C:
 		}
 		timer.Stop()
 		for drained := false; !drained; { // every finished step frees its slot
 			select {
-			case <-done:
-				inFlight--
+			case l := <-done:
+				l.inFlight--
 			default:
 				drained = true
 			}
@@ -112,8 +122,20 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
-// claim leases up to n due steps.
-func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int) ([]task, error) {
+// lane is a group of step kinds that share their slots.
+type lane struct {
+	kinds    []string
+	inFlight int
+}
+
+// The kinds that call the payment provider, and the others.
+var (
+	providerKinds = []string{KindInitiatePayment, KindPaymentTimeout, KindRefund}
+	storeKinds    = []string{KindCompletePlacement, KindReleaseStock, KindReleaseReservation, KindCommitStock}
+)
+
+// claim leases up to n due steps of the given kinds.
+func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int, kinds []string) ([]task, error) {
 	lease, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -122,9 +144,10 @@ func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int) ([]task, err
 		UPDATE process_tasks SET lease_id = $3, lease_until = now() + $4::interval
 		 WHERE id IN (SELECT id FROM process_tasks
 		               WHERE state = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < now())
+		                 AND kind = ANY($5)
 		               ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 		RETURNING id, kind, order_id, product_id, attempts, correlation_id, causation_id`,
-		m.opts.Now(), n, lease, leaseFor.String())
+		m.opts.Now(), n, lease, leaseFor.String(), kinds)
 	if err != nil {
 		return nil, fmt.Errorf("claim steps: %w", err)
 	}
