@@ -70,6 +70,9 @@ type Options struct {
 	MaxAttempts int
 	// Client delivers webhooks (default: a client with a 10s timeout).
 	Client *http.Client
+	// MaxDeliveries bounds the webhook requests in flight at once
+	// (default 64); deliveries beyond it wait for a free slot.
+	MaxDeliveries int
 	// Seed seeds the random decisions (0: random).
 	Seed   uint64
 	Logger *slog.Logger
@@ -103,6 +106,8 @@ type Provider struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// slots bounds the deliveries in flight (Options.MaxDeliveries).
+	slots chan struct{}
 }
 
 // New returns a Provider; Close stops its deliveries.
@@ -116,6 +121,9 @@ func New(opts Options) *Provider {
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: 10 * time.Second}
 	}
+	if opts.MaxDeliveries <= 0 {
+		opts.MaxDeliveries = 64
+	}
 	seed := opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -128,7 +136,7 @@ func New(opts Options) *Provider {
 	return &Provider{
 		opts: opts, log: log.With("component", "fakepay"), rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		payments: map[string]*Payment{}, byKey: map[string]string{}, byOrder: map[uuid.UUID]string{}, failRate: opts.FailRate,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, opts.MaxDeliveries),
 	}
 }
 
@@ -347,6 +355,12 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 // post signs and sends one delivery (each attempt is signed afresh, with
 // its own timestamp).
 func (p *Provider) post(url, msgID string, body []byte) (int, error) {
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-p.ctx.Done():
+		return 0, p.ctx.Err()
+	}
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
