@@ -26,19 +26,6 @@ const readPage = 512
 // single caller's context may cancel.
 const opTimeout = 30 * time.Second
 
-// readStream calls apply for every event of stream from version from on.
-// A missing stream is not an error: there is nothing to apply.
-func readStream(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) error {
-	_, err := readStreamAt(ctx, store, stream, from, apply)
-	return err
-}
-
-// readStreamAt is readStream that also returns the global position of the
-// last event it applied (Start if none).
-func readStreamAt(ctx context.Context, store EventStore, stream string, from int64, apply func(e events.Event, version int64, at time.Time)) (eventstore.Position, error) {
-	return readRecorded(ctx, store, stream, from, func(r eventstore.RecordedEvent, e events.Event) { apply(e, r.Version, r.RecordedAt) })
-}
-
 // readRecorded calls apply with every event of stream from version from on,
 // recorded and decoded, and returns the global position of the last one
 // (Start if none).
