@@ -1,16 +1,40 @@
 // Command ordersload is the project's load and benchmark tool. It lives in
 // its own module, so the service depends neither on vegeta nor on it.
 //
+//	ordersload [load] -url http://localhost:8000 -conns 64 -duration 30s
 //	ordersload [load] -url http://localhost:8000 -rate 200 -duration 30s
 //	ordersload history -orders 100000 -database-url postgres://…/orders_hist
 //	ordersload place -url http://127.0.0.1:8731 -hot PRODUCT-ID -duration 10s
 //	ordersload settle -database-url postgres://… -after COMMIT/PREPARE
 //
-// load drives a running ordersd over HTTP with vegeta and measures the
-// payment saga end to end; history builds a large history straight through
-// the event store (for the growth benchmark, history_bench.sh); place and
-// settle are the two halves of that benchmark's crash measurement. Run
-// "ordersload COMMAND -h" for each command's flags.
+// load drives a running ordersd over HTTP and measures, in one run, the
+// placement rate, the end-to-end rate (orders whose payment saga ended, per
+// second, until the last one ends), the maximum backlog, POST /orders
+// p50/p95/p99 and the paid/canceled split, and prints them as text and as
+// a markdown table row for docs/benchmarks.md. Its flags:
+//
+//	-url URL            ordersd base URL (default http://localhost:8000)
+//	-admin-secret S     X-Admin-Secret for the admin API (default dev-admin-secret)
+//	-conns N            closed loop, the default mode: N clients each placing
+//	                    orders back to back (default 64)
+//	-rate R             open loop: R orders a second with vegeta, whatever the
+//	                    latency (default 0: closed loop; not with -conns)
+//	-duration D         how long to place orders (default 30s)
+//	-products N         products created through the admin API to spread the
+//	                    orders over (default 1000)
+//	-settle D           how long to wait after the load for every saga to end
+//	                    (default 5m)
+//	-metrics URL[,URL]  /metrics of every instance counting paid and canceled
+//	                    orders (orders_paid_total, orders_canceled_total), for
+//	                    the backlog sampled every 500 ms (default -url/metrics)
+//	-timeout D          timeout of one POST /orders (default 30s)
+//	-read-model         also count paid and canceled orders in the read model
+//	                    at the end (default true)
+//
+// history builds a large history straight through the event store (for the
+// growth benchmark, history_bench.sh); place and settle are the two halves
+// of that benchmark's crash measurement. Run "ordersload COMMAND -h" for
+// each command's flags.
 package main
 
 import (
@@ -29,8 +53,11 @@ import (
 const usage = `Usage: ordersload [COMMAND] [flags]
 
 Commands:
-  load      HTTP load on POST /orders with vegeta, then the wait for every
-            payment saga to end (the default when no command is given)
+  load      HTTP load on POST /orders, closed loop (-conns, the default) or
+            open loop (-rate, vegeta), then the wait for every payment saga
+            to end; prints placement and end-to-end rates, their ratio, the
+            maximum backlog, POST latency and the paid/canceled split, with a
+            markdown table row (the default when no command is given)
   history   build a history of -orders orders in an empty database, straight
             through the event store, with read models built and the process
             manager at the head (no server needed, and none may run on it)
@@ -63,7 +90,7 @@ func main() {
 	var err error
 	switch cmd {
 	case "load":
-		err = loadMain(args, os.Stderr)
+		err = loadMain(ctx, args, os.Stdout, os.Stderr)
 	case "history":
 		err = historyMain(ctx, args, databaseURL, os.Stdout, os.Stderr)
 	case "place":

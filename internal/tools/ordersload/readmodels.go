@@ -10,8 +10,8 @@ import (
 
 // What this tool reads of the read side, in one place: every read model
 // ordersd runs (the registry: the history rebuilds them all), and the
-// tables, projection and statuses that the history's final check and
-// settle look at.
+// tables, projection and statuses that the history's final check, settle
+// and load look at.
 var (
 	readModels       = readmodels.All()
 	ordersTable      = pgx.Identifier{orders.Table}.Sanitize()
@@ -20,7 +20,9 @@ var (
 )
 
 const (
-	statusCreated  = orders.StatusCreated
-	statusPaid     = orders.StatusPaid
-	statusCanceled = orders.StatusCanceled
+	statusCreated        = orders.StatusCreated
+	statusReserved       = orders.StatusReserved
+	statusPaymentPending = orders.StatusPaymentPending
+	statusPaid           = orders.StatusPaid
+	statusCanceled       = orders.StatusCanceled
 )
