@@ -34,10 +34,11 @@ func TestStrayAndCommitInOneBatch(t *testing.T) {
 	if err := svc.CommitStock(ctx, v.ID, meta); err != nil {
 		t.Fatal(err)
 	}
-	_, decided, err := svc.loadOrderDecided(ctx, v.ID)
+	o, err := svc.readOrder(ctx, v.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	decided := o.decided
 	// The two decisions as the product's combiner hands them over together.
 	stray := &stockOp{meta: meta, done: make(chan struct{}), decide: func(st *product.State) ([]events.Event, error) {
 		return st.Reserve(v.ID, 2)

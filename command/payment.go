@@ -52,16 +52,18 @@ func (s *Service) RecordPayment(ctx context.Context, id uuid.UUID, outcome order
 	// The outcome continues the order's story: it carries the correlation
 	// id of the request that placed the order (the provider's message is
 	// its causation), so everything the order caused is found by one id.
-	if corr, err := s.correlationOf(ctx, id); err != nil {
+	o, err := s.cachedOrder(ctx, id)
+	if err != nil {
 		return OrderView{}, err
-	} else if corr != "" {
-		meta.CorrelationID = corr
+	}
+	if o.correlation != "" {
+		meta.CorrelationID = o.correlation
 	}
 	seed := ""
 	if outcome.WebhookID != "" {
 		seed = WebhookSeed(id, outcome.WebhookID)
 	}
-	st, pos, err := s.decideOrder(ctx, id, nil, meta, seed, func(o *order.State) ([]events.Event, error) {
+	st, pos, err := s.decideOrder(ctx, id, &o, meta, seed, func(o *order.State) ([]events.Event, error) {
 		return o.RecordPayment(outcome)
 	})
 	if errors.Is(err, eventstore.ErrDuplicateEventID) {
@@ -110,10 +112,16 @@ func (s *Service) RecordRefund(ctx context.Context, id uuid.UUID, refundID strin
 // stray one (made after the placement was decided) never: run again after
 // the sale, CommitStock finds nothing to sell.
 func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
-	st, decided, err := s.loadOrderDecided(ctx, id)
-	if err != nil {
-		return err
+	// A cached order that is paid is paid for good, and where its placement
+	// was decided never changes; anything else is read again.
+	o, ok := s.orders.get(id)
+	if !ok || o.st.Status != order.StatusPaid || o.decided == eventstore.Start {
+		var err error
+		if o, err = s.readOrder(ctx, id); err != nil {
+			return err
+		}
 	}
+	st, decided := o.st, o.decided
 	if st.Status != order.StatusPaid {
 		return nil
 	}
@@ -134,14 +142,20 @@ func (s *Service) CommitStock(ctx context.Context, id uuid.UUID, meta eventstore
 // order it does nothing. A reservation is released at most once: what a
 // command already released synchronously is not released again.
 func (s *Service) ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) error {
-	st, err := s.loadOrder(ctx, id)
-	if err != nil {
-		return err
+	// A cached order that is closed stays closed, with the same items and
+	// reason; anything else is read again.
+	o, ok := s.orders.get(id)
+	if !ok || !closedUnpaid(o.st.Status) {
+		var err error
+		if o, err = s.readOrder(ctx, id); err != nil {
+			return err
+		}
 	}
+	st := o.st
 	if !closedUnpaid(st.Status) {
 		return nil
 	}
-	_, err = s.releaseAll(ctx, st, meta, releaseReason(st))
+	_, err := s.releaseAll(ctx, st, meta, releaseReason(st))
 	return err
 }
 
@@ -152,10 +166,11 @@ func (s *Service) ReleaseStock(ctx context.Context, id uuid.UUID, meta eventstor
 // returned as it is (its stock follows its outcome through ReleaseStock).
 // A rejected completion is not an error here: the view says rejected.
 func (s *Service) CompletePlacement(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
-	st, err := s.loadOrder(ctx, id)
+	o, err := s.readOrder(ctx, id)
 	if err != nil {
 		return OrderView{}, err
 	}
+	st := o.st
 	switch st.Status {
 	case order.StatusNew:
 		return OrderView{}, fmt.Errorf("%w: %s", order.ErrNotFound, id)
@@ -163,7 +178,7 @@ func (s *Service) CompletePlacement(ctx context.Context, id uuid.UUID, meta even
 	default:
 		return orderView(st, eventstore.Position{}), nil
 	}
-	v, err := s.completeFrom(ctx, st, meta, events.ReleasePlacementAbandoned)
+	v, err := s.completeFrom(ctx, o, meta, events.ReleasePlacementAbandoned)
 	var rejected *RejectedError
 	if errors.As(err, &rejected) {
 		return rejected.Order, nil
@@ -180,10 +195,11 @@ func (s *Service) CompletePlacement(ctx context.Context, id uuid.UUID, meta even
 // own steps, unless the order is rejected or canceled, when it is released
 // with the order's reason. An order still being placed is left alone.
 func (s *Service) ReleaseReservation(ctx context.Context, orderID, productID uuid.UUID, meta eventstore.Metadata) error {
-	st, decided, err := s.loadOrderDecided(ctx, orderID)
+	o, err := s.readOrder(ctx, orderID)
 	if err != nil {
 		return err
 	}
+	st, decided := o.st, o.decided
 	if st.Status == order.StatusCreated {
 		return nil
 	}
@@ -200,17 +216,4 @@ func (s *Service) ReleaseReservation(ctx context.Context, orderID, productID uui
 		return fmt.Errorf("release order %s on product %s: %w", orderID, productID, err)
 	}
 	return nil
-}
-
-// correlationOf returns the correlation id the order was placed with ("" for
-// an unknown order).
-func (s *Service) correlationOf(ctx context.Context, id uuid.UUID) (string, error) {
-	first, err := s.store.ReadStream(ctx, events.OrderStream(id), eventstore.Forward, 0, 1)
-	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(first) == 0) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read order %s: %w", id, err)
-	}
-	return first[0].Metadata.CorrelationID, nil
 }

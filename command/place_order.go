@@ -128,7 +128,8 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		return OrderView{}, err
 	}
 	st.Apply(decided[0], 0, s.opts.Now().UTC())
-	return s.completeFrom(ctx, st, cmd.Meta, "")
+	// The order as just appended: as good as a fresh read.
+	return s.completeFrom(ctx, loadedOrder{st: st, decided: eventstore.Start, correlation: cmd.Meta.CorrelationID, fresh: true}, cmd.Meta, "")
 }
 
 // replay answers a repeated Idempotency-Key from the stored order: the same
@@ -190,19 +191,19 @@ func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.Order
 // (CompletePlacement) run, and any number of them may run it at once for
 // the same order.
 func (s *Service) complete(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
-	st, err := s.loadOrder(ctx, id)
+	o, err := s.readOrder(ctx, id)
 	if err != nil {
 		return OrderView{}, err
 	}
-	return s.completeFrom(ctx, st, meta, "")
+	return s.completeFrom(ctx, o, meta, "")
 }
 
 // completeFrom is complete for an order already loaded (or just placed).
 // releaseAs, if not empty, is the release reason of the stock held when
 // this call is the one that rejects the order (an abandoned placement);
 // otherwise releases say why the order closed.
-func (s *Service) completeFrom(ctx context.Context, st *order.State, meta eventstore.Metadata, releaseAs string) (OrderView, error) {
-	id := st.ID
+func (s *Service) completeFrom(ctx context.Context, o loadedOrder, meta eventstore.Metadata, releaseAs string) (OrderView, error) {
+	st, id := o.st, o.st.ID
 	if st.Status != order.StatusCreated {
 		return s.settle(ctx, st, eventstore.Position{}, meta, "")
 	}
@@ -241,7 +242,7 @@ func (s *Service) completeFrom(ctx context.Context, st *order.State, meta events
 		decide = func(o *order.State) ([]events.Event, error) { return o.Reject(rejection) }
 	}
 	decidedHere := false
-	st, pos, err := s.decideOrder(ctx, id, st, meta, "", func(o *order.State) ([]events.Event, error) {
+	st, pos, err := s.decideOrder(ctx, id, &o, meta, "", func(o *order.State) ([]events.Event, error) {
 		if o.Status != order.StatusCreated {
 			decidedHere = false
 			return nil, nil // someone else decided: follow them

@@ -81,6 +81,9 @@ type Options struct {
 	OnOrderCanceled func(reason string)
 	// Stock tunes the product cache and its snapshots.
 	Stock StockOptions
+	// OrderCacheSize bounds the cache of the orders this process touched
+	// last, in orders (default DefaultOrderCacheSize; see orderCache).
+	OrderCacheSize int
 	// KeySecret keys the derivation of order ids from Idempotency-Keys.
 	// Keep it stable: a new secret makes old keys place new orders.
 	KeySecret []byte
@@ -88,9 +91,10 @@ type Options struct {
 
 // Service executes the commands of Orders against the event store.
 type Service struct {
-	store EventStore
-	stock *Stock
-	opts  Options
+	store  EventStore
+	stock  *Stock
+	orders *orderCache
+	opts   Options
 }
 
 // NewService returns a Service over store.
@@ -98,7 +102,7 @@ func NewService(store EventStore, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, stock: NewStock(store, opts.Stock), opts: opts}
+	return &Service{store: store, stock: NewStock(store, opts.Stock), orders: newOrderCache(opts.OrderCacheSize), opts: opts}
 }
 
 // Close saves the snapshots waiting to be saved (until ctx ends) and stops
@@ -162,49 +166,75 @@ func orderView(s *order.State, pos eventstore.Position) OrderView {
 
 // loadOrder reads an order from its stream.
 func (s *Service) loadOrder(ctx context.Context, id uuid.UUID) (*order.State, error) {
-	st, _, err := s.loadOrderDecided(ctx, id)
-	return st, err
+	o, err := s.readOrder(ctx, id)
+	return o.st, err
 }
 
-// loadOrderDecided is loadOrder that also returns the global position of
-// the event that decided the order's placement (the first after
-// order.placed: reserved, rejected, or a cancel during placement), or
-// Start while it is undecided. The placement's own reservations all come
-// before it (product.State.Stray).
-func (s *Service) loadOrderDecided(ctx context.Context, id uuid.UUID) (*order.State, eventstore.Position, error) {
-	st := order.New(id)
-	decided := eventstore.Start
+// readOrder reads an order from its stream, with the global position of
+// the event that decided its placement (the first after order.placed:
+// reserved, rejected, or a cancel during placement; Start while it is
+// undecided; the placement's own reservations all come before it,
+// product.State.Stray) and the correlation id it was placed with. The
+// order is cached for the commands that follow (see orderCache).
+func (s *Service) readOrder(ctx context.Context, id uuid.UUID) (loadedOrder, error) {
+	o := loadedOrder{st: order.New(id), decided: eventstore.Start, fresh: true}
 	_, err := readRecorded(ctx, s.store, events.OrderStream(id), 0, func(r eventstore.RecordedEvent, e events.Event) {
-		st.Apply(e, r.Version, r.RecordedAt)
-		if r.Version == 1 {
-			decided = r.Position
+		o.st.Apply(e, r.Version, r.RecordedAt)
+		switch r.Version {
+		case 0:
+			o.correlation = r.Metadata.CorrelationID
+		case 1:
+			o.decided = r.Position
 		}
 	})
 	if err != nil {
-		return nil, eventstore.Start, err
+		return loadedOrder{}, err
 	}
-	return st, decided, nil
+	if o.st.Status != order.StatusNew {
+		s.orders.put(o)
+	}
+	return o, nil
+}
+
+// cachedOrder returns the order as this process last saw it, reading its
+// stream only when the cache does not hold it. What it returns may be
+// behind the stream (see orderCache): decide on it only what an append
+// checks.
+func (s *Service) cachedOrder(ctx context.Context, id uuid.UUID) (loadedOrder, error) {
+	if o, ok := s.orders.get(id); ok {
+		return o, nil
+	}
+	return s.readOrder(ctx, id)
 }
 
 // decideOrder runs decide on the order and appends what it decides,
 // reloading and deciding again after a version conflict. known, if not nil,
-// is the order as this caller last saw it and saves the first read; a
-// decision to do nothing is only trusted on a freshly read order, since no
-// append checks it. seed, if not empty, derives the event ids from the
-// message that caused them (see encode). It returns the order after the
-// events and the position of the last one appended.
-func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.State, meta eventstore.Metadata, seed string, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
+// is the order as this caller last saw it; otherwise the order comes from
+// the cache (cachedOrder). A decision to do nothing, or a refusal, is only
+// trusted on a fresh read, since no append checks it. seed, if not empty,
+// derives the event ids from the message that caused them (see encode). It
+// returns the order after the events and the position of the last one
+// appended.
+func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *loadedOrder, meta eventstore.Metadata, seed string, decide func(*order.State) ([]events.Event, error)) (*order.State, eventstore.Position, error) {
 	for attempt := 1; ; attempt++ {
-		st, fresh := known, false
-		if st == nil || attempt > 1 {
-			var err error
-			if st, err = s.loadOrder(ctx, id); err != nil {
-				return nil, eventstore.Position{}, err
-			}
-			fresh = true
+		var (
+			o   loadedOrder
+			err error
+		)
+		switch {
+		case attempt == 1 && known != nil:
+			o = *known
+		case attempt == 1:
+			o, err = s.cachedOrder(ctx, id)
+		default:
+			o, err = s.readOrder(ctx, id)
 		}
+		if err != nil {
+			return nil, eventstore.Position{}, err
+		}
+		st := o.st
 		decided, err := decide(st)
-		if err == nil && len(decided) == 0 && !fresh {
+		if (err != nil || len(decided) == 0) && !o.fresh {
 			continue
 		}
 		if err != nil || len(decided) == 0 {
@@ -219,14 +249,26 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *order.St
 			continue
 		}
 		if err != nil {
+			s.orders.forget(id) // the outcome may be unknown
 			return nil, eventstore.Position{}, fmt.Errorf("order %s: %w", id, err)
 		}
-		before, now := st.Status, s.opts.Now().UTC()
+		before, now := *st, s.opts.Now().UTC()
 		for _, e := range decided {
 			st.Apply(e, st.Version+1, now)
 		}
+		switch {
+		case before.Version >= 1:
+		case before.Version == 0 && len(decided) == 1:
+			o.decided = res.Position // this append decided the placement
+		default:
+			o.decided = eventstore.Start // not known: the next reader reads the stream
+		}
+		if before.Version < 0 {
+			o.correlation = meta.CorrelationID
+		}
+		s.orders.put(o)
 		if !res.Replayed { // a replay's transition was reported by whoever wrote it
-			s.ended(before, st)
+			s.ended(before.Status, st)
 		}
 		return st, res.Position, nil
 	}

@@ -21,6 +21,7 @@ package order
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/mail"
 	"strings"
 	"time"
@@ -94,6 +95,19 @@ type State struct {
 
 // New returns the state of an order that was never placed.
 func New(id uuid.UUID) *State { return &State{ID: id, Version: -1} }
+
+// Clone returns a deep copy of the state: the copy and the original may be
+// changed independently.
+func (s *State) Clone() *State {
+	c := *s
+	c.Items = append([]events.OrderItem(nil), s.Items...)
+	if s.Rejection != nil {
+		r := *s.Rejection
+		c.Rejection = &r
+	}
+	c.webhooks = maps.Clone(s.webhooks)
+	return &c
+}
 
 // Apply folds one stored event into the state.
 func (s *State) Apply(e events.Event, version int64, at time.Time) {
