@@ -86,19 +86,26 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		if id, err = uuid.NewV7(); err != nil {
 			return OrderView{}, err
 		}
-	} else if st, err := s.loadOrder(ctx, id); err != nil {
-		return OrderView{}, err
-	} else if st.Status != order.StatusNew {
-		return s.replay(ctx, st, hash, cmd.Meta)
+	} else if _, seen := s.orders.get(id); seen {
+		// A key this process placed lately: answer from the stream.
+		if st, err := s.loadOrder(ctx, id); err != nil {
+			return OrderView{}, err
+		} else if st.Status != order.StatusNew {
+			return s.replay(ctx, st, hash, cmd.Meta)
+		}
 	}
+	// A new key is not looked up: the NoStream append below is the check,
+	// and a key that turns out to be taken is answered from its order. So
+	// is a key whose request is refused before the append (a product
+	// deactivated since, the rate limit): the order it placed stands.
 
 	items, err := s.price(ctx, cmd.Lines)
 	if err != nil {
-		return OrderView{}, err
+		return s.replayOr(ctx, cmd, id, hash, err)
 	}
 	if cmd.Admit != nil {
 		if err := cmd.Admit(ctx, id); err != nil {
-			return OrderView{}, err
+			return s.replayOr(ctx, cmd, id, hash, err)
 		}
 	}
 	st := order.New(id)
@@ -130,6 +137,22 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	st.Apply(decided[0], 0, s.opts.Now().UTC())
 	// The order as just appended: as good as a fresh read.
 	return s.completeFrom(ctx, loadedOrder{st: st, decided: eventstore.Start, correlation: cmd.Meta.CorrelationID, fresh: true}, cmd.Meta, "")
+}
+
+// replayOr answers with the order that cmd's Idempotency-Key placed
+// before, if there is one, and with refusal otherwise.
+func (s *Service) replayOr(ctx context.Context, cmd PlaceOrder, id uuid.UUID, hash string, refusal error) (OrderView, error) {
+	if cmd.IdempotencyKey == "" {
+		return OrderView{}, refusal
+	}
+	st, err := s.loadOrder(ctx, id)
+	if err != nil {
+		return OrderView{}, err
+	}
+	if st.Status == order.StatusNew {
+		return OrderView{}, refusal
+	}
+	return s.replay(ctx, st, hash, cmd.Meta)
 }
 
 // replay answers a repeated Idempotency-Key from the stored order: the same
