@@ -165,7 +165,7 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 	svc := command.NewService(store, command.Options{
 		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
 		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
-		KeySecret:       []byte(cfg.IdempotencyKeySecret), Stock: stock,
+		KeySecret:       []byte(cfg.IdempotencyKeySecret), Stock: stock, OrderCacheSize: cfg.OrderCacheSize,
 	})
 	w := newWatcher(pool, store, m, logger)
 	d := &deps{

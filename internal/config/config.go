@@ -79,6 +79,9 @@ type Config struct {
 	// StockCacheSize is how many products the write side keeps in memory
 	// (least recently used evicted).
 	StockCacheSize int `env:"STOCK_CACHE_SIZE" envDefault:"10000"`
+	// OrderCacheSize is how many orders the write side keeps in memory
+	// for the commands that follow (least recently used evicted).
+	OrderCacheSize int `env:"ORDER_CACHE_SIZE" envDefault:"10000"`
 }
 
 // FakePayment configures the fake payment provider, embedded or as
@@ -234,6 +237,9 @@ func (c Config) validate() []error {
 	}
 	if c.StockCacheSize < 1 {
 		problems = append(problems, fmt.Errorf("STOCK_CACHE_SIZE=%d: must be at least 1", c.StockCacheSize))
+	}
+	if c.OrderCacheSize < 1 {
+		problems = append(problems, fmt.Errorf("ORDER_CACHE_SIZE=%d: must be at least 1", c.OrderCacheSize))
 	}
 	if c.PaymentTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))
