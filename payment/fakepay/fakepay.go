@@ -118,11 +118,16 @@ func New(opts Options) *Provider {
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 30 * time.Second
 	}
-	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 10 * time.Second}
-	}
 	if opts.MaxDeliveries <= 0 {
 		opts.MaxDeliveries = 64
+	}
+	if opts.Client == nil {
+		// Keep a connection for every delivery that may be in flight: with
+		// the default two idle connections per host, concurrent deliveries
+		// dialed a new connection for nearly every webhook.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = opts.MaxDeliveries
+		opts.Client = &http.Client{Timeout: 10 * time.Second, Transport: transport}
 	}
 	seed := opts.Seed
 	if seed == 0 {
