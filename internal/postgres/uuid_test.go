@@ -6,8 +6,8 @@ import (
 
 	"github.com/google/uuid"
 
-	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/pgtest"
+	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
 // Connect's pools encode uuids and arrays of them in binary, and they
