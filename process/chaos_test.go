@@ -182,7 +182,8 @@ func TestCancelRacingSuccess(t *testing.T) {
 }
 
 // Process managers stopped and restarted again and again mid-saga, two of
-// them competing for leadership, their leader connections cut now and then,
+// them sharing the steps and competing for the scheduler's leadership, cut
+// off the database now and then, the scheduler leader's connection too,
 // while the provider sometimes loses its answers and webhooks arrive twice:
 // every order ends in one terminal state, with one payment, its stock
 // settled exactly once.
@@ -219,28 +220,37 @@ func TestKilledAndRestartedMidSaga(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	// Two instances, each killed after a random short life and restarted.
-	for instance := range 2 {
+	// Two instances, each on a pool of its own through a proxy of its own,
+	// each killed after a random short life (40-145 ms: long enough to
+	// reconnect after a cut and claim steps on a loaded machine, where
+	// 20-70 ms lives made hardly any progress) and restarted.
+	instances := []*instance{h.instance(t, "a"), h.instance(t, "b")}
+	t.Cleanup(wg.Wait) // before the instances' pools close, even after a FailNow
+	for i, in := range instances {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for life := 0; ctx.Err() == nil; life++ {
-				lifeCtx, kill := context.WithTimeout(ctx, time.Duration(20+instance*15+life%5*10)*time.Millisecond)
-				_ = h.manager().Run(lifeCtx)
+				lifeCtx, kill := context.WithTimeout(ctx, time.Duration(40+i*25+life%5*20)*time.Millisecond)
+				_ = h.managerOn(in.pool, in.store, in.svc, nil).Run(lifeCtx)
 				kill()
 			}
 		}()
 	}
-	// Now and then a leader's connection is cut, as a crash or a network
-	// failure would: its transaction and lock go with it, and its steps in
-	// flight are abandoned.
+	// Now and then an instance is cut off the database for a moment, as a
+	// network failure would (its connections fail, its sessions end, its
+	// steps in flight fail or are abandoned), or the scheduler leader's
+	// connection is cut (its transaction and lock go with it).
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for ctx.Err() == nil {
 			time.Sleep(time.Duration(30+intn(60)) * time.Millisecond)
-			if chance(0.5) {
-				h.killLeader(t, workerLock)
+			if chance(0.3) {
+				in := instances[intn(int64(len(instances)))]
+				in.proxy.Cut()
+				time.Sleep(time.Duration(10+intn(50)) * time.Millisecond)
+				in.proxy.Restore()
 			} else {
 				h.killLeader(t, schedulerLock)
 			}

@@ -78,7 +78,7 @@ func TestFailoverWithPerInstanceCallbacks(t *testing.T) {
 	)
 	opts := func(callback string) process.Options {
 		return process.Options{
-			CallbackURL: callback + "/webhooks/payment", PaymentTimeout: 1500 * time.Millisecond,
+			CallbackURL: callback + "/webhooks/payment", PaymentTimeout: 1500 * time.Millisecond, ReconcileAfter: time.Second,
 			Backoff: []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
 			Poll:    20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond,
 			OnStep: func(kind, outcome string) {

@@ -533,13 +533,13 @@ func TestHangingProviderHoldsUpNoStockStep(t *testing.T) {
 	h.provider.gate, h.provider.entered = make(chan struct{}), make(chan struct{}, 64)
 	h.start(t)
 	p := h.product(t, 100)
-	for range 34 {
+	for range 66 {
 		h.place(t, p, 1)
 	}
 	eventually.True(t, "every provider slot to be taken", func() bool {
 		h.provider.mu.Lock()
 		defer h.provider.mu.Unlock()
-		return h.provider.inFlight == 32
+		return h.provider.inFlight == 64
 	})
 	crashing := command.NewService(h.store, command.Options{AfterStep: crashAt(command.StepPlaced, 1)})
 	if _, err := placeKeyed(crashing, "hung", "a@example.com", order.Line{ProductID: p, Quantity: 2}); !errors.Is(err, errCrash) {
@@ -553,7 +553,7 @@ func TestHangingProviderHoldsUpNoStockStep(t *testing.T) {
 	h.provider.mu.Lock()
 	held := h.provider.inFlight
 	h.provider.mu.Unlock()
-	if held != 32 {
+	if held != 64 {
 		t.Fatalf("the completion waited for the provider's slots to free (%d requests still held)", held)
 	}
 	close(h.provider.gate)

@@ -5,22 +5,26 @@
 // back), and returns the stock of rejected and canceled orders and of
 // reservations that arrived after their order's placement was decided.
 //
-// It works in two halves, each with one active instance across the
-// cluster (a PostgreSQL advisory lock, as for projections):
+// It works in two halves:
 //
-//   - the scheduler subscribes to the order events (and to reservations)
-//     from its own checkpoint
-//     and turns each into steps (rows of process_tasks), in the transaction
-//     that moves the checkpoint: an event is scheduled exactly once, and
-//     never skipped;
-//   - the worker runs the steps that are due, with bounded concurrency. A
-//     failing call to the provider (initiate_payment, refund) is retried
-//     after each delay of Options.Backoff, then parked in the dead-letter
-//     list for an operator (ordersctl dlq); the steps that only touch the
-//     event store (stock, timeout) are retried for as long as they fail,
-//     since only time cures a database that is away. A failure that no
-//     retry can cure (the provider refuses, the order does not exist) is
-//     parked at once.
+//   - the scheduler, with one active instance across the cluster (a
+//     PostgreSQL advisory lock, as for projections), subscribes to the
+//     order events (and to reservations) from its own checkpoint and turns
+//     each into steps (rows of process_tasks), in the transaction that
+//     moves the checkpoint: an event is scheduled exactly once, and never
+//     skipped;
+//   - the workers of every instance share the steps that are due
+//     (competing consumers with leases; see leaseFor): at most one step of
+//     an order runs at a time, in the order of its events, and the steps
+//     of an instance that dies are taken over within two seconds. Each
+//     worker runs its steps with bounded concurrency. A failing call to
+//     the provider (initiate_payment, refund) is retried after each delay
+//     of Options.Backoff, then parked in the dead-letter list for an
+//     operator (ordersctl dlq); the steps that only touch the event store
+//     (stock, timeout) are retried for as long as they fail, since only
+//     time cures a database that is away. A failure that no retry can
+//     cure (the provider refuses, the order does not exist) is parked at
+//     once.
 //
 // Steps are idempotent, so running one again after a crash is harmless:
 // every decision is checked against the order's stream version, event ids
@@ -34,6 +38,8 @@
 //	order.paid               → commit_stock; the order's initiate_payment and payment_timeout are dropped
 //	order.canceled           → release_stock; likewise
 //	order.refund_requested   → refund
+//	order.canceled by payment timeout
+//	                         → reconcile_payment (now + ReconcileAfter)
 //	product.stock_reserved after its order's placement was decided
 //	                         → release_reservation (reason reservation_after_close)
 //
@@ -97,12 +103,13 @@ const (
 	KindCommitStock        = "commit_stock"
 	KindReleaseStock       = "release_stock"
 	KindRefund             = "refund"
+	KindReconcilePayment   = "reconcile_payment"
 )
 
 // Kinds returns every step kind.
 func Kinds() []string {
 	return []string{KindCompletePlacement, KindReleaseReservation, KindInitiatePayment, KindPaymentTimeout,
-		KindCommitStock, KindReleaseStock, KindRefund}
+		KindCommitStock, KindReleaseStock, KindRefund, KindReconcilePayment}
 }
 
 // Step outcomes, as reported to Options.OnStep.
@@ -130,18 +137,25 @@ type Options struct {
 	// normally decides within milliseconds, and completing one that is
 	// still running is harmless, only wasted work).
 	PlacementGrace time.Duration
+	// ReconcileAfter is how long after an order is canceled by its payment
+	// timeout the process manager asks the provider once more how the
+	// payment stands (default 1m): a payment that succeeded after the
+	// cancel is refunded even if its webhook never reaches the service.
+	ReconcileAfter time.Duration
 	// CallbackURL is where the provider sends payment webhooks.
 	CallbackURL string
 	// StepTimeout bounds one run of a step (default 30s).
 	StepTimeout time.Duration
-	// Concurrency is how many steps of each lane run at once (default 32:
+	// Concurrency is how many steps of each lane run at once (default 64:
 	// steps mostly wait for the database and the provider). The steps that
 	// call the provider and those that only touch the event store have a
 	// lane each, so a provider that hangs cannot hold up stock steps.
 	Concurrency int
 	// Poll is how often the worker looks for due steps when it has not
-	// been woken (default 250ms); LeaderPoll how often a standby tries to
-	// take over (default 1s).
+	// been woken (default 250ms; the scheduler of the same process wakes
+	// it, the other instances' workers find new steps at their next poll);
+	// LeaderPoll how often a standby scheduler tries to take over (default
+	// 1s).
 	Poll       time.Duration
 	LeaderPoll time.Duration
 	// Now is the one clock of due times, retries and timeouts alike (nil:
@@ -177,11 +191,14 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 	if opts.PlacementGrace <= 0 {
 		opts.PlacementGrace = 5 * time.Second
 	}
+	if opts.ReconcileAfter <= 0 {
+		opts.ReconcileAfter = time.Minute
+	}
 	if opts.StepTimeout <= 0 {
 		opts.StepTimeout = 30 * time.Second
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 32
+		opts.Concurrency = 64
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 250 * time.Millisecond
@@ -202,8 +219,9 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 	}
 }
 
-// Run schedules and runs steps until ctx ends; it returns nil then. Either
-// half waits as a standby while another instance leads it.
+// Run schedules and runs steps until ctx ends; it returns nil then. The
+// scheduler waits as a standby while another instance leads it; the worker
+// always shares the steps.
 func (m *Manager) Run(ctx context.Context) error {
 	scheduler := projections.NewRunner(m.pool, m.store, scheduler{m}, projections.Options{
 		Logger: m.log, LeaderPoll: m.opts.LeaderPoll,

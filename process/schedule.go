@@ -40,6 +40,7 @@ var noProduct = uuid.Nil
 type plan struct {
 	ids, orders, products       []uuid.UUID
 	kinds, correlations, causes []string
+	lanes                       []int16
 	due                         []time.Time
 	scheduled                   map[stepKey]bool
 
@@ -78,6 +79,7 @@ func (p *plan) add(kind string, order, product uuid.UUID, at time.Time, cause ev
 	}
 	p.ids, p.kinds, p.orders, p.products, p.due = append(p.ids, id), append(p.kinds, kind), append(p.orders, order), append(p.products, product), append(p.due, at)
 	p.correlations, p.causes = append(p.correlations, cause.Metadata.CorrelationID), append(p.causes, cause.ID.String())
+	p.lanes = append(p.lanes, laneOf(kind))
 }
 
 func (p *plan) placement(order uuid.UUID) *placement {
@@ -97,6 +99,8 @@ func (p *plan) placement(order uuid.UUID) *placement {
 //	order.paid                    → commit_stock; initiate_payment and payment_timeout dropped
 //	order.canceled                → release_stock; likewise
 //	order.refund_requested        → refund
+//	order.canceled by the payment timeout
+//	                              → reconcile_payment (now + ReconcileAfter)
 //	product.stock_reserved for an order whose placement was already
 //	decided (a completer that lost the race)
 //	                              → release_reservation of that product
@@ -160,6 +164,15 @@ func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.R
 			pl.open = false // a customer may cancel while the order is being placed
 			p.add(KindReleaseStock, order, noProduct, now, r)
 			p.ended = append(p.ended, order)
+			e, err := events.Decode(r.Type, r.Data)
+			if err != nil {
+				return fmt.Errorf("%s@%d: %w", r.StreamID, r.Version, err)
+			}
+			if e.(events.OrderCanceled).Reason == events.CancelPaymentTimeout {
+				// Its payment may still succeed, and its webhook may go
+				// where no instance listens: ask the provider later.
+				p.add(KindReconcilePayment, order, noProduct, now.Add(s.m.opts.ReconcileAfter), r)
+			}
 		case events.TypeOrderRefundRequested:
 			p.add(KindRefund, order, noProduct, now, r)
 		}
@@ -243,7 +256,8 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM process_open_placements WHERE order_id = ANY($1)`, decidedIDs); err != nil {
 			return fmt.Errorf("untrack decided placements: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind = $2`,
+		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind = $2
+			AND (lease_until IS NULL OR lease_until < now())`,
 			decidedIDs, KindCompletePlacement); err != nil {
 			return fmt.Errorf("drop completions of decided placements: %w", err)
 		}
@@ -252,15 +266,18 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 		// A step scheduled again while it runs (a second stray reservation
 		// of one order and product) runs once more rather than being lost.
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id)
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[])
+			INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id, lane)
+			SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::smallint[])
 			ON CONFLICT (kind, order_id, product_id) DO UPDATE SET rerun = process_tasks.lease_id IS NOT NULL`,
-			p.ids, p.kinds, p.orders, p.products, p.due, p.correlations, p.causes); err != nil {
+			p.ids, p.kinds, p.orders, p.products, p.due, p.correlations, p.causes, p.lanes); err != nil {
 			return fmt.Errorf("schedule steps: %w", err)
 		}
 	}
 	if len(p.ended) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind IN ($2, $3)`,
+		// A step that runs now is left to finish (its run deletes it): its
+		// lease keeps the order's next step from running alongside it.
+		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind IN ($2, $3)
+			AND (lease_until IS NULL OR lease_until < now())`,
 			p.ended, KindInitiatePayment, KindPaymentTimeout); err != nil {
 			return fmt.Errorf("drop steps of ended orders: %w", err)
 		}

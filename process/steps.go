@@ -46,6 +46,8 @@ func (m *Manager) execute(ctx context.Context, t task) error {
 		err = m.orders.ReleaseStock(ctx, t.OrderID, meta)
 	case KindRefund:
 		err = m.refund(ctx, t, meta)
+	case KindReconcilePayment:
+		err = m.reconcileAfterCancel(ctx, t, meta)
 	default:
 		err = fmt.Errorf("%w: unknown step kind %q", errPermanent, t.Kind)
 	}
@@ -237,6 +239,48 @@ func (m *Manager) timeOutPayment(ctx context.Context, t task, meta eventstore.Me
 			"correlation_id", t.CorrelationID)
 	}
 	return err
+}
+
+// errStillPending: the provider has not decided a payment yet; the step
+// asks again after its next backoff delay.
+var errStillPending = errors.New("the provider has not decided the payment yet")
+
+// reconcileAfterCancel asks the provider, a while after the payment
+// timeout canceled the order, how its payment stands, and records a
+// success as its webhook would: the order asks for a refund, and the
+// refund step returns the money. This closes the window in which a
+// payment succeeds after the cancel and its webhook reaches no live
+// instance (a callback URL of an instance that died). A payment still
+// pending is asked about again after each backoff delay, and after the
+// last one for as long as it is pending (a failing lookup parks the step
+// after the last delay, as other provider calls do); one that failed, was refunded, or does not exist needs
+// nothing.
+func (m *Manager) reconcileAfterCancel(ctx context.Context, t task, meta eventstore.Metadata) error {
+	v, err := m.orders.Order(ctx, t.OrderID)
+	if err != nil {
+		return fmt.Errorf("read order: %w", err)
+	}
+	if v.Status != order.StatusCanceled || v.RefundRequested {
+		return nil // not canceled by the timeout after all, or its success is known
+	}
+	p, err := m.provider.PaymentByOrder(ctx, v.ID)
+	switch {
+	case errors.Is(err, payment.ErrNotFound):
+		return nil
+	case err != nil:
+		// Kept as text: a refused lookup must not park at once.
+		return fmt.Errorf("%w: %v", errUnreconciled, err)
+	case p.Status == payment.StatusPending:
+		return fmt.Errorf("%w: payment %s of canceled order %s", errStillPending, p.ID, v.ID)
+	case p.Status != payment.StatusSucceeded:
+		return nil
+	}
+	if v, err = m.adopt(ctx, v, p, meta); err != nil {
+		return fmt.Errorf("record the success of payment %s after the cancel: %w", p.ID, err)
+	}
+	m.log.WarnContext(ctx, "a payment succeeded after its order was canceled by timeout, and no webhook said so; refund requested",
+		"order_id", t.OrderID, "payment_id", p.ID, "refund_requested", v.RefundRequested, "correlation_id", t.CorrelationID)
+	return nil
 }
 
 // refund returns the money of a payment that succeeded after its order

@@ -1,16 +1,22 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-reference/orders/internal/batch"
 	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
@@ -26,21 +32,39 @@ type task struct {
 	lease         uuid.UUID
 }
 
-// leaseFor bounds how long a claimed step stays away from other workers.
-// A worker that loses its leadership cancels its steps at its next claim
-// (within Options.Poll), and a new leader clears the old one's leases when
-// it takes over, so this only matters for a worker that hangs.
-const leaseFor = 5 * time.Minute
+// Competing consumers. Every process manager instance runs steps; none
+// leads. An instance claims due steps under its own lease id (a new one
+// each time it starts or fences itself) for leaseFor, and renews the
+// lease of everything it holds every leaseFor/4. Claims are serialised
+// across instances by a transaction-scoped advisory lock (one short
+// statement each), and a claim takes, of each order, only the step whose
+// event came first (lowest seq) among its due steps, and none while
+// another step of that order is leased. So:
+//
+//   - at most one step of an order runs at a time, in the order of the
+//     events that scheduled them;
+//   - an instance that dies (kill -9, its connection cut) stops renewing,
+//     and its steps are claimed by the others once leaseFor has passed;
+//   - an instance that cannot renew for fenceAfter cancels its own steps
+//     before its lease can end, so a step is not run by two instances at
+//     once (a call already on its way to the provider is idempotent by
+//     its key, and an append checks the order's version).
+const (
+	leaseFor   = 1500 * time.Millisecond
+	renewEvery = leaseFor / 4
+	fenceAfter = leaseFor * 3 / 4
+)
 
-// work runs due steps while this instance leads the worker role.
+// work runs due steps until ctx ends, sharing them with the process
+// manager's other instances.
 func (m *Manager) work(ctx context.Context) error {
 	for {
-		err := pg.Lead(ctx, m.pool, pg.LockKey("orders.process_manager.worker"), m.opts.LeaderPoll, m.lead)
+		err := m.serve(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		m.log.WarnContext(ctx, "process manager worker lost its footing; retrying", "error", err)
-		t := time.NewTimer(m.opts.LeaderPoll)
+		t := time.NewTimer(m.opts.Poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -50,25 +74,36 @@ func (m *Manager) work(ctx context.Context) error {
 	}
 }
 
-// lead is the worker loop of the leader: claim due steps on the leader's
-// connection (so a lost leadership stops the claims), run them
-// concurrently, finish each on the pool.
-func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
-	// The previous leader is gone: its claims are void.
-	if _, err := conn.Exec(ctx, `UPDATE process_tasks SET lease_id = NULL, lease_until = NULL WHERE lease_id IS NOT NULL`); err != nil {
-		return fmt.Errorf("clear leases: %w", err)
+// serve is one life of the worker under one lease id: claim due steps, run
+// them concurrently in two lanes, finish each, keep the lease renewed. It
+// returns when ctx ends or when the lease could not be renewed in time
+// (after canceling the steps it ran).
+func (m *Manager) serve(ctx context.Context) error {
+	lease, err := uuid.NewV7()
+	if err != nil {
+		return err
 	}
-	m.log.InfoContext(ctx, "process manager worker leading")
-	// Steps run under the leadership: when it is lost (the claim on the
-	// leader's connection fails) they are canceled, and the next leader
-	// runs them again.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Steps run under the lease: when it cannot be renewed they are
+	// canceled, and another instance (or this one, under a new lease) runs
+	// them again.
 	stepCtx, cancelSteps := context.WithCancel(ctx)
 	// Two lanes, each with Concurrency slots: steps that call the payment
 	// provider, and steps that only touch the event store. A provider that
 	// hangs (each call waits for its timeouts) fills its own lane only, so
 	// placements are still completed and stock still settled meanwhile.
-	lanes := []*lane{{kinds: providerKinds}, {kinds: storeKinds}}
+	lanes := []*lane{{id: laneProvider}, {id: laneStore}}
 	done := make(chan *lane, 2*m.opts.Concurrency)
+	fin := newFinisher(m, lease)
+	renewed := make(chan error, 1)
+	// Before the first claim, whenever the renewer's goroutine runs.
+	began := time.Now()
+	// The steps this life runs: only their leases are renewed, so a step
+	// whose end could not be recorded is free for others once its lease
+	// runs out, rather than held for as long as this instance lives.
+	held := &heldSteps{ids: map[uuid.UUID]struct{}{}}
+	go func() { renewed <- m.renew(ctx, lease, held.list, began, cancel) }()
 	defer func() {
 		cancelSteps()
 		for _, l := range lanes {
@@ -76,26 +111,47 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 				<-done
 			}
 		}
+		cancel(nil)
+		<-renewed
+		m.release(lease)
 	}()
+	m.log.InfoContext(ctx, "process manager worker running", "lease_id", lease)
 	for {
 		more := false
 		for _, l := range lanes {
+			// While steps are waiting (its last claim filled every free
+			// slot), a lane claims again once a quarter of its slots are
+			// free: claims are statements that all instances take in turn,
+			// so each is worth several slots. Otherwise any free slot is
+			// worth a claim.
 			free := m.opts.Concurrency - l.inFlight
-			if free <= 0 {
+			if free <= 0 || (l.backlog && l.inFlight > 0 && free < max(1, m.opts.Concurrency/4)) {
 				continue
 			}
-			claimed, err := m.claim(ctx, conn, free, l.kinds)
+			claimed, err := m.claim(ctx, lease, free, l.id)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				// The steps in flight go on; the claim is tried again at
+				// the next poll (a database that stays away fences this
+				// life through the renewals).
+				m.log.WarnContext(ctx, "process manager could not claim steps; retrying", "error", err)
+				break
 			}
 			for _, t := range claimed {
 				l.inFlight++
+				held.add(t.ID)
 				go func() {
-					defer func() { done <- l }()
-					m.run(stepCtx, t)
+					defer func() {
+						held.remove(t.ID)
+						done <- l
+					}()
+					m.run(stepCtx, t, fin)
 				}()
 			}
-			more = more || len(claimed) == free // there may be more due already
+			l.backlog = len(claimed) == free
+			more = more || l.backlog // there may be more due already
 		}
 		if more {
 			continue
@@ -104,7 +160,7 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-m.wake:
 		case l := <-done:
 			l.inFlight--
@@ -122,32 +178,185 @@ func (m *Manager) lead(ctx context.Context, conn *pgx.Conn) error {
 	}
 }
 
+// heldSteps is the set of steps a worker's life runs.
+type heldSteps struct {
+	mu  sync.Mutex
+	ids map[uuid.UUID]struct{}
+}
+
+func (h *heldSteps) add(id uuid.UUID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ids[id] = struct{}{}
+}
+
+func (h *heldSteps) remove(id uuid.UUID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.ids, id)
+}
+
+func (h *heldSteps) list() []uuid.UUID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Collect(maps.Keys(h.ids))
+}
+
+// errFenced ends a worker's life whose lease could not be renewed in time.
+var errFenced = errors.New("process manager lease not renewed in time; steps canceled")
+
+// renew extends the lease of every step held under lease every renewEvery
+// until ctx ends. When no renewal has succeeded for fenceAfter (the
+// database is away, or this process stalled), it ends the worker's life
+// through fence, before another instance may claim the steps. began is a
+// time before the life's first claim.
+//
+// The fence is due fenceAfter after the start of the last renewal that
+// succeeded (or after began), whatever the ticks: a renewal attempt is
+// cut at that time (an attempt that hangs, on a partitioned network say,
+// would otherwise run for its own timeout, past the lease's end), and a
+// timer fences when no attempt runs (a failed attempt's check would
+// otherwise wait for the next tick, which may come after the lease's
+// end).
+func (m *Manager) renew(ctx context.Context, lease uuid.UUID, held func() []uuid.UUID, began time.Time, fence context.CancelCauseFunc) error {
+	ticker := time.NewTicker(renewEvery)
+	defer ticker.Stop()
+	// A connection of its own: a renewal must not queue behind the steps
+	// for the pool.
+	var conn *pgxpool.Conn
+	defer func() {
+		if conn != nil {
+			conn.Release()
+		}
+	}()
+	last := began // every lease of this life was taken after it
+	due := time.NewTimer(time.Until(last.Add(fenceAfter)))
+	defer due.Stop()
+	var err error // the last attempt's failure
+	fenceNow := func() error {
+		if err == nil {
+			err = errors.New("no renewal attempt ended in time")
+		}
+		m.log.ErrorContext(ctx, "process manager lease not renewed; canceling this instance's steps", "lease_id", lease, "error", err)
+		fence(fmt.Errorf("%w: %w", errFenced, err))
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-due.C:
+			return fenceNow()
+		case <-ticker.C:
+		}
+		start := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, last.Add(fenceAfter))
+		err = nil
+		if conn == nil {
+			conn, err = m.pool.Acquire(rctx)
+		}
+		if err == nil {
+			_, err = conn.Exec(rctx, `UPDATE process_tasks SET lease_until = now() + $2::interval WHERE lease_id = $1 AND id = ANY($3)`,
+				lease, leaseFor.String(), held())
+			if err != nil {
+				conn.Release()
+				conn = nil
+			}
+		}
+		cancel()
+		if err == nil {
+			last = start
+			due.Reset(time.Until(last.Add(fenceAfter)))
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(last) >= fenceAfter {
+			return fenceNow()
+		}
+		m.log.WarnContext(ctx, "process manager lease renewal failed; retrying", "lease_id", lease, "error", err)
+	}
+}
+
+// release gives up the steps still held under lease (a stopping worker),
+// so that other instances need not wait for the lease to end.
+func (m *Manager) release(lease uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := m.pool.Exec(ctx, `UPDATE process_tasks SET lease_id = NULL, lease_until = NULL WHERE lease_id = $1`, lease); err != nil {
+		m.log.WarnContext(ctx, "process manager could not release its steps; others take them when the lease ends", "lease_id", lease, "error", err)
+	}
+}
+
 // lane is a group of step kinds that share their slots.
 type lane struct {
-	kinds    []string
+	id       int16
 	inFlight int
+	backlog  bool // the last claim found as many due steps as it asked for
 }
+
+// Lanes, as stored in process_tasks.lane (the claim's index).
+const (
+	laneProvider int16 = 0
+	laneStore    int16 = 1
+)
 
 // The kinds that call the payment provider, and the others.
 var (
-	providerKinds = []string{KindInitiatePayment, KindPaymentTimeout, KindRefund}
+	providerKinds = []string{KindInitiatePayment, KindPaymentTimeout, KindRefund, KindReconcilePayment}
 	storeKinds    = []string{KindCompletePlacement, KindReleaseStock, KindReleaseReservation, KindCommitStock}
 )
 
-// claim leases up to n due steps of the given kinds.
-func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int, kinds []string) ([]task, error) {
-	lease, err := uuid.NewV7()
-	if err != nil {
-		return nil, err
+// laneOf returns the lane that runs steps of kind.
+func laneOf(kind string) int16 {
+	if slices.Contains(providerKinds, kind) {
+		return laneProvider
 	}
-	rows, err := conn.Query(ctx, `
-		UPDATE process_tasks SET lease_id = $3, lease_until = now() + $4::interval
-		 WHERE id IN (SELECT id FROM process_tasks
-		               WHERE state = 'pending' AND due_at <= $1 AND (lease_until IS NULL OR lease_until < now())
-		                 AND kind = ANY($5)
-		               ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-		RETURNING id, kind, order_id, product_id, attempts, correlation_id, causation_id`,
-		m.opts.Now(), n, lease, leaseFor.String(), kinds)
+	return laneStore
+}
+
+// claimLock serialises claims across instances (see leaseFor).
+var claimLock = pg.LockKey("orders.process_manager.claim")
+
+// claimSQL leases up to $2 due steps of lane $5 under lease $3: of each
+// order, the due step scheduled first, and none of an order that has a
+// step leased (by anyone, this instance included). It runs after the
+// claim lock is taken, in its own snapshot, so it sees every claim made
+// before it.
+const claimSQL = `
+	WITH due AS (
+	    SELECT id, order_id, seq FROM process_tasks
+	     WHERE lane = $5 AND state = 'pending' AND due_at <= $1
+	       AND (lease_until IS NULL OR lease_until < now())
+	     ORDER BY due_at
+	     LIMIT $2 * 4
+	), first AS (
+	    SELECT DISTINCT ON (order_id) id, order_id, seq FROM due ORDER BY order_id, seq
+	), free AS (
+	    SELECT f.id FROM first f
+	     WHERE NOT EXISTS (
+	           SELECT 1 FROM process_tasks o
+	            WHERE o.order_id = f.order_id AND o.id <> f.id
+	              AND (o.lease_until >= now() OR (o.state = 'pending' AND o.due_at <= $1 AND o.seq < f.seq)))
+	     LIMIT $2
+	)
+	UPDATE process_tasks t SET lease_id = $3, lease_until = now() + $4::interval
+	  FROM free WHERE t.id = free.id
+	RETURNING t.id, t.kind, t.order_id, t.product_id, t.attempts, t.correlation_id, t.causation_id`
+
+// claim leases up to n due steps of the given kinds. The lock and the
+// claim go in one round trip, one implicit transaction (a batch).
+func (m *Manager) claim(ctx context.Context, lease uuid.UUID, n int, lane int16) ([]task, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, claimLock)
+	b.Queue(claimSQL, m.opts.Now(), n, lease, leaseFor.String(), lane)
+	br := m.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("claim steps: lock: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("claim steps: %w", err)
 	}
@@ -159,12 +368,15 @@ func (m *Manager) claim(ctx context.Context, conn *pgx.Conn, n int, kinds []stri
 	if err != nil {
 		return nil, fmt.Errorf("claim steps: %w", err)
 	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("claim steps: %w", err)
+	}
 	return claimed, nil
 }
 
 // run runs one step and records its outcome: gone when done, otherwise
 // due again after the next backoff delay, or parked after the last.
-func (m *Manager) run(ctx context.Context, t task) {
+func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 	stepCtx, cancel := context.WithTimeout(ctx, m.opts.StepTimeout)
 	err := m.execute(stepCtx, t)
 	cancel()
@@ -175,11 +387,7 @@ func (m *Manager) run(ctx context.Context, t task) {
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err == nil {
-		// A step scheduled again while it ran (rerun) is due once more.
-		if _, ferr := m.pool.Exec(finishCtx, `
-			WITH done AS (DELETE FROM process_tasks WHERE id = $1 AND lease_id = $2 AND NOT rerun RETURNING id)
-			UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
-			 WHERE id = $1 AND lease_id = $2 AND rerun`, t.ID, t.lease, m.opts.Now()); ferr != nil {
+		if ferr := fin.done(finishCtx, t); ferr != nil {
 			log.WarnContext(ctx, "step done but not recorded; it will run again", "error", ferr)
 		} else {
 			log.InfoContext(ctx, "step done")
@@ -194,7 +402,7 @@ func (m *Manager) run(ctx context.Context, t task) {
 	attempts := t.Attempts + 1
 	outcome, state, due := OutcomeRetry, "pending", m.opts.Now()
 	switch {
-	case errors.Is(err, errPermanent), attempts > len(m.opts.Backoff) && parks(t.Kind):
+	case errors.Is(err, errPermanent), attempts > len(m.opts.Backoff) && parks(t.Kind) && !errors.Is(err, errStillPending):
 		outcome, state = OutcomeParked, "parked"
 	default:
 		due = due.Add(m.opts.Backoff[min(attempts, len(m.opts.Backoff))-1])
@@ -216,11 +424,13 @@ func (m *Manager) run(ctx context.Context, t task) {
 }
 
 // parks reports whether a step of kind goes to the dead-letter list once
-// its retries are used up: the calls to the provider do. The others only
-// touch the event store, and retrying them is the only cure for its
-// absence, so they retry for as long as they fail.
+// its retries are used up: the calls to the provider do (but a
+// reconcile_payment whose payment is still pending asks again after the
+// last delay for as long as it is). The others only touch the event
+// store, and retrying them is the only cure for its absence, so they retry
+// for as long as they fail.
 func parks(kind string) bool {
-	return kind == KindInitiatePayment || kind == KindRefund
+	return kind == KindInitiatePayment || kind == KindRefund || kind == KindReconcilePayment
 }
 
 // truncate cuts s to at most n bytes of valid UTF-8 (PostgreSQL refuses
@@ -239,5 +449,71 @@ func truncate(s string, n int) string {
 func (m *Manager) report(kind, outcome string) {
 	if m.opts.OnStep != nil {
 		m.opts.OnStep(kind, outcome)
+	}
+}
+
+// finisher records the steps that are done, group-committed: the steps
+// that finish while one statement runs are recorded together by the next
+// (as appends are), so finishing costs a statement per batch, not per
+// step.
+type finisher struct {
+	m     *Manager
+	lease uuid.UUID
+	c     *batch.Combiner[*finishing]
+}
+
+// finishing is one done step waiting for its batch.
+type finishing struct {
+	id   uuid.UUID
+	err  error
+	done chan struct{}
+}
+
+func newFinisher(m *Manager, lease uuid.UUID) *finisher {
+	f := &finisher{m: m, lease: lease}
+	f.c = &batch.Combiner[*finishing]{Exec: f.exec, MaxBatch: 256, MaxInFlight: 1}
+	return f
+}
+
+// done records that step t is done: it is deleted, or, when it was
+// scheduled again while it ran (rerun), due once more. A step whose lease
+// was lost is left to its new holder.
+func (f *finisher) done(ctx context.Context, t task) error {
+	r := &finishing{id: t.ID, done: make(chan struct{})}
+	f.c.Submit(r)
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *finisher) exec(b []*finishing) {
+	ids := make([]uuid.UUID, len(b))
+	for i, r := range b {
+		ids[i] = r.id
+	}
+	// Rows locked in one order by every batch; the scheduler's statements
+	// lock in theirs, so a deadlock with one of them is retried.
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		_, err = f.m.pool.Exec(ctx, `
+			WITH done AS (DELETE FROM process_tasks WHERE id = ANY($1) AND lease_id = $2 AND NOT rerun RETURNING id)
+			UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
+			 WHERE id = ANY($1) AND lease_id = $2 AND rerun`, ids, f.lease, f.m.opts.Now())
+		if !pg.IsDeadlock(err) {
+			break
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("record done steps: %w", err)
+	}
+	for _, r := range b {
+		r.err = err
+		close(r.done)
 	}
 }

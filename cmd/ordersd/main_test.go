@@ -342,10 +342,10 @@ func TestGracefulShutdown(t *testing.T) {
 		code <- start(ctx, []string{"--roles", "projector,process,fakepay"}, []string{"DATABASE_URL=" + db, "HTTP_ADDR=127.0.0.1:0",
 			"REDIS_URL=", "PAYMENT_CALLBACK_URL=http://127.0.0.1:1/webhooks/payment"}, &lockedWriter{w: &out, mu: &mu}, io.Discard)
 	}()
-	eventually.True(t, "the process manager to lead", func() bool {
+	eventually.True(t, "the process manager worker to run", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return strings.Contains(out.String(), "process manager worker leading")
+		return strings.Contains(out.String(), "process manager worker running")
 	})
 	cancel()
 	select {
