@@ -1,6 +1,7 @@
 package process_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -33,6 +34,13 @@ func TestSuccessAfterTimeoutWithoutWebhookIsRefunded(t *testing.T) {
 			t.Fatalf("cancel reason %q", v.CancelReason)
 		}
 	}
+	// Each cancel schedules its reconciliation ReconcileAfter from the
+	// clock as the scheduler reads it: wait for that before moving it on.
+	eventually.True(t, "the reconciliations to be scheduled", func() bool {
+		var n int
+		err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE kind = $1`, process.KindReconcilePayment).Scan(&n)
+		return err == nil && n == 3
+	})
 	// After the cancels the provider decides; no webhook reaches the service.
 	s.set(late, func(_ *scripted, p *payment.Payment) { p.Status = payment.StatusSucceeded })
 	s.set(failed, func(_ *scripted, p *payment.Payment) { p.Status = payment.StatusFailed })
