@@ -27,11 +27,13 @@ type PlaceOrder struct {
 	UserEmail      string
 	Lines          []order.Line
 	Meta           eventstore.Metadata
-	// Admit, if set, runs once the request is known to be a new order
-	// (not a replay of its Idempotency-Key) and before anything is stored;
-	// its error refuses the order (rate limiting uses it). orderID is the
-	// order's id: concurrent retries of one key share it, so a limiter can
-	// count them once.
+	// Admit, if set, runs before anything is stored, unless the request
+	// is known to be a replay of its Idempotency-Key (a key this process
+	// placed lately); a key seen by no one yet is not looked up first, so
+	// Admit may run for a replay, whose refusal is then answered with the
+	// order it placed. Its error refuses the order (rate limiting uses it).
+	// orderID is the order's id: every request with one key shares it, so
+	// a limiter can count them once.
 	Admit func(ctx context.Context, orderID uuid.UUID) error
 }
 

@@ -132,7 +132,7 @@ func (m *Manager) initiatePayment(ctx context.Context, t task, meta eventstore.M
 // none, and a retryable error when it cannot tell.
 func (m *Manager) reconcileInitiation(ctx context.Context, t task, v command.OrderView, meta eventstore.Metadata, cause error) error {
 	if ctx.Err() != nil {
-		return cause // deposed or shutting down: the next leader runs the step again
+		return cause // fenced or shutting down: the step runs again once its lease has ended
 	}
 	p, err := m.provider.PaymentByOrder(ctx, v.ID)
 	switch {

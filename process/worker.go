@@ -41,8 +41,9 @@ type task struct {
 // event came first (lowest seq) among its due steps, and none while
 // another step of that order is leased. So:
 //
-//   - at most one step of an order runs at a time, in the order of the
-//     events that scheduled them;
+//   - at most one step of an order runs at a time, and of its due steps
+//     the one whose event came first (a step waiting for a retry's delay
+//     is not due, and does not hold up the others);
 //   - an instance that dies (kill -9, its connection cut) stops renewing,
 //     and its steps are claimed by the others once leaseFor has passed;
 //   - an instance that cannot renew for fenceAfter cancels its own steps
@@ -83,6 +84,16 @@ func (m *Manager) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The renewer outlives the life's context, so that the leases hold
+	// while the steps drain at its end; it stops after them.
+	renewCtx, stopRenewing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRenewing()
+	// Its connection is taken before the first claim: a renewal must not
+	// queue behind the steps for the pool.
+	renewConn, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("renewal connection: %w", err)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// Steps run under the lease: when it cannot be renewed they are
@@ -103,7 +114,7 @@ func (m *Manager) serve(ctx context.Context) error {
 	// whose end could not be recorded is free for others once its lease
 	// runs out, rather than held for as long as this instance lives.
 	held := &heldSteps{ids: map[uuid.UUID]struct{}{}}
-	go func() { renewed <- m.renew(ctx, lease, held.list, began, cancel) }()
+	go func() { renewed <- m.renew(renewCtx, renewConn, lease, held.list, began, cancel) }()
 	defer func() {
 		cancelSteps()
 		for _, l := range lanes {
@@ -112,6 +123,7 @@ func (m *Manager) serve(ctx context.Context) error {
 			}
 		}
 		cancel(nil)
+		stopRenewing()
 		<-renewed
 		m.release(lease)
 	}()
@@ -218,12 +230,11 @@ var errFenced = errors.New("process manager lease not renewed in time; steps can
 // timer fences when no attempt runs (a failed attempt's check would
 // otherwise wait for the next tick, which may come after the lease's
 // end).
-func (m *Manager) renew(ctx context.Context, lease uuid.UUID, held func() []uuid.UUID, began time.Time, fence context.CancelCauseFunc) error {
+func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID, held func() []uuid.UUID, began time.Time, fence context.CancelCauseFunc) error {
 	ticker := time.NewTicker(renewEvery)
 	defer ticker.Stop()
-	// A connection of its own: a renewal must not queue behind the steps
-	// for the pool.
-	var conn *pgxpool.Conn
+	// conn is the renewals' own connection (taken again from the pool
+	// after a failure).
 	defer func() {
 		if conn != nil {
 			conn.Release()
@@ -256,7 +267,7 @@ func (m *Manager) renew(ctx context.Context, lease uuid.UUID, held func() []uuid
 			conn, err = m.pool.Acquire(rctx)
 		}
 		if err == nil {
-			_, err = conn.Exec(rctx, `UPDATE process_tasks SET lease_until = now() + $2::interval WHERE lease_id = $1 AND id = ANY($3)`,
+			_, err = conn.Exec(rctx, `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval WHERE lease_id = $1 AND id = ANY($3)`,
 				lease, leaseFor.String(), held())
 			if err != nil {
 				conn.Release()
@@ -326,26 +337,27 @@ var claimLock = pg.LockKey("orders.process_manager.claim")
 // before it.
 const claimSQL = `
 	WITH due AS (
-	    SELECT id, order_id, seq FROM process_tasks
+	    SELECT id, order_id, seq, due_at FROM process_tasks
 	     WHERE lane = $5 AND state = 'pending' AND due_at <= $1
 	       AND (lease_until IS NULL OR lease_until < now())
 	     ORDER BY due_at
 	     LIMIT $2 * 4
 	), first AS (
-	    SELECT DISTINCT ON (order_id) id, order_id, seq FROM due ORDER BY order_id, seq
+	    SELECT DISTINCT ON (order_id) id, order_id, seq, due_at FROM due ORDER BY order_id, seq
 	), free AS (
 	    SELECT f.id FROM first f
 	     WHERE NOT EXISTS (
 	           SELECT 1 FROM process_tasks o
 	            WHERE o.order_id = f.order_id AND o.id <> f.id
 	              AND (o.lease_until >= now() OR (o.state = 'pending' AND o.due_at <= $1 AND o.seq < f.seq)))
+	     ORDER BY f.due_at, f.seq
 	     LIMIT $2
 	)
-	UPDATE process_tasks t SET lease_id = $3, lease_until = now() + $4::interval
-	  FROM free WHERE t.id = free.id
+	UPDATE process_tasks t SET lease_id = $3, lease_until = clock_timestamp() + $4::interval
+	  FROM free WHERE t.id = free.id AND (t.lease_until IS NULL OR t.lease_until < clock_timestamp())
 	RETURNING t.id, t.kind, t.order_id, t.product_id, t.attempts, t.correlation_id, t.causation_id`
 
-// claim leases up to n due steps of the given kinds. The lock and the
+// claim leases up to n due steps of lane, oldest due first. The lock and the
 // claim go in one round trip, one implicit transaction (a batch).
 func (m *Manager) claim(ctx context.Context, lease uuid.UUID, n int, lane int16) ([]task, error) {
 	b := &pgx.Batch{}
@@ -381,7 +393,7 @@ func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 	err := m.execute(stepCtx, t)
 	cancel()
 	if ctx.Err() != nil {
-		return // shutting down or deposed: the step runs again under the next leader
+		return // shutting down or fenced: the step runs again once its lease has ended
 	}
 	log := m.log.With("step", t.Kind, "order_id", t.OrderID, "correlation_id", t.CorrelationID, "attempt", t.Attempts+1)
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -24,6 +24,8 @@ ALTER TABLE process_tasks SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum
 UPDATE process_tasks SET lease_id = NULL, lease_until = NULL WHERE lease_id IS NOT NULL;
 
 -- +goose Down
+-- The previous version knows no reconcile_payment step.
+DELETE FROM process_tasks WHERE kind = 'reconcile_payment';
 ALTER TABLE process_tasks RESET (autovacuum_vacuum_scale_factor, autovacuum_analyze_scale_factor);
 DROP INDEX process_tasks_order;
 DROP INDEX process_tasks_lane_due;
