@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -107,5 +108,59 @@ func TestUpgradeSeedsWhatRecoveryDid(t *testing.T) {
 	var open int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM process_open_placements WHERE order_id = $1`, undecided).Scan(&open); err != nil || open != 1 {
 		t.Fatalf("open placements of the undecided order: %d, %v", open, err)
+	}
+}
+
+// The upgrade to competing consumers (00007) numbers the steps already
+// scheduled in the order they were scheduled, whatever order the table
+// stores them in, gives each its lane, and new steps follow them.
+func TestUpgradeNumbersStepsInSchedulingOrder(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := migrations.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UpTo(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	order := uuid.New()
+	first, second := uuid.New(), uuid.New()
+	// Stored second first: the table's order is not the scheduling order.
+	if _, err := db.ExecContext(ctx, `INSERT INTO process_tasks (id, kind, order_id, due_at, created_at) VALUES
+		($1, 'release_stock', $3, now(), now()),
+		($2, 'initiate_payment', $3, now(), now() - interval '1 minute')`, second, first, order); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO process_tasks (id, kind, order_id, due_at) VALUES ($1, 'commit_stock', $2, now())`, uuid.New(), order); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT kind, lane FROM process_tasks ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var kind string
+		var lane int
+		if err := rows.Scan(&kind, &lane); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s/%d", kind, lane))
+	}
+	want := []string{"initiate_payment/0", "release_stock/1", "commit_stock/1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("steps by seq %v, want %v", got, want)
 	}
 }

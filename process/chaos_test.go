@@ -317,17 +317,7 @@ func TestKilledAndRestartedMidSaga(t *testing.T) {
 		if (v.Status == order.StatusPaid) != wantPaid {
 			t.Errorf("order %d is %s", order2index[id], v.Status)
 		}
-		recorded, err := h.store.ReadStream(context.Background(), events.OrderStream(id), eventstore.Forward, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		requested := 0
-		for _, r := range recorded {
-			if r.Type == events.TypeOrderPaymentRequested {
-				requested++
-			}
-		}
-		if requested != 1 {
+		if requested := h.paymentRequests(t, id); requested != 1 {
 			t.Errorf("order %d: %d payment requests recorded", order2index[id], requested)
 		}
 		h.provider.mu.Lock()

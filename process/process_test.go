@@ -818,3 +818,19 @@ func TestLeaseLostMidStep(t *testing.T) {
 		})
 	}
 }
+
+// paymentRequests counts the order.payment_requested events of order id.
+func (h *harness) paymentRequests(t *testing.T, id uuid.UUID) int {
+	t.Helper()
+	recorded, err := h.store.ReadStream(context.Background(), events.OrderStream(id), eventstore.Forward, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recorded {
+		if r.Type == events.TypeOrderPaymentRequested {
+			n++
+		}
+	}
+	return n
+}

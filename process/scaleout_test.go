@@ -450,17 +450,7 @@ func scaleOut(t *testing.T, instances, orders int) {
 		if want := o.index%3 != 0; (v.Status == order.StatusPaid) != want {
 			t.Errorf("order %d is %s, its payment succeeded: %v", o.index, v.Status, want)
 		}
-		recorded, err := h.store.ReadStream(context.Background(), events.OrderStream(id), eventstore.Forward, 0, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		requested := 0
-		for _, r := range recorded {
-			if r.Type == events.TypeOrderPaymentRequested {
-				requested++
-			}
-		}
-		if requested != 1 {
+		if requested := h.paymentRequests(t, id); requested != 1 {
 			t.Errorf("order %d: %d payment requests recorded", o.index, requested)
 		}
 		if pay := h.providerPayment(id); pay == "" || v.PaymentID != pay {

@@ -330,27 +330,24 @@ func laneOf(kind string) int16 {
 // claimLock serialises claims across instances (see leaseFor).
 var claimLock = pg.LockKey("orders.process_manager.claim")
 
-// claimSQL leases up to $2 due steps of lane $5 under lease $3: of each
-// order, the due step scheduled first, and none of an order that has a
-// step leased (by anyone, this instance included). It runs after the
-// claim lock is taken, in its own snapshot, so it sees every claim made
-// before it.
+// claimSQL leases up to $2 due steps of lane $5 under lease $3, oldest due
+// first: of each order, only the due step scheduled first (lowest seq,
+// whatever its lane), and none of an order that has a step leased (by
+// anyone, this instance included). Blocked steps are skipped in the scan,
+// so they cannot fill the claim. It runs after the claim lock is taken, in
+// its own snapshot, so it sees every claim made before it; a lease starts
+// when the statement takes it (clock_timestamp), not when its transaction
+// began waiting for the lock.
 const claimSQL = `
-	WITH due AS (
-	    SELECT id, order_id, seq, due_at FROM process_tasks
-	     WHERE lane = $5 AND state = 'pending' AND due_at <= $1
-	       AND (lease_until IS NULL OR lease_until < now())
-	     ORDER BY due_at
-	     LIMIT $2 * 4
-	), first AS (
-	    SELECT DISTINCT ON (order_id) id, order_id, seq, due_at FROM due ORDER BY order_id, seq
-	), free AS (
-	    SELECT f.id FROM first f
-	     WHERE NOT EXISTS (
+	WITH free AS (
+	    SELECT t.id FROM process_tasks t
+	     WHERE t.lane = $5 AND t.state = 'pending' AND t.due_at <= $1
+	       AND (t.lease_until IS NULL OR t.lease_until < now())
+	       AND NOT EXISTS (
 	           SELECT 1 FROM process_tasks o
-	            WHERE o.order_id = f.order_id AND o.id <> f.id
-	              AND (o.lease_until >= now() OR (o.state = 'pending' AND o.due_at <= $1 AND o.seq < f.seq)))
-	     ORDER BY f.due_at, f.seq
+	            WHERE o.order_id = t.order_id AND o.id <> t.id
+	              AND (o.lease_until >= now() OR (o.state = 'pending' AND o.due_at <= $1 AND o.seq < t.seq)))
+	     ORDER BY t.due_at, t.seq
 	     LIMIT $2
 	)
 	UPDATE process_tasks t SET lease_id = $3, lease_until = clock_timestamp() + $4::interval

@@ -6,7 +6,15 @@
 -- +goose Up
 -- The order in which the scheduler scheduled the steps (the order of
 -- their events): a claim runs an order's due steps lowest seq first.
-ALTER TABLE process_tasks ADD COLUMN seq bigserial;
+-- Existing steps are numbered in the order they were scheduled (not in
+-- the order the table stores them), then new ones follow.
+ALTER TABLE process_tasks ADD COLUMN seq bigint;
+UPDATE process_tasks t SET seq = n.seq
+  FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS seq FROM process_tasks) n
+ WHERE t.id = n.id;
+CREATE SEQUENCE process_tasks_seq_seq OWNED BY process_tasks.seq;
+SELECT setval('process_tasks_seq_seq', (SELECT count(*) FROM process_tasks) + 1, false);
+ALTER TABLE process_tasks ALTER COLUMN seq SET DEFAULT nextval('process_tasks_seq_seq'), ALTER COLUMN seq SET NOT NULL;
 -- The lane that runs the step (0: the steps that call the payment
 -- provider, 1: the others), and the claim's index: a lane's due steps in
 -- the order they are due.
