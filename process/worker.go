@@ -113,8 +113,8 @@ func (m *Manager) serve(ctx context.Context) error {
 	// The steps this life runs: only their leases are renewed, so a step
 	// whose end could not be recorded is free for others once its lease
 	// runs out, rather than held for as long as this instance lives.
-	held := &heldSteps{ids: map[uuid.UUID]struct{}{}}
-	go func() { renewed <- m.renew(renewCtx, renewConn, lease, held.list, began, cancel) }()
+	held := &heldSteps{ids: map[uuid.UUID]*heldRun{}}
+	go func() { renewed <- m.renew(renewCtx, renewConn, lease, held, began, cancel) }()
 	defer func() {
 		cancelSteps()
 		for _, l := range lanes {
@@ -152,14 +152,20 @@ func (m *Manager) serve(ctx context.Context) error {
 				break
 			}
 			for _, t := range claimed {
+				runCtx, cancelRun := context.WithCancel(stepCtx)
+				r := held.add(t.ID, cancelRun)
+				if r == nil {
+					cancelRun() // still running here: the claim only renewed its lease
+					continue
+				}
 				l.inFlight++
-				held.add(t.ID)
 				go func() {
 					defer func() {
-						held.remove(t.ID)
+						held.remove(t.ID, r)
+						cancelRun()
 						done <- l
 					}()
-					m.run(stepCtx, t, fin)
+					m.run(runCtx, t, fin)
 				}()
 			}
 			l.backlog = len(claimed) == free
@@ -190,22 +196,52 @@ func (m *Manager) serve(ctx context.Context) error {
 	}
 }
 
-// heldSteps is the set of steps a worker's life runs.
+// heldSteps is the set of steps a worker's life runs, each with the
+// cancel of its run.
 type heldSteps struct {
 	mu  sync.Mutex
-	ids map[uuid.UUID]struct{}
+	ids map[uuid.UUID]*heldRun
 }
 
-func (h *heldSteps) add(id uuid.UUID) {
+// heldRun is one run of a step.
+type heldRun struct{ cancel context.CancelFunc }
+
+// add records a run of step id; nil if one runs already.
+func (h *heldSteps) add(id uuid.UUID, cancel context.CancelFunc) *heldRun {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.ids[id] = struct{}{}
+	if _, ok := h.ids[id]; ok {
+		return nil
+	}
+	r := &heldRun{cancel: cancel}
+	h.ids[id] = r
+	return r
 }
 
-func (h *heldSteps) remove(id uuid.UUID) {
+// lost cancels the runs of the steps in asked that renewed did not renew
+// and that still run: their lease is gone (another instance may hold
+// them now). A step that finished meanwhile is no longer held.
+func (h *heldSteps) lost(asked, renewed []uuid.UUID) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.ids, id)
+	n := 0
+	for _, id := range asked {
+		if r, ok := h.ids[id]; ok && !slices.Contains(renewed, id) {
+			r.cancel()
+			delete(h.ids, id)
+			n++
+		}
+	}
+	return n
+}
+
+// remove forgets run r of step id (not a newer run of the same step).
+func (h *heldSteps) remove(id uuid.UUID, r *heldRun) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids[id] == r {
+		delete(h.ids, id)
+	}
 }
 
 func (h *heldSteps) list() []uuid.UUID {
@@ -230,7 +266,7 @@ var errFenced = errors.New("process manager lease not renewed in time; steps can
 // timer fences when no attempt runs (a failed attempt's check would
 // otherwise wait for the next tick, which may come after the lease's
 // end).
-func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID, held func() []uuid.UUID, began time.Time, fence context.CancelCauseFunc) error {
+func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID, held *heldSteps, began time.Time, fence context.CancelCauseFunc) error {
 	ticker := time.NewTicker(renewEvery)
 	defer ticker.Stop()
 	// conn is the renewals' own connection (taken again from the pool
@@ -267,9 +303,19 @@ func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID
 			conn, err = m.pool.Acquire(rctx)
 		}
 		if err == nil {
-			_, err = conn.Exec(rctx, `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval WHERE lease_id = $1 AND id = ANY($3)`,
-				lease, leaseFor.String(), held())
-			if err != nil {
+			asked := held.list()
+			var rows pgx.Rows
+			var renewed []uuid.UUID
+			if rows, err = conn.Query(rctx, `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval
+				 WHERE lease_id = $1 AND id = ANY($3) AND lease_until >= clock_timestamp() RETURNING id`,
+				lease, leaseFor.String(), asked); err == nil {
+				renewed, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+			}
+			if err == nil {
+				if n := held.lost(asked, renewed); n > 0 {
+					m.log.ErrorContext(ctx, "process manager lost the lease of steps it ran; canceled them", "lease_id", lease, "steps", n)
+				}
+			} else {
 				conn.Release()
 				conn = nil
 			}
