@@ -172,12 +172,16 @@ func runLoad(ctx context.Context, c loadConfig, stdout, stderr io.Writer) error 
 	// The admin API and /metrics get a client of their own, so neither
 	// waits behind the load's connections.
 	side := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: productWorkers}}
+	// The metrics are checked first: a wrong -metrics creates no products.
+	scrape := func(ctx context.Context) (terminal, error) { return scrapeTerminal(ctx, side, c.metrics) }
+	if _, err := scrape(ctx); err != nil {
+		return fmt.Errorf("metrics before the load: %w", err)
+	}
 	fmt.Fprintf(stderr, "creating %d products…\n", c.products)
 	ids, err := createProducts(ctx, side, c.base, c.admin, c.products)
 	if err != nil {
 		return err
 	}
-	scrape := func(ctx context.Context) (terminal, error) { return scrapeTerminal(ctx, side, c.metrics) }
 	before, err := scrape(ctx)
 	if err != nil {
 		return fmt.Errorf("metrics before the load: %w", err)
@@ -188,7 +192,7 @@ func runLoad(ctx context.Context, c loadConfig, stdout, stderr io.Writer) error 
 		mode = fmt.Sprintf("open loop, %d/s", c.rate)
 	}
 	fmt.Fprintf(stderr, "placing orders for %s (%s) over %d products at %s; metrics from %s…\n",
-		c.duration, mode, c.products, c.base, strings.Join(c.metrics, ", "))
+		c.duration, mode, c.products, redacted(c.base), redactedAll(c.metrics))
 	rec := newRecorder()
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	start := time.Now()
@@ -206,7 +210,7 @@ func runLoad(ctx context.Context, c loadConfig, stdout, stderr io.Writer) error 
 	lat := summarize(rec.latencies)
 	placed := rec.placed.Load()
 	placementRate := float64(placed) / loadTime.Seconds()
-	fmt.Fprintf(stdout, "load: %s for %s over %d products (%s)\n", mode, c.duration, c.products, c.base)
+	fmt.Fprintf(stdout, "load: %s for %s over %d products (%s)\n", mode, c.duration, c.products, redacted(c.base))
 	fmt.Fprintf(stdout, "POST /orders: %d answers in %s: %d placed (201)%s; %d without an answer%s\n",
 		lat.N, loadTime.Round(time.Millisecond), placed, rec.otherCodes(), rec.failed.Load(), rec.lastError())
 	fmt.Fprintf(stdout, "POST latency: p50 %s  p95 %s  p99 %s  max %s  mean %s\n",
@@ -471,10 +475,10 @@ func scrapeTerminal(ctx context.Context, client *http.Client, urls []string) (te
 		t, err := parseTerminal(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return terminal{}, fmt.Errorf("%s: %s", u, resp.Status)
+			return terminal{}, fmt.Errorf("%s: %s", redacted(u), resp.Status)
 		}
 		if err != nil {
-			return terminal{}, fmt.Errorf("%s: %w", u, err)
+			return terminal{}, fmt.Errorf("%s: %w", redacted(u), err)
 		}
 		sum = sum.add(t)
 	}
@@ -600,4 +604,13 @@ func count(ctx context.Context, client *http.Client, base, admin, status string)
 		}
 		cursor = *page.NextCursor
 	}
+}
+
+// redactedAll is urls fit to print, passwords masked, comma-separated.
+func redactedAll(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = redacted(u)
+	}
+	return strings.Join(out, ", ")
 }

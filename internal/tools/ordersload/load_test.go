@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +96,22 @@ func TestOrderRequest(t *testing.T) {
 	}
 	if !strings.Contains(string(b1), `"quantity":1}`) {
 		t.Errorf("body %s: want quantity 1", b1)
+	}
+}
+
+// A password in a -metrics URL never reaches the output, even in an error.
+func TestMetricsErrorsMaskPasswords(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("not metrics {"))
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("admin", "hunter2")
+	_, err := scrapeTerminal(context.Background(), srv.Client(), []string{u.String()})
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v: want one, without the password", err)
+	}
+	if got := redactedAll([]string{u.String()}); strings.Contains(got, "hunter2") {
+		t.Fatalf("printed %q", got)
 	}
 }
