@@ -77,5 +77,8 @@ func (c *orderCache) put(o loadedOrder) {
 	c.entries.Add(o.st.ID, o)
 }
 
+// has reports whether the cache holds order id.
+func (c *orderCache) has(id uuid.UUID) bool { return c.entries.Contains(id) }
+
 // forget drops an order whose last append has an unknown outcome.
 func (c *orderCache) forget(id uuid.UUID) { c.entries.Remove(id) }

@@ -88,7 +88,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 		if id, err = uuid.NewV7(); err != nil {
 			return OrderView{}, err
 		}
-	} else if _, seen := s.orders.get(id); seen {
+	} else if s.orders.has(id) {
 		// A key this process placed lately: answer from the stream.
 		if st, err := s.loadOrder(ctx, id); err != nil {
 			return OrderView{}, err
