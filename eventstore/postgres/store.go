@@ -167,15 +167,19 @@ func scanEvent(row pgx.CollectableRow) (eventstore.RecordedEvent, error) {
 	return e, nil
 }
 
+// headSQL reads the position of the last event below the read fence (see
+// readAllSQL): a backward scan of the primary key.
+const headSQL = `SELECT tx_id, seq FROM events
+ WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY tx_id DESC, seq DESC LIMIT 1`
+
 // Head implements eventstore.Store.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	var (
 		p   eventstore.Position
 		seq int64
 	)
-	err := s.pool.QueryRow(ctx, `SELECT tx_id, seq FROM events
-	     WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())
-	     ORDER BY tx_id DESC, seq DESC LIMIT 1`).Scan(&p.Commit, &seq)
+	err := s.pool.QueryRow(ctx, headSQL).Scan(&p.Commit, &seq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return eventstore.Start, nil
 	}
