@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -18,6 +19,10 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 )
+
+// placementTimeout bounds a placement once its order is being stored: it
+// no longer ends with its caller's context (see PlaceOrder).
+const placementTimeout = 30 * time.Second
 
 // PlaceOrder is a customer's order.
 type PlaceOrder struct {
@@ -77,6 +82,10 @@ func fingerprint(email string, lines []order.Line) string {
 // outcome wins however many parties complete the same placement. Stock is
 // released only once a rejection is recorded. A placement interrupted at any
 // step is completed the same way by the process manager (CompletePlacement).
+//
+// ctx ends the placement only until the order is stored: from its append
+// on, the placement runs to its outcome (for at most placementTimeout)
+// whether or not the caller still waits for it.
 func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, error) {
 	if problems := order.ValidateRequest(cmd.UserEmail, cmd.Lines); len(problems) > 0 {
 		return OrderView{}, &ValidationError{Fields: problems}
@@ -119,6 +128,13 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	if err != nil {
 		return OrderView{}, err
 	}
+	// From the append on, the placement is finished even if the caller
+	// goes away (a client that disconnects, a load generator that stops):
+	// an append may commit after its caller gave up, and an order left
+	// placed but undecided holds its customer and its stock until the
+	// process manager completes it (process.Options.PlacementGrace later).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placementTimeout)
+	defer cancel()
 	if _, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...); err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && cmd.IdempotencyKey != "" {
 			// The same key, concurrently: whoever placed it first wins.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,9 +57,20 @@ func as[T error](err error) bool {
 	return errors.As(err, &t)
 }
 
+// statusClientClosedRequest is what a request whose client went away ends
+// with in the access log and the metrics (nginx's 499: no one reads it).
+const statusClientClosedRequest = 499
+
 // writeError answers err as its problem; an error the table does not know
-// is logged and answered 500 without revealing it.
+// is logged and answered 500 without revealing it. A request canceled
+// because its client went away is not a server error: it is recorded as
+// 499 and logged at debug level.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		a.log.DebugContext(r.Context(), "client went away before the answer", "error", err)
+		w.WriteHeader(statusClientClosedRequest)
+		return
+	}
 	for _, m := range errorProblems {
 		if !m.match(err) {
 			continue

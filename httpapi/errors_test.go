@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -163,5 +164,48 @@ func TestProblemCatalog(t *testing.T) {
 		if row := fmt.Sprintf("| `%s` | %d |", typ, spec.Status); !strings.Contains(string(doc), row) {
 			t.Errorf("docs/api.md lacks the row %q", row)
 		}
+	}
+}
+
+// A request whose client went away is not a server error: no ERROR is
+// logged and it ends as 499. A cancellation the client did not cause is
+// still a 500.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	t.Parallel()
+	placement := fmt.Sprintf(`{"user_email":"a@example.com","items":[{"product_id":%q,"quantity":1}]}`, uuid.New())
+	for _, c := range []struct {
+		name       string
+		clientGone bool
+		status     int
+		logged     string
+	}{
+		{"client went away", true, 499, "level=DEBUG"},
+		{"canceled inside the server", false, 500, "level=ERROR"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs strings.Builder
+			api := httpapi.New(httpapi.Config{
+				AdminSecret: "s", Commands: failing{fmt.Errorf("place: %w", context.Canceled)},
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			})
+			r := chi.NewRouter()
+			api.MountCommands(r)
+			ctx, cancel := context.WithCancel(context.Background())
+			if c.clientGone {
+				cancel()
+			}
+			defer cancel()
+			req := httptest.NewRequestWithContext(ctx, "POST", "/orders", strings.NewReader(placement))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "k")
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, req)
+			if rec.Code != c.status {
+				t.Fatalf("status %d, want %d", rec.Code, c.status)
+			}
+			if !strings.Contains(logs.String(), c.logged) || (c.clientGone && strings.Contains(logs.String(), "level=ERROR")) {
+				t.Fatalf("logged %q, want a %s record only", logs.String(), c.logged)
+			}
+		})
 	}
 }
