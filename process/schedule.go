@@ -256,19 +256,14 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM process_open_placements WHERE order_id = ANY($1)`, decidedIDs); err != nil {
 			return fmt.Errorf("untrack decided placements: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind = $2
-			AND (lease_until IS NULL OR lease_until < now())`,
-			decidedIDs, KindCompletePlacement); err != nil {
+		if _, err := tx.Exec(ctx, dropStepsSQL, decidedIDs, []string{KindCompletePlacement}); err != nil {
 			return fmt.Errorf("drop completions of decided placements: %w", err)
 		}
 	}
 	if len(p.ids) > 0 {
 		// A step scheduled again while it runs (a second stray reservation
 		// of one order and product) runs once more rather than being lost.
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id, lane)
-			SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::smallint[])
-			ON CONFLICT (kind, order_id, product_id) DO UPDATE SET rerun = process_tasks.lease_id IS NOT NULL`,
+		if _, err := tx.Exec(ctx, scheduleStepsSQL,
 			p.ids, p.kinds, p.orders, p.products, p.due, p.correlations, p.causes, p.lanes); err != nil {
 			return fmt.Errorf("schedule steps: %w", err)
 		}
@@ -276,14 +271,30 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 	if len(p.ended) > 0 {
 		// A step that runs now is left to finish (its run deletes it): its
 		// lease keeps the order's next step from running alongside it.
-		if _, err := tx.Exec(ctx, `DELETE FROM process_tasks WHERE order_id = ANY($1) AND kind IN ($2, $3)
-			AND (lease_until IS NULL OR lease_until < now())`,
-			p.ended, KindInitiatePayment, KindPaymentTimeout); err != nil {
+		if _, err := tx.Exec(ctx, dropStepsSQL, p.ended, []string{KindInitiatePayment, KindPaymentTimeout}); err != nil {
 			return fmt.Errorf("drop steps of ended orders: %w", err)
 		}
 	}
 	return nil
 }
+
+// The scheduler's statements on the work list. Each names the orders of
+// the batch, so the unique key (order_id, kind, product_id) serves it
+// whatever else the list holds (TestWorkListStatementsDoNotScan).
+const (
+	// scheduleStepsSQL inserts steps $1… (arrays of one length); a step
+	// already scheduled for the same order, kind and product is kept, and
+	// runs once more if it is running now.
+	scheduleStepsSQL = `
+		INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id, lane)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::smallint[])
+		ON CONFLICT (order_id, kind, product_id) DO UPDATE SET rerun = process_tasks.lease_id IS NOT NULL`
+	// dropStepsSQL deletes the steps of kinds $2 of orders $1 that no one
+	// runs now.
+	dropStepsSQL = `
+		DELETE FROM process_tasks WHERE order_id = ANY($1::uuid[]) AND kind = ANY($2::text[])
+		   AND (lease_until IS NULL OR lease_until < now())`
+)
 
 func decodeReservation(r eventstore.RecordedEvent) (events.ProductStockReserved, error) {
 	e, err := events.Decode(r.Type, r.Data)

@@ -253,6 +253,11 @@ func (h *heldSteps) list() []uuid.UUID {
 // errFenced ends a worker's life whose lease could not be renewed in time.
 var errFenced = errors.New("process manager lease not renewed in time; steps canceled")
 
+// renewSQL extends, by $2, the leases of steps $3 held under lease $1 that
+// have not expired, and returns the ids it extended.
+const renewSQL = `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval
+	 WHERE lease_id = $1 AND id = ANY($3) AND lease_until >= clock_timestamp() RETURNING id`
+
 // renew extends the lease of every step held under lease every renewEvery
 // until ctx ends. When no renewal has succeeded for fenceAfter (the
 // database is away, or this process stalled), it ends the worker's life
@@ -306,9 +311,7 @@ func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID
 			asked := held.list()
 			var rows pgx.Rows
 			var renewed []uuid.UUID
-			if rows, err = conn.Query(rctx, `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval
-				 WHERE lease_id = $1 AND id = ANY($3) AND lease_until >= clock_timestamp() RETURNING id`,
-				lease, leaseFor.String(), asked); err == nil {
+			if rows, err = conn.Query(rctx, renewSQL, lease, leaseFor.String(), asked); err == nil {
 				renewed, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 			}
 			if err == nil {
@@ -383,7 +386,9 @@ var claimLock = pg.LockKey("orders.process_manager.claim")
 // so they cannot fill the claim. It runs after the claim lock is taken, in
 // its own snapshot, so it sees every claim made before it; a lease starts
 // when the statement takes it (clock_timestamp), not when its transaction
-// began waiting for the lock.
+// began waiting for the lock. The claimed ids are looked up as an array: a
+// join with them is planned, once the plan is generic, as a scan of the
+// whole list (TestWorkListStatementsDoNotScan).
 const claimSQL = `
 	WITH free AS (
 	    SELECT t.id FROM process_tasks t
@@ -397,7 +402,7 @@ const claimSQL = `
 	     LIMIT $2
 	)
 	UPDATE process_tasks t SET lease_id = $3, lease_until = clock_timestamp() + $4::interval
-	  FROM free WHERE t.id = free.id AND (t.lease_until IS NULL OR t.lease_until < clock_timestamp())
+	 WHERE t.id = ANY (ARRAY(SELECT id FROM free)) AND (t.lease_until IS NULL OR t.lease_until < clock_timestamp())
 	RETURNING t.id, t.kind, t.order_id, t.product_id, t.attempts, t.correlation_id, t.causation_id`
 
 // claim leases up to n due steps of lane, oldest due first. The lock and the
@@ -530,6 +535,13 @@ func newFinisher(m *Manager, lease uuid.UUID) *finisher {
 	return f
 }
 
+// doneSQL records steps $1, run under lease $2, as done: deleted, or due
+// again at $3 when scheduled again while they ran (rerun).
+const doneSQL = `
+	WITH done AS (DELETE FROM process_tasks WHERE id = ANY($1) AND lease_id = $2 AND NOT rerun RETURNING id)
+	UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
+	 WHERE id = ANY($1) AND lease_id = $2 AND rerun`
+
 // done records that step t is done: it is deleted, or, when it was
 // scheduled again while it ran (rerun), due once more. A step whose lease
 // was lost is left to its new holder.
@@ -556,10 +568,7 @@ func (f *finisher) exec(b []*finishing) {
 	defer cancel()
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		_, err = f.m.pool.Exec(ctx, `
-			WITH done AS (DELETE FROM process_tasks WHERE id = ANY($1) AND lease_id = $2 AND NOT rerun RETURNING id)
-			UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
-			 WHERE id = ANY($1) AND lease_id = $2 AND rerun`, ids, f.lease, f.m.opts.Now())
+		_, err = f.m.pool.Exec(ctx, doneSQL, ids, f.lease, f.m.opts.Now())
 		if !pg.IsDeadlock(err) {
 			break
 		}

@@ -2,14 +2,12 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/pgtest"
 )
 
 // TestReadsDoNotScanTheHistory: what a subscription runs on every page, on
@@ -60,54 +58,14 @@ func TestReadsDoNotScanTheHistory(t *testing.T) {
 			}
 		}
 		for _, c := range cases {
-			for _, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+			for _, mode := range []string{pgtest.CustomPlan, pgtest.GenericPlan} {
 				t.Run(stats+"/"+c.name+"/"+mode, func(t *testing.T) {
-					n := explainBuffers(t, pool, mode, c.sql, c.types, c.args)
-					t.Logf("%d buffers", n)
+					n, plan := pgtest.Buffers(t, pool, mode, c.sql, c.types, c.args)
 					if n > maxBuffers {
-						t.Errorf("touches %d buffers over a history of 20,000 events, want at most %d", n, maxBuffers)
+						t.Errorf("touches %d buffers over a history of 20,000 events, want at most %d; plan:\n%s", n, maxBuffers, plan)
 					}
 				})
 			}
 		}
 	}
-}
-
-// explainBuffers prepares sql on one connection, executes it under
-// EXPLAIN (ANALYZE, BUFFERS) with the plan cache mode given, and returns the
-// shared buffers it hit or read (the top node counts its children's and its
-// init plans').
-func explainBuffers(t *testing.T, pool *pgxpool.Pool, mode, sql, types, args string) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = `+mode); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, `RESET plan_cache_mode; DEALLOCATE q`) //nolint:errcheck // best effort: the pool is the test's
-	params, call := "", "EXECUTE q"
-	if types != "" {
-		params, call = "("+types+")", "EXECUTE q("+args+")"
-	}
-	if _, err := conn.Exec(ctx, `PREPARE q`+params+` AS `+sql); err != nil {
-		t.Fatal(err)
-	}
-	var out []byte
-	if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+call).Scan(&out); err != nil {
-		t.Fatal(err)
-	}
-	var plans []struct {
-		Plan struct {
-			Hit  int `json:"Shared Hit Blocks"`
-			Read int `json:"Shared Read Blocks"`
-		}
-	}
-	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-		t.Fatalf("explain output %s: %v", out, err)
-	}
-	return plans[0].Plan.Hit + plans[0].Plan.Read
 }
