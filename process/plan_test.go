@@ -18,7 +18,7 @@ import (
 // due later (an order waiting for its payment has one) and the dead rows
 // of 20,000 done payment steps; each statement is explained for 20 other orders
 // (or steps), before and after the table has statistics, with custom and
-// generic plans.
+// generic plans (the claim: custom only, see claimSQL).
 func TestWorkListStatementsDoNotScan(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, 4)
@@ -58,16 +58,17 @@ func TestWorkListStatementsDoNotScan(t *testing.T) {
 	cases := []struct {
 		name, sql, types, args string
 		maxBuffers             int
+		customOnly             bool
 	}{
 		{"schedule", scheduleStepsSQL, "uuid[], text[], uuid[], uuid[], timestamptz[], text[], text[], smallint[]",
 			fmt.Sprintf("%s, %s, %s, %s, %s, %s, %s, %s", uuids(newIDs(20)), texts(20, KindPaymentTimeout), uuids(orders), texts(20, noProduct.String()),
-				texts(20, `"`+time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)+`"`), texts(20, "c"), texts(20, "c"), texts(20, "0")), 400},
+				texts(20, `"`+time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)+`"`), texts(20, "c"), texts(20, "c"), texts(20, "0")), 400, false},
 		{"drop steps of ended orders", dropStepsSQL, "uuid[], text[]",
-			fmt.Sprintf("%s, '{%s,%s}'", uuids(orders), KindInitiatePayment, KindPaymentTimeout), 150},
+			fmt.Sprintf("%s, '{%s,%s}'", uuids(orders), KindInitiatePayment, KindPaymentTimeout), 150, false},
 		{"claim", claimSQL, "timestamptz, int, uuid, interval, smallint",
-			fmt.Sprintf("%s, 64, '%s', '1.5s', %d", now, uuid.New(), laneOf(KindPaymentTimeout)), 150},
-		{"renew", renewSQL, "uuid, interval, uuid[]", fmt.Sprintf("'%s', '1.5s', %s", lease, uuids(steps)), 400},
-		{"done", doneSQL, "uuid[], uuid, timestamptz", fmt.Sprintf("%s, '%s', %s", uuids(steps), lease, now), 400},
+			fmt.Sprintf("%s, 64, '%s', '1.5s', %d", now, uuid.New(), laneOf(KindPaymentTimeout)), 150, true},
+		{"renew", renewSQL, "uuid, interval, uuid[]", fmt.Sprintf("'%s', '1.5s', %s", lease, uuids(steps)), 400, false},
+		{"done", doneSQL, "uuid[], uuid, timestamptz", fmt.Sprintf("%s, '%s', %s", uuids(steps), lease, now), 400, false},
 	}
 	for _, stats := range []string{"no statistics", "analyzed"} {
 		if stats == "analyzed" {
@@ -77,6 +78,11 @@ func TestWorkListStatementsDoNotScan(t *testing.T) {
 		}
 		for _, c := range cases {
 			for _, mode := range []string{pgtest.CustomPlan, pgtest.GenericPlan} {
+				if c.customOnly && mode == pgtest.GenericPlan {
+					// The claim's generic plan costs more than its
+					// custom ones, so it is never chosen (see claimSQL).
+					continue
+				}
 				t.Run(stats+"/"+c.name+"/"+mode, func(t *testing.T) {
 					n, plan := pgtest.Buffers(t, pool, mode, c.sql, c.types, c.args)
 					if n > c.maxBuffers {
