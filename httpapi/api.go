@@ -86,6 +86,10 @@ type Config struct {
 	OnLimiterError func(err error)
 	// OnRateLimited is told about every refused placement (for metrics).
 	OnRateLimited func()
+	// Backpressure, if set, admits new placements: it may hold one back
+	// while the deployment is too far behind, and refuse it with
+	// backpressure.ErrBehind (503) if that lasts.
+	Backpressure Admitter
 	// Webhooks verifies payment webhooks; without it POST /webhooks/payment
 	// is not served.
 	Webhooks WebhookVerifier
@@ -100,6 +104,11 @@ type Config struct {
 	Waiter Waiter
 	// MaxWait bounds a read-your-writes wait (default 2s).
 	MaxWait time.Duration
+}
+
+// Admitter paces new work (see internal/backpressure).
+type Admitter interface {
+	Admit(ctx context.Context) error
 }
 
 // API serves the endpoints.

@@ -11,6 +11,7 @@ import (
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/query"
 )
@@ -43,6 +44,7 @@ var errorProblems = []struct {
 	{as[errRateLimited], httpx.TypeRateLimited, ""},
 	{is(errLimiterDown), httpx.TypeUnavailable, "Orders cannot be rate limited right now; try again shortly."},
 	{is(errNotCaughtUp), httpx.TypeUnavailable, "The read model has not caught up with X-Min-Position yet; retry shortly."},
+	{is(backpressure.ErrBehind), httpx.TypeUnavailable, "The service is catching up with its backlog of orders; retry shortly."},
 	{is(product.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(order.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(query.ErrNotFound), httpx.TypeNotFound, ""},
@@ -107,7 +109,7 @@ func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 		p.Detail = fmt.Sprintf("At most %d orders per %s for one email.", limited.d.Limit, limited.d.Window)
 	case errors.Is(err, errLimiterDown):
 		w.Header().Set("Retry-After", "5")
-	case errors.Is(err, errNotCaughtUp):
+	case errors.Is(err, errNotCaughtUp), errors.Is(err, backpressure.ErrBehind):
 		w.Header().Set("Retry-After", "1")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/apitest"
+	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/query"
 	"github.com/orders-reference/orders/query/orders"
@@ -105,6 +106,7 @@ func TestErrorsMapToProblems(t *testing.T) {
 		{fmt.Errorf("%w: paid", order.ErrIllegalTransition), httpx.TypeInvalidTransition, 409},
 		{fmt.Errorf("%w: other payment", order.ErrPaymentMismatch), httpx.TypePaymentMismatch, 422},
 		{errors.New("connection refused to 10.0.0.1"), httpx.TypeInternal, 500},
+		{fmt.Errorf("admit: %w", backpressure.ErrBehind), httpx.TypeUnavailable, 503},
 	} {
 		t.Run(c.typ+"/"+c.err.Error(), func(t *testing.T) {
 			cl := serveFailing(t, c.err)

@@ -27,6 +27,11 @@ var errLimiterDown = errors.New("rate limiter unavailable")
 // are counted once.
 func (a *API) admit(w http.ResponseWriter, email string) func(ctx context.Context, orderID uuid.UUID) error {
 	return func(ctx context.Context, orderID uuid.UUID) error {
+		if a.cfg.Backpressure != nil {
+			if err := a.cfg.Backpressure.Admit(ctx); err != nil {
+				return err
+			}
+		}
 		if a.cfg.Limiter == nil {
 			return nil
 		}

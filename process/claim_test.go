@@ -131,3 +131,38 @@ func TestClaimLeaseStartsWhenTaken(t *testing.T) {
 		t.Errorf("B claimed step %s that A claimed a moment ago: it runs twice at once", got[0].ID)
 	}
 }
+
+// DueSteps counts the due steps no one runs, up to its limit.
+func TestDueSteps(t *testing.T) {
+	t.Parallel()
+	m := claimManager(t)
+	ctx := context.Background()
+	now := time.Now()
+	for range 3 {
+		insertStep(t, m, uuid.New(), uuid.New(), KindInitiatePayment, now.Add(-time.Second)) // due
+	}
+	insertStep(t, m, uuid.New(), uuid.New(), KindCommitStock, now.Add(-time.Second))   // due, the other lane
+	insertStep(t, m, uuid.New(), uuid.New(), KindPaymentTimeout, now.Add(time.Minute)) // not yet due
+	running, expired, parked := uuid.New(), uuid.New(), uuid.New()
+	for _, id := range []uuid.UUID{running, expired, parked} {
+		insertStep(t, m, id, uuid.New(), KindReleaseStock, now.Add(-time.Second))
+	}
+	if _, err := m.pool.Exec(ctx, `UPDATE process_tasks SET lease_id = gen_random_uuid(), lease_until = now() + interval '1 minute' WHERE id = $1`, running); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.pool.Exec(ctx, `UPDATE process_tasks SET lease_id = gen_random_uuid(), lease_until = now() - interval '1 second' WHERE id = $1`, expired); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.pool.Exec(ctx, `UPDATE process_tasks SET state = 'parked' WHERE id = $1`, parked); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ limit, want int }{{100, 5}, {3, 3}} {
+		got, err := DueSteps(ctx, m.pool, now, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("limit %d: %d due, want %d", c.limit, got, c.want)
+		}
+	}
+}

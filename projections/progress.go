@@ -209,3 +209,33 @@ func Start(ctx context.Context, pool *pgxpool.Pool, name string, pos eventstore.
 	}
 	return nil
 }
+
+// MaxBehind returns how many events the live projection furthest behind has
+// not applied yet, counted up to limit: what backpressure paces placements
+// by. Rebuilds in progress and failed projections are left out: a rebuild
+// catches up on its own time, and a failed projection waits for an operator
+// (projection_failed), not for fewer orders.
+func MaxBehind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, limit int) (int, error) {
+	rows, err := pool.Query(ctx, `SELECT position_commit, position_prepare FROM projection_checkpoints
+	   WHERE state = $1 AND strpos(name, '#') = 0`, StateRunning)
+	if err != nil {
+		return 0, fmt.Errorf("projection checkpoints: %w", err)
+	}
+	checkpoints, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Position, error) {
+		var c, p int64
+		err := row.Scan(&c, &p)
+		return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("projection checkpoints: %w", err)
+	}
+	worst := 0
+	for _, cp := range checkpoints {
+		b, err := store.Backlog(ctx, cp, limit)
+		if err != nil {
+			return 0, fmt.Errorf("backlog after %s: %w", cp, err)
+		}
+		worst = max(worst, int(b.Events))
+	}
+	return worst, nil
+}

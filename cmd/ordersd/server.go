@@ -20,6 +20,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/httpapi"
+	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/metrics"
@@ -246,12 +247,44 @@ func (d *deps) commandRole(ctx context.Context) (part, error) {
 		closeLimiter()
 		return part{}, err
 	}
-	api := httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Commands: d.svc, AdminSecret: d.cfg.AdminSecret, Limiter: limiter, FailClosed: d.cfg.RateLimitFailClosed, Logger: d.log,
 		OnRateLimited: d.metrics.RateLimited.Inc, OnLimiterError: func(error) { d.metrics.RateLimiterErrors.Inc() },
 		Webhooks: verifier,
+	}
+	p := part{close: closeLimiter}
+	if d.cfg.PlacementMaxBacklog > 0 {
+		gate := d.backpressure()
+		cfg.Backpressure = gate
+		p.run = append(p.run, gate.Run)
+	}
+	p.mount = httpapi.New(cfg).MountCommands
+	return p, nil
+}
+
+// backpressure paces new orders by the deployment's backlog: the slowest
+// projection's and the process manager's due steps, whichever is larger.
+func (d *deps) backpressure() *backpressure.Gate {
+	probe := func(ctx context.Context, limit int) (int, error) {
+		events, err := projections.MaxBehind(ctx, d.pool, d.store, limit)
+		if err != nil {
+			return 0, err
+		}
+		steps, err := process.DueSteps(ctx, d.pool, time.Now(), limit)
+		return max(events, steps), err
+	}
+	return backpressure.New(probe, backpressure.Options{
+		MaxBacklog: d.cfg.PlacementMaxBacklog, MaxWait: d.cfg.PlacementBackpressureWait, Logger: d.log,
+		OnHold: func(holding bool, backlog int) {
+			if holding {
+				d.metrics.Backpressure.Set(1)
+				d.log.Debug("holding new orders back: the backlog is over PLACEMENT_MAX_BACKLOG", "backlog", backlog)
+				return
+			}
+			d.metrics.Backpressure.Set(0)
+			d.log.Debug("admitting new orders again", "backlog", backlog)
+		},
 	})
-	return part{mount: api.MountCommands, close: closeLimiter}, nil
 }
 
 // queryRole: the query API over the read models, with read-your-writes.

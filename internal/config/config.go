@@ -82,6 +82,14 @@ type Config struct {
 	// OrderCacheSize is how many orders the write side keeps in memory
 	// for the commands that follow (least recently used evicted).
 	OrderCacheSize int `env:"ORDER_CACHE_SIZE" envDefault:"10000"`
+	// PlacementMaxBacklog is the backlog (events not yet applied by the
+	// slowest projection, or process manager steps due) above which new
+	// orders wait, up to PLACEMENT_BACKPRESSURE_WAIT, and are then refused
+	// with 503 (0 disables backpressure).
+	PlacementMaxBacklog int `env:"PLACEMENT_MAX_BACKLOG" envDefault:"10000"`
+	// PlacementBackpressureWait bounds how long a new order waits for the
+	// backlog to fall.
+	PlacementBackpressureWait time.Duration `env:"PLACEMENT_BACKPRESSURE_WAIT" envDefault:"2s"`
 }
 
 // FakePayment configures the fake payment provider, embedded or as
@@ -240,6 +248,12 @@ func (c Config) validate() []error {
 	}
 	if c.OrderCacheSize < 1 {
 		problems = append(problems, fmt.Errorf("ORDER_CACHE_SIZE=%d: must be at least 1", c.OrderCacheSize))
+	}
+	if c.PlacementMaxBacklog < 0 {
+		problems = append(problems, fmt.Errorf("PLACEMENT_MAX_BACKLOG=%d: must be 0 (off) or more", c.PlacementMaxBacklog))
+	}
+	if c.PlacementBackpressureWait <= 0 {
+		problems = append(problems, fmt.Errorf("PLACEMENT_BACKPRESSURE_WAIT=%s: must be positive", c.PlacementBackpressureWait))
 	}
 	if c.PaymentTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))

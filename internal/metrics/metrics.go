@@ -22,6 +22,7 @@ type Metrics struct {
 
 	OrdersTotal       prometheus.Counter
 	RateLimited       prometheus.Counter
+	Backpressure      prometheus.Gauge
 	RateLimiterErrors prometheus.Counter
 	AppendDuration    *prometheus.HistogramVec
 	// Projection lag and failure, labelled by projection name.
@@ -58,6 +59,9 @@ func New() *Metrics {
 		}, []string{"method", "route", "status"}),
 		OrdersTotal: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orders_total", Help: "Orders placed (new orders, not replays of an Idempotency-Key).",
+		}),
+		Backpressure: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orders_backpressure", Help: "1 while new orders are held back because the deployment is too far behind (PLACEMENT_MAX_BACKLOG).",
 		}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "orders_rate_limited_total", Help: "Order placements refused by the per-email rate limit.",
@@ -114,7 +118,7 @@ func New() *Metrics {
 		}),
 	}
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.RateLimiterErrors, m.AppendDuration,
+		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.Backpressure, m.RateLimiterErrors, m.AppendDuration,
 		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
 		m.OrdersPaid, m.OrdersCanceled, m.ProcessSteps, m.WorkerErrors, m.OutboxPending, m.DeadLetters,
 		m.StockCacheHits, m.StockCacheMisses, m.StockCacheEvictions, m.SnapshotsSaved, m.SnapshotErrors)
