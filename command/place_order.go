@@ -84,8 +84,9 @@ func fingerprint(email string, lines []order.Line) string {
 // step is completed the same way by the process manager (CompletePlacement).
 //
 // ctx ends the placement only until the order is stored: from its append
-// on, the placement runs to its outcome (for at most placementTimeout)
-// whether or not the caller still waits for it.
+// on, the placement runs to its outcome (for at most placementTimeout, and
+// no longer than the service: Close) whether or not the caller still waits
+// for it.
 func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, error) {
 	if problems := order.ValidateRequest(cmd.UserEmail, cmd.Lines); len(problems) > 0 {
 		return OrderView{}, &ValidationError{Fields: problems}
@@ -133,8 +134,14 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	// an append may commit after its caller gave up, and an order left
 	// placed but undecided holds its customer and its stock until the
 	// process manager completes it (process.Options.PlacementGrace later).
+	// A caller already gone is not served: nothing is stored yet. The
+	// detached placement still ends with the service (Close).
+	if err := ctx.Err(); err != nil {
+		return OrderView{}, err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placementTimeout)
 	defer cancel()
+	defer context.AfterFunc(s.life, cancel)()
 	if _, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...); err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && cmd.IdempotencyKey != "" {
 			// The same key, concurrently: whoever placed it first wins.

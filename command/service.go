@@ -95,6 +95,10 @@ type Service struct {
 	stock  *Stock
 	orders *orderCache
 	opts   Options
+	// life ends at Close: the work that no longer ends with its caller (a
+	// placement past its append) ends with it.
+	life context.Context
+	end  context.CancelFunc
 }
 
 // NewService returns a Service over store.
@@ -102,12 +106,18 @@ func NewService(store EventStore, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{store: store, stock: NewStock(store, opts.Stock), orders: newOrderCache(opts.OrderCacheSize), opts: opts}
+	life, end := context.WithCancel(context.Background())
+	return &Service{store: store, stock: NewStock(store, opts.Stock), orders: newOrderCache(opts.OrderCacheSize), opts: opts,
+		life: life, end: end}
 }
 
-// Close saves the snapshots waiting to be saved (until ctx ends) and stops
-// the service's background work.
-func (s *Service) Close(ctx context.Context) { s.stock.Close(ctx) }
+// Close ends the placements still running past their callers, saves the
+// snapshots waiting to be saved (until ctx ends) and stops the service's
+// background work.
+func (s *Service) Close(ctx context.Context) {
+	s.end()
+	s.stock.Close(ctx)
+}
 
 // Stock returns the service's product decisions runner.
 func (s *Service) Stock() *Stock { return s.stock }

@@ -105,15 +105,19 @@ func ReadBacklog(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Backlo
 	return b, nil
 }
 
+// dueStepsSQL counts the steps of lanes $3 due at $1 and not running, up to
+// $2.
+const dueStepsSQL = `SELECT count(*) FROM (SELECT 1 FROM process_tasks
+	 WHERE lane = ANY($3::smallint[]) AND state = 'pending' AND due_at <= $1
+	   AND (lease_until IS NULL OR lease_until < now())
+	 ORDER BY lane, due_at LIMIT $2) d`
+
 // DueSteps counts the steps due at now and not running, up to limit (a
 // range of the lanes' index): work the process manager has yet to do, for
 // backpressure.
 func DueSteps(ctx context.Context, pool *pgxpool.Pool, now time.Time, limit int) (int, error) {
 	var n int
-	err := pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM process_tasks
-	    WHERE lane = ANY($3::smallint[]) AND state = 'pending' AND due_at <= $1
-	      AND (lease_until IS NULL OR lease_until < now())
-	    ORDER BY lane, due_at LIMIT $2) d`, now, limit, []int16{laneProvider, laneStore}).Scan(&n)
+	err := pool.QueryRow(ctx, dueStepsSQL, now, limit, []int16{laneProvider, laneStore}).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count due steps: %w", err)
 	}

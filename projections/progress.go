@@ -210,32 +210,40 @@ func Start(ctx context.Context, pool *pgxpool.Pool, name string, pos eventstore.
 	return nil
 }
 
-// MaxBehind returns how many events the live projection furthest behind has
-// not applied yet, counted up to limit: what backpressure paces placements
-// by. Rebuilds in progress and failed projections are left out: a rebuild
-// catches up on its own time, and a failed projection waits for an operator
+// Behind returns, for each of the named projections that runs (has a
+// checkpoint and has not failed), how many events after its checkpoint it
+// has not applied yet, counted up to limit: what backpressure paces
+// placements by. Names are the projections this deployment runs: rows left
+// by a projection since renamed or removed, and rebuilds in progress, are
+// not asked about; a failed projection waits for an operator
 // (projection_failed), not for fewer orders.
-func MaxBehind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, limit int) (int, error) {
-	rows, err := pool.Query(ctx, `SELECT position_commit, position_prepare FROM projection_checkpoints
-	   WHERE state = $1 AND strpos(name, '#') = 0`, StateRunning)
+func Behind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, names []string, limit int) (map[string]int, error) {
+	rows, err := pool.Query(ctx, `SELECT name, position_commit, position_prepare FROM projection_checkpoints
+	   WHERE name = ANY($1) AND state = $2`, names, StateRunning)
 	if err != nil {
-		return 0, fmt.Errorf("projection checkpoints: %w", err)
+		return nil, fmt.Errorf("projection checkpoints: %w", err)
 	}
-	checkpoints, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (eventstore.Position, error) {
+	type checkpoint struct {
+		name string
+		pos  eventstore.Position
+	}
+	checkpoints, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (checkpoint, error) {
+		var cp checkpoint
 		var c, p int64
-		err := row.Scan(&c, &p)
-		return eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}, err
+		err := row.Scan(&cp.name, &c, &p)
+		cp.pos = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
+		return cp, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("projection checkpoints: %w", err)
+		return nil, fmt.Errorf("projection checkpoints: %w", err)
 	}
-	worst := 0
+	behind := make(map[string]int, len(checkpoints))
 	for _, cp := range checkpoints {
-		b, err := store.Backlog(ctx, cp, limit)
+		b, err := store.Backlog(ctx, cp.pos, limit)
 		if err != nil {
-			return 0, fmt.Errorf("backlog after %s: %w", cp, err)
+			return nil, fmt.Errorf("projection %s: backlog after %s: %w", cp.name, cp.pos, err)
 		}
-		worst = max(worst, int(b.Events))
+		behind[cp.name] = int(b.Events)
 	}
-	return worst, nil
+	return behind, nil
 }

@@ -262,27 +262,37 @@ func (d *deps) commandRole(ctx context.Context) (part, error) {
 	return p, nil
 }
 
-// backpressure paces new orders by the deployment's backlog: the slowest
-// projection's and the process manager's due steps, whichever is larger.
+// backpressure paces new orders by the deployment's backlog: each read
+// model's and the process manager's scheduler's events not yet applied,
+// and the process manager's due steps.
 func (d *deps) backpressure() *backpressure.Gate {
-	probe := func(ctx context.Context, limit int) (int, error) {
-		events, err := projections.MaxBehind(ctx, d.pool, d.store, limit)
+	names := append(readmodels.Names(), process.Name)
+	probe := func(ctx context.Context, limit int) ([]backpressure.Source, error) {
+		behind, err := projections.Behind(ctx, d.pool, d.store, names, limit)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		steps, err := process.DueSteps(ctx, d.pool, time.Now(), limit)
-		return max(events, steps), err
+		if err != nil {
+			return nil, err
+		}
+		sources := []backpressure.Source{{Name: "process manager due steps", Backlog: steps}}
+		for name, n := range behind {
+			sources = append(sources, backpressure.Source{Name: "projection " + name, Backlog: n})
+		}
+		return sources, nil
 	}
 	return backpressure.New(probe, backpressure.Options{
 		MaxBacklog: d.cfg.PlacementMaxBacklog, MaxWait: d.cfg.PlacementBackpressureWait, Logger: d.log,
-		OnHold: func(holding bool, backlog int) {
+		OnHold: func(holding bool, cause backpressure.Source) {
 			if holding {
 				d.metrics.Backpressure.Set(1)
-				d.log.Debug("holding new orders back: the backlog is over PLACEMENT_MAX_BACKLOG", "backlog", backlog)
+				d.log.Warn("holding new orders back: the deployment is too far behind (PLACEMENT_MAX_BACKLOG)",
+					"behind", cause.Name, "backlog", cause.Backlog)
 				return
 			}
 			d.metrics.Backpressure.Set(0)
-			d.log.Debug("admitting new orders again", "backlog", backlog)
+			d.log.Info("admitting new orders again", "largest_backlog", cause.Backlog)
 		},
 	})
 }

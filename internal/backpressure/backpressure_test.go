@@ -3,6 +3,7 @@ package backpressure_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,96 +12,153 @@ import (
 	"github.com/orders-reference/orders/internal/eventually"
 )
 
-// probe reports the backlog the test sets, counting its reads.
+// probe reports the backlogs the test sets, counting its reads.
 type probe struct {
-	backlog atomic.Int64
+	mu      sync.Mutex
+	backlog map[string]int
+	fail    bool
 	reads   atomic.Int64
-	fail    atomic.Bool
 }
 
-func (p *probe) read(_ context.Context, limit int) (int, error) {
-	p.reads.Add(1)
-	if p.fail.Load() {
-		return 0, errors.New("database unreachable")
+func (p *probe) set(name string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.backlog[name] = n
+}
+
+func (p *probe) failing(f bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail = f
+}
+
+func (p *probe) read(_ context.Context, limit int) ([]backpressure.Source, error) {
+	defer p.reads.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail {
+		return nil, errors.New("database unreachable")
 	}
-	return min(int(p.backlog.Load()), limit), nil
+	var out []backpressure.Source
+	for name, n := range p.backlog {
+		out = append(out, backpressure.Source{Name: name, Backlog: min(n, limit)})
+	}
+	return out, nil
 }
 
-// waitReads waits until the gate has read the probe n more times, so that
-// what the test set has been seen.
-func (p *probe) waitReads(t *testing.T, n int64) {
+// seen waits until the gate has read the probe twice more, so that what the
+// test set has been acted on.
+func (p *probe) seen(t *testing.T) {
 	t.Helper()
 	from := p.reads.Load()
-	eventually.True(t, "the gate reads the backlog", func() bool { return p.reads.Load() >= from+n })
+	eventually.True(t, "the gate reads the backlog", func() bool { return p.reads.Load() >= from+2 })
 }
 
-func start(t *testing.T, p *probe, opts backpressure.Options) *backpressure.Gate {
+type gate struct {
+	*backpressure.Gate
+	mu      sync.Mutex
+	changes []bool
+	stop    func()
+}
+
+func start(t *testing.T, p *probe, opts backpressure.Options) *gate {
 	t.Helper()
+	g := &gate{}
 	opts.Poll = time.Millisecond
-	g := backpressure.New(p.read, opts)
+	opts.OnHold = func(holding bool, _ backpressure.Source) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.changes = append(g.changes, holding)
+	}
+	g.Gate = backpressure.New(p.read, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); g.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	g.stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(g.stop)
 	return g
 }
 
-func TestGate(t *testing.T) {
-	t.Parallel()
-	var changes []bool
-	p := &probe{}
-	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: time.Hour,
-		OnHold: func(holding bool, _ int) { changes = append(changes, holding) }})
-	p.waitReads(t, 1)
+func (g *gate) told() []bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]bool(nil), g.changes...)
+}
 
-	// Below the limit: admitted at once.
-	p.backlog.Store(99)
-	p.waitReads(t, 2)
-	if err := g.Admit(context.Background()); err != nil {
-		t.Fatalf("below the limit: %v", err)
-	}
+// admit starts an Admit and returns its result channel.
+func admit(g *gate) <-chan error {
+	c := make(chan error, 1)
+	go func() { c <- g.Admit(context.Background()) }()
+	return c
+}
 
-	// At the limit: held until the backlog falls.
-	p.backlog.Store(100)
-	p.waitReads(t, 2)
-	admitted := make(chan error, 1)
-	go func() { admitted <- g.Admit(context.Background()) }()
-	p.waitReads(t, 5)
+func waiting(t *testing.T, c <-chan error, what string) {
+	t.Helper()
 	select {
-	case err := <-admitted:
-		t.Fatalf("admitted while the backlog is at the limit: %v", err)
+	case err := <-c:
+		t.Fatalf("%s: admitted (%v)", what, err)
 	default:
-	}
-	// A failed read changes nothing: still held.
-	p.fail.Store(true)
-	p.waitReads(t, 5)
-	select {
-	case err := <-admitted:
-		t.Fatalf("admitted after a failed read: %v", err)
-	default:
-	}
-	p.fail.Store(false)
-	p.backlog.Store(10)
-	select {
-	case err := <-admitted:
-		if err != nil {
-			t.Fatalf("released with %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("not released once the backlog fell")
-	}
-	p.waitReads(t, 2)
-	if len(changes) != 2 || !changes[0] || changes[1] {
-		t.Fatalf("OnHold told %v, want [true false]", changes)
 	}
 }
 
-func TestGateRefusesAfterMaxWait(t *testing.T) {
+func released(t *testing.T, c <-chan error, want error) {
+	t.Helper()
+	select {
+	case err := <-c:
+		if !errors.Is(err, want) {
+			t.Fatalf("Admit: %v, want %v", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Admit still waiting")
+	}
+}
+
+func TestGateHoldsAtTheLimitAndReleasesBelowThreeQuarters(t *testing.T) {
 	t.Parallel()
-	p := &probe{}
-	p.backlog.Store(1000)
+	p := &probe{backlog: map[string]int{"a": 0, "b": 99}}
+	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: time.Hour})
+	p.seen(t)
+	released(t, admit(g), nil) // below the limit
+
+	p.set("b", 100)
+	p.seen(t)
+	held := admit(g)
+	p.seen(t)
+	waiting(t, held, "at the limit")
+	p.set("b", 80) // below the limit, above three quarters: still held
+	p.seen(t)
+	waiting(t, held, "between three quarters and the limit")
+	p.set("b", 74)
+	released(t, held, nil)
+	p.seen(t)
+	if got := g.told(); len(got) != 2 || !got[0] || got[1] {
+		t.Fatalf("OnHold told %v, want [true false]", got)
+	}
+}
+
+// A source first seen at or above the limit (a read model added to a long
+// history, one far behind when the process starts) does not hold intake
+// back until it has caught up once.
+func TestGateArmsASourceOnceItIsBelowTheLimit(t *testing.T) {
+	t.Parallel()
+	p := &probe{backlog: map[string]int{"new_read_model": 5000}}
+	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: time.Hour})
+	p.seen(t)
+	released(t, admit(g), nil) // a source never seen below the limit does not hold
+	p.set("new_read_model", 10)
+	p.seen(t)
+	p.set("new_read_model", 5000)
+	p.seen(t)
+	waiting(t, admit(g), "an armed source at the limit")
+}
+
+func TestGateRefusesAfterMaxWaitAndWhenStopped(t *testing.T) {
+	t.Parallel()
+	p := &probe{backlog: map[string]int{"a": 0}}
 	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: 20 * time.Millisecond})
-	p.waitReads(t, 2)
+	p.seen(t)
+	p.set("a", 1000)
+	p.seen(t)
 	if err := g.Admit(context.Background()); !errors.Is(err, backpressure.ErrBehind) {
 		t.Fatalf("after MaxWait: %v, want ErrBehind", err)
 	}
@@ -109,4 +167,32 @@ func TestGateRefusesAfterMaxWait(t *testing.T) {
 	if err := g.Admit(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled caller: %v", err)
 	}
+	p.set("a", 0)
+	p.seen(t)
+	g.stop()
+	if err := g.Admit(context.Background()); !errors.Is(err, backpressure.ErrBehind) {
+		t.Fatalf("after Run ended: %v, want ErrBehind", err)
+	}
+}
+
+// A probe that keeps failing opens the gate after MaxWait: the placements'
+// own appends fail if the database is really gone.
+func TestGateFailsOpen(t *testing.T) {
+	t.Parallel()
+	p := &probe{backlog: map[string]int{"a": 0}}
+	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: 50 * time.Millisecond})
+	p.seen(t)
+	p.set("a", 1000)
+	p.seen(t)
+	held := make(chan error, 1)
+	go func() { held <- g.Admit(context.Background()) }()
+	p.failing(true)
+	eventually.True(t, "the gate opens while the probe fails", func() bool {
+		got := g.told()
+		return len(got) == 2 && !got[1]
+	})
+	if err := g.Admit(context.Background()); err != nil {
+		t.Fatalf("open gate: %v", err)
+	}
+	<-held // released or refused: either way it ended
 }

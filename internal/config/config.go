@@ -92,6 +92,10 @@ type Config struct {
 	PlacementBackpressureWait time.Duration `env:"PLACEMENT_BACKPRESSURE_WAIT" envDefault:"2s"`
 }
 
+// MaxBackpressureWait bounds PLACEMENT_BACKPRESSURE_WAIT below the HTTP
+// server's write timeout (30 s), so that a refused order's 503 is sent.
+const MaxBackpressureWait = 20 * time.Second
+
 // FakePayment configures the fake payment provider, embedded or as
 // cmd/fakepay.
 type FakePayment struct {
@@ -252,8 +256,9 @@ func (c Config) validate() []error {
 	if c.PlacementMaxBacklog < 0 {
 		problems = append(problems, fmt.Errorf("PLACEMENT_MAX_BACKLOG=%d: must be 0 (off) or more", c.PlacementMaxBacklog))
 	}
-	if c.PlacementBackpressureWait <= 0 {
-		problems = append(problems, fmt.Errorf("PLACEMENT_BACKPRESSURE_WAIT=%s: must be positive", c.PlacementBackpressureWait))
+	if c.PlacementBackpressureWait <= 0 || c.PlacementBackpressureWait > MaxBackpressureWait {
+		problems = append(problems, fmt.Errorf("PLACEMENT_BACKPRESSURE_WAIT=%s: must be positive and at most %s (the answer must leave before the server's 30 s write timeout)",
+			c.PlacementBackpressureWait, MaxBackpressureWait))
 	}
 	if c.PaymentTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("PAYMENT_TIMEOUT=%v: must be positive", c.PaymentTimeout))

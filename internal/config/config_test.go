@@ -171,7 +171,7 @@ func TestSnapshotAndCacheSettings(t *testing.T) {
 	if cfg, err := config.Load([]string{"SNAPSHOT_EVERY=0", "STOCK_CACHE_SIZE=1"}); err != nil || cfg.SnapshotEvery != 0 || cfg.StockCacheSize != 1 {
 		t.Fatalf("snapshots off, a cache of one: %+v, %v", cfg, err)
 	}
-	for _, c := range [][]string{{"SNAPSHOT_EVERY=-1"}, {"STOCK_CACHE_SIZE=0"}, {"STOCK_CACHE_SIZE=-5"}, {"SNAPSHOT_EVERY=often"}, {"STOCK_CACHE_SIZE=10k"}, {"ORDER_CACHE_SIZE=0"}, {"ORDER_CACHE_SIZE=-1"}, {"PLACEMENT_MAX_BACKLOG=-1"}, {"PLACEMENT_BACKPRESSURE_WAIT=0s"}, {"PLACEMENT_BACKPRESSURE_WAIT=soon"}} {
+	for _, c := range [][]string{{"SNAPSHOT_EVERY=-1"}, {"STOCK_CACHE_SIZE=0"}, {"STOCK_CACHE_SIZE=-5"}, {"SNAPSHOT_EVERY=often"}, {"STOCK_CACHE_SIZE=10k"}, {"ORDER_CACHE_SIZE=0"}, {"ORDER_CACHE_SIZE=-1"}, {"PLACEMENT_MAX_BACKLOG=-1"}, {"PLACEMENT_BACKPRESSURE_WAIT=0s"}, {"PLACEMENT_BACKPRESSURE_WAIT=soon"}, {"PLACEMENT_BACKPRESSURE_WAIT=21s"}} {
 		name, _, _ := strings.Cut(c[0], "=")
 		if _, err := config.Load(c); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", c[0], err)

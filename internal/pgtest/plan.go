@@ -2,7 +2,9 @@ package pgtest
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,23 +31,31 @@ const (
 // buffers over a table filled well beyond what the statement needs.
 func Buffers(t testing.TB, pool *pgxpool.Pool, mode, sql, params, args string) (int, string) {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
+	ctx := t.Context()
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // nothing to keep
+	defer conn.Release()
+	// A prepared statement outlives a rollback: one name per call, freed on
+	// the connection once the transaction has ended, whatever happened.
+	name := "explained_" + strings.ToLower(rand.Text())
+	defer conn.Exec(context.WithoutCancel(ctx), `DEALLOCATE `+name) //nolint:errcheck // best effort: the pool is the test's
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // nothing to keep
 	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode); err != nil {
 		t.Fatal(err)
 	}
-	decl, call := "", "EXECUTE explained"
+	decl, call := "", "EXECUTE "+name
 	if params != "" {
-		decl, call = "("+params+")", "EXECUTE explained("+args+")"
+		decl, call = "("+params+")", "EXECUTE "+name+"("+args+")"
 	}
-	if _, err := tx.Exec(ctx, `PREPARE explained`+decl+` AS `+sql); err != nil {
+	if _, err := tx.Exec(ctx, `PREPARE `+name+decl+` AS `+sql); err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Conn().Exec(ctx, `DEALLOCATE explained`) //nolint:errcheck // after the rollback; best effort
 	var out []byte
 	if err := tx.QueryRow(ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+call).Scan(&out); err != nil {
 		t.Fatal(err)
