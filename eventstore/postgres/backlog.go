@@ -11,11 +11,12 @@ import (
 
 // backlogSQL counts the events after a position, up to a limit (an index
 // range scan on the primary key that stops at the limit), and reads when
-// the first of them was recorded. The count's ORDER BY keeps it on the
-// index: without it the planner, guessing a third of the table matches,
-// scans the table for the first rows, which when the reader is caught up is
-// the whole history (TestReadsDoNotScanTheHistory). Events above the read fence count too:
+// the first of them was recorded. Events above the read fence count too:
 // they are committed, only not deliverable yet, and a reader is behind them.
+// The count's ORDER BY keeps it on the index: without it the planner,
+// guessing a third of the table matches, scans the table for the first
+// rows, which when the reader is caught up is the whole history
+// (TestReadsDoNotScanTheHistory).
 const backlogSQL = `
 SELECT (SELECT count(*) FROM (SELECT 1 FROM events
                                WHERE (tx_id, seq) > ($1::xid8, $2::bigint)
