@@ -132,26 +132,32 @@ func New(cfg Config) *API {
 // MountCommands adds the command routes to r.
 func (a *API) MountCommands(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(httpx.RequireAdmin(a.cfg.AdminSecret))
-		r.Post("/admin/products", a.createProduct)
-		r.Patch("/admin/products/{id}", a.updateProduct)
+		r.Use(httpx.CheckQuery)
+		r.Group(func(r chi.Router) {
+			r.Use(httpx.RequireAdmin(a.cfg.AdminSecret))
+			r.Post("/admin/products", a.createProduct)
+			r.Patch("/admin/products/{id}", a.updateProduct)
+		})
+		r.Post("/orders", a.placeOrder)
+		r.Post("/orders/{id}/cancel", a.cancelOrder)
+		if a.cfg.Webhooks != nil {
+			r.Post("/webhooks/payment", a.paymentWebhook)
+		}
 	})
-	r.Post("/orders", a.placeOrder)
-	r.Post("/orders/{id}/cancel", a.cancelOrder)
-	if a.cfg.Webhooks != nil {
-		r.Post("/webhooks/payment", a.paymentWebhook)
-	}
 }
 
 // MountQueries adds the query routes to r.
 func (a *API) MountQueries(r chi.Router) {
-	r.Get("/products", a.waiting(products.Name, a.listProducts))
-	r.Get("/products/{id}", a.waiting(products.Name, a.getProduct))
-	r.Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
-	r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
-	if a.cfg.Events != nil {
-		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
-	}
+	r.Group(func(r chi.Router) {
+		r.Use(httpx.CheckQuery)
+		r.Get("/products", a.waiting(products.Name, a.listProducts))
+		r.Get("/products/{id}", a.waiting(products.Name, a.getProduct))
+		r.Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
+		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
+		if a.cfg.Events != nil {
+			r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
+		}
+	})
 }
 
 // meta is the metadata of the events a request causes: the request id is

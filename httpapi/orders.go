@@ -93,6 +93,10 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, badRequest(fmt.Sprintf("Idempotency-Key must be 1-%d characters.", MaxIdempotencyKey)))
 		return
 	}
+	if p := httpx.TextProblem(key, false); p != "" {
+		a.writeError(w, r, badRequest("Idempotency-Key "+p+"."))
+		return
+	}
 	var req placeOrderRequest
 	if !httpx.DecodeJSON(w, r, &req) {
 		return

@@ -49,7 +49,7 @@ func productOfRead(p products.Product) productJSON {
 
 type productRequest struct {
 	Name        *string `json:"name"`
-	Description *string `json:"description"`
+	Description *string `json:"description" text:"multiline"`
 	// Price is parsed after decoding, so that a bad amount is a field
 	// error (422) rather than an unreadable body.
 	Price    json.RawMessage `json:"price"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -56,11 +57,15 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		Status    string       `json:"status"`
 		Amount    money.Amount `json:"amount"`
 	}
+	if !utf8.Valid(body) {
+		a.writeError(w, r, badRequest("The webhook body is not valid UTF-8."))
+		return
+	}
 	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&in); err != nil {
 		a.writeError(w, r, badRequest("The webhook body is not the payment outcome JSON object."))
 		return
 	}
-	problems := map[string]string{}
+	problems := httpx.TextProblems(&in)
 	if in.OrderID == uuid.Nil {
 		problems["order_id"] = "must be the order's id"
 	}

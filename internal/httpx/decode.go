@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,13 +9,16 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
 
 // DecodeJSON reads r's body into v strictly: JSON content type, at most
-// MaxBody bytes, no unknown fields, nothing after the value. On failure it
+// MaxBody bytes of valid UTF-8, no unknown fields, nothing after the value,
+// and every string in it text the service stores (TextProblems: 422 naming
+// the fields). On failure it
 // has already written the problem response and returns false.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -25,15 +29,27 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 			return false
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err == nil && !utf8.Valid(body) {
+		// Go's decoder would replace the invalid bytes silently.
+		WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "The body is not valid UTF-8."})
+		return false
+	}
 	if err == nil {
-		if _, extra := dec.Token(); !errors.Is(extra, io.EOF) {
-			err = errors.New("unexpected data after the JSON value")
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(v); err == nil {
+			if _, extra := dec.Token(); !errors.Is(extra, io.EOF) {
+				err = errors.New("unexpected data after the JSON value")
+			}
 		}
 	}
 	if err == nil {
+		if problems := TextProblems(v); len(problems) > 0 {
+			WriteProblem(w, Problem{Type: TypeValidation, Detail: "The request has invalid fields.",
+				Extensions: map[string]any{"errors": problems}})
+			return false
+		}
 		return true
 	}
 	var tooLarge *http.MaxBytesError
