@@ -44,6 +44,9 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	webhookID, err := a.cfg.Webhooks.Verify(r.Header, body)
 	if err != nil {
 		a.log.WarnContext(r.Context(), "payment webhook refused", "error", err)
+		// RFC 9110 §11.6.1: a 401 carries a challenge; Standard Webhooks
+		// signs with the webhook-signature header.
+		w.Header().Set("WWW-Authenticate", `webhook-signature realm="payment-webhooks"`)
 		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnauthorized,
 			Detail: "The webhook signature is missing, invalid or outside the accepted time window."})
 		return

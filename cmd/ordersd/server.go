@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
@@ -72,7 +73,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, took time.Duration) {
 		d.metrics.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
-	}), httpx.Recover(logger))
+	}), httpx.Recover(logger), middleware.GetHead)
 	mount(r, parts, d.metrics.Handler(), d.ready)
 	srv := &http.Server{
 		Handler:           r,
@@ -380,9 +381,7 @@ func mount(r chi.Router, parts []part, metricsHandler, ready http.Handler) {
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
 		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: "No such endpoint: " + req.URL.Path + " (see /docs)."})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeMethodNotAllowed, Detail: req.Method + " is not served at " + req.URL.Path + " (see /docs)."})
-	})
+	r.MethodNotAllowed(httpx.MethodNotAllowed(r))
 }
 
 // webhookVerifier accepts the current webhook secret and those being

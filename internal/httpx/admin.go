@@ -6,6 +6,11 @@ import (
 	"net/http"
 )
 
+// AdminChallenge is the WWW-Authenticate challenge of the admin API: there
+// is no registered scheme for a shared-secret header, so the scheme token
+// names it.
+const AdminChallenge = `X-Admin-Secret realm="orders-admin"`
+
 // RequireAdmin lets a request through only with the right X-Admin-Secret.
 // Both sides are hashed before the constant-time comparison, so neither
 // the secret's length nor its content leaks through timing. A missing and a
@@ -16,6 +21,9 @@ func RequireAdmin(secret string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got := sha256.Sum256([]byte(r.Header.Get("X-Admin-Secret")))
 			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+				// RFC 9110 §11.6.1: a 401 carries a challenge; the
+				// scheme names the header that answers it.
+				w.Header().Set("WWW-Authenticate", AdminChallenge)
 				WriteProblem(w, Problem{Type: TypeUnauthorized,
 					Detail: "A valid X-Admin-Secret header is required."})
 				return
