@@ -93,12 +93,16 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	var (
 		ve      *command.ValidationError
+		pe      *product.InvalidError
 		rej     *command.RejectedError
 		limited errRateLimited
 	)
 	switch {
 	case errors.As(err, &ve):
 		p.Extensions = map[string]any{"errors": ve.Fields}
+	case errors.As(err, &pe):
+		p.Detail = "The request has invalid fields."
+		p.Extensions = map[string]any{"errors": pe.Fields}
 	case errors.As(err, &rej):
 		if len(rej.Insufficient) == 0 {
 			p.Type = httpx.TypeProductUnavailable

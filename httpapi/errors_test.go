@@ -211,3 +211,18 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 		})
 	}
 }
+
+// Every field problem carries errors, keyed by the API's field names: the
+// product's own rules too (a price of 0 was a 422 without them).
+func TestFieldProblemsCarryErrors(t *testing.T) {
+	t.Parallel()
+	cl := serveFailing(t, fmt.Errorf("create: %w", &product.InvalidError{Fields: map[string]string{"price": "must be greater than 0"}}))
+	r := cl.Do(t, "POST", "/admin/products", `{"name":"x","price":"0","stock":1}`, "X-Admin-Secret", "s")
+	errs, _ := r.Body["errors"].(map[string]any)
+	if r.Status != 422 || errs["price"] != "must be greater than 0" || len(errs) != 1 {
+		t.Fatalf("%d %s, want 422 with errors.price", r.Status, r.Raw)
+	}
+	if !errors.Is(&product.InvalidError{}, product.ErrInvalid) {
+		t.Fatal("InvalidError is not ErrInvalid")
+	}
+}

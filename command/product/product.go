@@ -16,6 +16,7 @@ package product
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -188,22 +189,41 @@ func (s *State) Change(d Details) ([]events.Event, error) {
 	return out, nil
 }
 
+// InvalidError names the product fields a command got wrong, by the
+// fields' names in the API (name, description, price, stock); it is
+// ErrInvalid.
+type InvalidError struct {
+	Fields map[string]string
+}
+
+func (e *InvalidError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for f, msg := range e.Fields {
+		parts = append(parts, f+" "+msg)
+	}
+	slices.Sort(parts)
+	return ErrInvalid.Error() + ": " + strings.Join(parts, "; ")
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
 func validate(d Details) error {
-	var problems []string
+	problems := map[string]string{}
 	if d.Name != nil && (*d.Name == "" || utf8.RuneCountInString(*d.Name) > MaxNameLength) {
-		problems = append(problems, fmt.Sprintf("name must be 1-%d characters", MaxNameLength))
+		problems["name"] = fmt.Sprintf("must be 1-%d characters", MaxNameLength)
 	}
 	if d.Description != nil && utf8.RuneCountInString(*d.Description) > MaxDescriptionLength {
-		problems = append(problems, fmt.Sprintf("description must be at most %d characters", MaxDescriptionLength))
+		problems["description"] = fmt.Sprintf("must be at most %d characters", MaxDescriptionLength)
 	}
 	if d.Price != nil && (*d.Price <= 0 || *d.Price > MaxPrice) {
-		problems = append(problems, fmt.Sprintf("price must be greater than 0 and at most %s", MaxPrice))
+		problems["price"] = fmt.Sprintf("must be greater than 0 and at most %s", MaxPrice)
 	}
 	if d.Stock != nil && (*d.Stock < 0 || *d.Stock > MaxStock) {
-		problems = append(problems, fmt.Sprintf("stock must be 0-%d", MaxStock))
+		problems["stock"] = fmt.Sprintf("must be 0-%d", MaxStock)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+		return &InvalidError{Fields: problems}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -73,11 +74,35 @@ func describe(err error) string {
 		return fmt.Sprintf("The body is not valid JSON (at byte %d).", syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field != "" {
-			return fmt.Sprintf("Field %q must be %s.", typ.Field, typ.Type)
+			return fmt.Sprintf("Field %q must be %s.", typ.Field, jsonKind(typ.Type))
 		}
 		return "The body must be a JSON object."
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "."
 	}
 	return "The body could not be read: " + err.Error()
+}
+
+// jsonKind names what a Go type decodes from in JSON's terms (a request's
+// fields are described to clients, never its Go types).
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a value of another type"
 }

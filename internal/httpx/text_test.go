@@ -149,3 +149,27 @@ func FuzzTextProblem(f *testing.F) {
 		}
 	})
 }
+
+// A body of the wrong shape is described in JSON's terms, never Go's.
+func TestDecodeJSONDescribesTypesInJSONTerms(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"items":{}}`:                    `Field "items" must be an array.`,
+		`{"user_email":5}`:                `Field "user_email" must be a string.`,
+		`{"items":[{"product_id":true}]}`: `must be a string.`,
+		`{"tags":[]}`:                     `Field "tags" must be an object.`,
+		`[1]`:                             `The body must be a JSON object.`,
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		var v nested
+		httpx.DecodeJSON(rec, req, &v)
+		var p struct{ Detail string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Code != 400 || !strings.Contains(p.Detail, want) || strings.Contains(p.Detail, "struct") || strings.Contains(p.Detail, "[]") {
+			t.Errorf("%s: %d %q, want 400 with %q", body, rec.Code, p.Detail, want)
+		}
+	}
+}
