@@ -152,6 +152,8 @@ type OrderView struct {
 	Total     int64 // minor units
 	Currency  string
 	PaymentID string
+	// RejectReason is why a rejected placement was rejected.
+	RejectReason string
 	// RefundRequested: the payment succeeded after the order was canceled;
 	// RefundID is set once it was refunded.
 	RefundRequested bool
@@ -171,7 +173,15 @@ func orderView(s *order.State, pos eventstore.Position) OrderView {
 		Total: int64(s.Total), Currency: s.Currency, PaymentID: s.PaymentID, CancelReason: s.CancelReason,
 		RefundRequested: s.RefundRequested, RefundID: s.RefundID,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt, Version: s.Version, Position: pos,
+		RejectReason: rejectReason(s),
 	}
+}
+
+func rejectReason(s *order.State) string {
+	if s.Rejection == nil {
+		return ""
+	}
+	return s.Rejection.Reason
 }
 
 // loadOrder reads an order from its stream.

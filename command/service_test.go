@@ -244,8 +244,17 @@ func TestCancelReturnsStockOnce(t *testing.T) {
 	if !errors.As(err, &rej) {
 		t.Fatalf("oversized order: %v", err)
 	}
-	if _, err := svc.CancelOrder(ctx, rej.Order.ID, customer); !errors.Is(err, order.ErrIllegalTransition) {
-		t.Fatalf("cancel of a rejected order: %v", err)
+	// The API shows a rejected placement as canceled: canceling it changes
+	// nothing, and no stock moves (the rejection's own release stands).
+	v, err = svc.CancelOrder(ctx, rej.Order.ID, customer)
+	if err != nil || v.Status != order.StatusRejected || v.RejectReason != events.RejectInsufficientStock {
+		t.Fatalf("cancel of a rejected order: %+v, %v", v, err)
+	}
+	if st := orderOf(t, store, rej.Order.ID); st.Status != order.StatusRejected || st.CancelReason != "" {
+		t.Fatalf("rejected order after cancel: %s (%q)", st.Status, st.CancelReason)
+	}
+	if st := stockOf(t, store, p1); st.Available != 10 || st.Reserved != 0 {
+		t.Fatalf("after canceling the rejected order: available %d, reserved %d", st.Available, st.Reserved)
 	}
 }
 

@@ -175,6 +175,19 @@ func TestPlaceReplayConflictCancel(t *testing.T) {
 		t.Fatalf("insufficient: %d %s", short.Status, short.Raw)
 	}
 
+	// A rejected placement shows as canceled; canceling it is 200, unchanged
+	// (the contract's cancel of a canceled order), and releases nothing.
+	rejectedID, _ := short.Body["order_id"].(string)
+	for range 2 {
+		c := e.do(t, "POST", "/orders/"+rejectedID+"/cancel", "")
+		if c.Status != 200 || c.Body["status"] != "canceled" || c.Body["cancel_reason"] != events.RejectInsufficientStock {
+			t.Fatalf("cancel of a rejected placement: %d %s", c.Status, c.Raw)
+		}
+	}
+	if a, r := e.stock(t, p); a != 8 || r != 2 {
+		t.Fatalf("stock after canceling the rejected placement: available %d, reserved %d", a, r)
+	}
+
 	id := first.Body["id"].(string)
 	for range 2 {
 		c := e.do(t, "POST", "/orders/"+id+"/cancel", "")

@@ -58,6 +58,14 @@ func orderOfView(v command.OrderView) orderJSON {
 	if v.CancelReason != "" {
 		o.CancelReason = &v.CancelReason
 	}
+	if v.Status == order.StatusRejected {
+		// Shown as the read model shows it (query/orders): canceled, with
+		// the rejection's reason.
+		o.Status = string(order.StatusCanceled)
+		if v.RejectReason != "" {
+			o.CancelReason = &v.RejectReason
+		}
+	}
 	return o
 }
 

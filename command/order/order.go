@@ -341,7 +341,13 @@ func (s *State) RecordRefund(refundID string) ([]events.Event, error) {
 	return []events.Event{events.OrderRefunded{PaymentID: s.PaymentID, RefundID: refundID}}, nil
 }
 
-// Cancel decides canceling before payment; a canceled order stays as it is.
+// Cancel decides canceling before payment; a canceled order stays as it is,
+// and so does a rejected one: the API shows a rejected placement as
+// canceled (with the rejection's reason), and canceling a canceled order
+// changes nothing (the contract).
 func (s *State) Cancel(reason string) ([]events.Event, error) {
+	if s.Status == StatusRejected {
+		return nil, nil
+	}
 	return s.transition(events.OrderCanceled{Reason: reason}, StatusCanceled, StatusCreated, StatusReserved, StatusPaymentPending)
 }
