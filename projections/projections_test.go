@@ -23,6 +23,7 @@ import (
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
@@ -147,10 +148,8 @@ func (e *env) tryWorkload(ctx context.Context) ([]uuid.UUID, []uuid.UUID, error)
 		switch {
 		case err == nil:
 			orderIDs = append(orderIDs, v.ID)
-			if i%5 == 0 {
-				if _, err := e.svc.CancelOrder(ctx, v.ID, customer); err != nil {
-					return nil, nil, err
-				}
+			if err := e.pay(ctx, v, i%5); err != nil {
+				return nil, nil, err
 			}
 		case errors.As(err, &rej):
 			orderIDs = append(orderIDs, rej.Order.ID)
@@ -159,6 +158,40 @@ func (e *env) tryWorkload(ctx context.Context) ([]uuid.UUID, []uuid.UUID, error)
 		}
 	}
 	return productIDs, orderIDs, nil
+}
+
+// pay takes order v down one of five paths: canceled (0), paid (1),
+// payment failed (2), canceled before its payment was even requested, then
+// paid by the provider and refunded (3), left waiting for its payment (4).
+func (e *env) pay(ctx context.Context, v command.OrderView, path int) error {
+	paymentID := "pay_" + v.ID.String()[:8]
+	outcome := func(ok bool) order.PaymentOutcome {
+		return order.PaymentOutcome{WebhookID: "msg_" + paymentID, PaymentID: paymentID, Succeeded: ok, Amount: money.Amount(v.Total)}
+	}
+	var err error
+	if path != 0 && path != 3 {
+		_, err = e.svc.RequestPayment(ctx, v.ID, paymentID, customer)
+	}
+	switch {
+	case err != nil:
+	case path == 0:
+		_, err = e.svc.CancelOrder(ctx, v.ID, customer)
+	case path == 1:
+		if _, err = e.svc.RecordPayment(ctx, v.ID, outcome(true), customer); err == nil {
+			err = e.svc.CommitStock(ctx, v.ID, customer)
+		}
+	case path == 2:
+		if _, err = e.svc.RecordPayment(ctx, v.ID, outcome(false), customer); err == nil {
+			err = e.svc.ReleaseStock(ctx, v.ID, customer)
+		}
+	case path == 3:
+		if _, err = e.svc.CancelOrder(ctx, v.ID, customer); err == nil {
+			if _, err = e.svc.RecordPayment(ctx, v.ID, outcome(true), customer); err == nil {
+				_, err = e.svc.RecordRefund(ctx, v.ID, "re_"+paymentID, customer)
+			}
+		}
+	}
+	return err
 }
 
 // checkAgainstWriteModel compares every read-model row with the streams.
@@ -181,19 +214,34 @@ func (e *env) checkAgainstWriteModel(t *testing.T, productIDs, orderIDs []uuid.U
 	for _, id := range orderIDs {
 		st := order.New(id)
 		eventtest.Load(t, e.store, events.OrderStream(id), st.Apply)
-		want := string(st.Status)
+		// The order as the API shows it, folded by the aggregate.
+		want := orderRow{status: string(st.Status), email: st.UserEmail, total: int64(st.Total), currency: st.Currency,
+			paymentID: st.PaymentID, cancelReason: st.CancelReason, version: st.Version + 1}
 		if st.Status == order.StatusRejected {
-			want = "canceled"
+			want.status, want.cancelReason = "canceled", st.Rejection.Reason
 		}
-		var status string
-		var version int64
-		if err := e.pool.QueryRow(context.Background(), `SELECT status, version FROM read_orders WHERE id = $1`, id).Scan(&status, &version); err != nil {
+		var got orderRow
+		var paymentID, cancelReason *string
+		if err := e.pool.QueryRow(context.Background(), `SELECT status, user_email, total_amount, currency, payment_id, cancel_reason, version
+		     FROM read_orders WHERE id = $1`, id).Scan(&got.status, &got.email, &got.total, &got.currency, &paymentID, &cancelReason, &got.version); err != nil {
 			t.Fatalf("order %s: %v", id, err)
 		}
-		if status != want || version != st.Version+1 {
-			t.Errorf("order %s: read model %s v%d, stream %s v%d", id, status, version, want, st.Version+1)
+		if paymentID != nil {
+			got.paymentID = *paymentID
+		}
+		if cancelReason != nil {
+			got.cancelReason = *cancelReason
+		}
+		if got != want {
+			t.Errorf("order %s: read model %+v, aggregate %+v", id, got, want)
 		}
 	}
+}
+
+// orderRow is an order's row field by field, for comparisons.
+type orderRow struct {
+	status, email, currency, paymentID, cancelReason string
+	total, version                                   int64
 }
 
 func ptr[T any](v T) *T { return &v }

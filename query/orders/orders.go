@@ -175,6 +175,10 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 			r.status, r.paymentID = StatusPaid, &e.PaymentID
 		case events.OrderPaymentFailed:
 			r.paymentID = &e.PaymentID
+		case events.OrderRefundRequested:
+			// A payment that succeeded after the order was canceled (maybe
+			// before its request was even recorded): the order has it.
+			r.paymentID = &e.PaymentID
 		case events.OrderCanceled:
 			r.status, r.cancelReason = StatusCanceled, &e.Reason
 		}
