@@ -46,7 +46,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 	if cfg.EventStoreURL != "" {
 		return fmt.Errorf("EVENTSTORE_URL=%s: the EventStoreDB/KurrentDB adapter is not available yet; unset EVENTSTORE_URL to use the PostgreSQL event store", config.Redacted(cfg.EventStoreURL))
 	}
-	logger.Info("ordersd starting", "roles", cfg.Roles.String(), "addr", ln.Addr().String())
+	logger.Info("ordersd starting", "roles", cfg.Roles.String(), "addr", ln.Addr().String(), "env", cfg.Env)
+	for _, name := range cfg.DevelopmentSecrets() {
+		logger.Warn("a published development secret is in use: set your own before exposing this service (ORDERS_ENV=production refuses it)", "variable", name)
+	}
 	d, closeDeps, err := openDeps(ctx, cfg, logger)
 	if err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +34,11 @@ type Config struct {
 	// DatabaseURL.
 	EventStoreURL string `env:"EVENTSTORE_URL"`
 	// RedisURL is used for rate limiting; empty means an in-process limiter.
-	RedisURL             string     `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	RedisURL string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	// Env is development (the default: published development secrets
+	// allowed, each logged as a warning) or production (they, and secrets
+	// shorter than MinProductionSecret bytes, refuse to start).
+	Env                  string     `env:"ORDERS_ENV" envDefault:"development"`
 	AdminSecret          string     `env:"ADMIN_SECRET" envDefault:"dev-admin-secret"`
 	PaymentWebhookSecret string     `env:"PAYMENT_WEBHOOK_SECRET" envDefault:"dev-webhook-secret"`
 	LogLevel             slog.Level `env:"LOG_LEVEL" envDefault:"INFO"`
@@ -178,10 +184,72 @@ func Load(environ []string) (Config, error) {
 		}
 	}
 	problems = append(problems, cfg.validate()...)
+	problems = append(problems, cfg.validateSecrets()...)
 	if err := errors.Join(problems...); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// Environments (ORDERS_ENV).
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// MinProductionSecret is the shortest secret production accepts, in bytes
+// (256 bits, the key size of the HMAC-SHA256 the secrets key).
+const MinProductionSecret = 32
+
+// developmentSecrets are the published development values of the secrets.
+var developmentSecrets = map[string]string{
+	"ADMIN_SECRET": "dev-admin-secret", "PAYMENT_WEBHOOK_SECRET": "dev-webhook-secret",
+	"IDEMPOTENCY_KEY_SECRET": "dev-idempotency-secret",
+}
+
+// secrets are the configured secrets by variable, previous webhook secrets
+// included.
+func (c Config) secrets() [][2]string {
+	out := [][2]string{{"ADMIN_SECRET", c.AdminSecret}, {"PAYMENT_WEBHOOK_SECRET", c.PaymentWebhookSecret},
+		{"IDEMPOTENCY_KEY_SECRET", c.IdempotencyKeySecret}}
+	for _, s := range c.PaymentWebhookPreviousSecrets {
+		out = append(out, [2]string{"PAYMENT_WEBHOOK_PREVIOUS_SECRETS", s})
+	}
+	return out
+}
+
+// DevelopmentSecrets names the variables whose value is a published
+// development default: in development each is logged as a warning.
+func (c Config) DevelopmentSecrets() []string {
+	var names []string
+	for _, s := range c.secrets() {
+		if slices.Contains(slices.Collect(maps.Values(developmentSecrets)), s[1]) {
+			names = append(names, s[0])
+		}
+	}
+	return names
+}
+
+// validateSecrets refuses, in production, published development secrets
+// and short ones (never printing a secret).
+func (c Config) validateSecrets() []error {
+	switch c.Env {
+	case EnvDevelopment:
+		return nil
+	case EnvProduction:
+	default:
+		return []error{fmt.Errorf("ORDERS_ENV=%q: must be %s or %s", c.Env, EnvDevelopment, EnvProduction)}
+	}
+	var problems []error
+	for _, name := range c.DevelopmentSecrets() {
+		problems = append(problems, fmt.Errorf("%s: the published development value is refused in production; set a secret of at least %d bytes", name, MinProductionSecret))
+	}
+	for _, s := range c.secrets() {
+		if len(s[1]) < MinProductionSecret && !slices.Contains(c.DevelopmentSecrets(), s[0]) {
+			problems = append(problems, fmt.Errorf("%s: %d bytes; production needs at least %d", s[0], len(s[1]), MinProductionSecret))
+		}
+	}
+	return problems
 }
 
 // byVariable rewrites the parser's per-field errors to name the variable

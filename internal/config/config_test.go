@@ -178,3 +178,40 @@ func TestSnapshotAndCacheSettings(t *testing.T) {
 		}
 	}
 }
+
+// Production refuses the published development secrets and short ones,
+// naming the variable and never the secret; development accepts them and
+// names them for a warning.
+func TestProductionSecrets(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("s", 32)
+	strong := []string{"ADMIN_SECRET=" + long, "PAYMENT_WEBHOOK_SECRET=" + long + "w", "IDEMPOTENCY_KEY_SECRET=" + long + "i"}
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.DevelopmentSecrets(); len(got) != 3 {
+		t.Fatalf("development defaults named %v, want the three secrets", got)
+	}
+	if _, err := config.Load(append([]string{"ORDERS_ENV=production"}, strong...)); err != nil {
+		t.Fatalf("production with strong secrets: %v", err)
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"ORDERS_ENV=production"}, "ADMIN_SECRET: the published development value"},
+		{[]string{"ORDERS_ENV=production", "ADMIN_SECRET=" + long, "PAYMENT_WEBHOOK_SECRET=" + long, "IDEMPOTENCY_KEY_SECRET=short-secret"}, "IDEMPOTENCY_KEY_SECRET: 12 bytes"},
+		{append([]string{"ORDERS_ENV=production", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=dev-webhook-secret"}, strong...), "PAYMENT_WEBHOOK_PREVIOUS_SECRETS: the published"},
+		{[]string{"ORDERS_ENV=staging"}, `ORDERS_ENV="staging"`},
+	} {
+		_, err := config.Load(c.env)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.env, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "short-secret") || strings.Contains(err.Error(), "dev-admin-secret") {
+			t.Errorf("%v: the error shows a secret: %v", c.env, err)
+		}
+	}
+}
