@@ -343,3 +343,30 @@ func TestRetriesOfOneKeyCountOnce(t *testing.T) {
 		}
 	}
 }
+
+// One customer, one spelling: an Idempotency-Key is scoped to the canonical
+// address (another spelling replays the same order), and an address made
+// different by an invisible code point is refused, not a new customer.
+func TestEmailSpellingsAreOneCustomer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	p := e.product(t, 10)
+	first := e.do(t, "POST", "/orders", orderBody("User@Example.com", p, 1), "Idempotency-Key", "one-key")
+	if first.Status != 201 || first.Body["user_email"] != "user@example.com" {
+		t.Fatalf("place: %d %s", first.Status, first.Raw)
+	}
+	again := e.do(t, "POST", "/orders", orderBody("ＵＳＥＲ@EXAMPLE.COM", p, 1), "Idempotency-Key", "one-key")
+	if again.Status != 201 || again.Body["id"] != first.Body["id"] {
+		t.Fatalf("another spelling, same key: %d %s, want the same order %v", again.Status, again.Raw, first.Body["id"])
+	}
+	for _, email := range []string{"user\u200b@example.com", "user\u202e@example.com", "user@exa\u200bmple.com"} {
+		r := e.do(t, "POST", "/orders", orderBody(email, p, 1), "Idempotency-Key", "one-key")
+		errs, _ := r.Body["errors"].(map[string]any)
+		if r.Status != 422 || errs["user_email"] == nil {
+			t.Errorf("%q: %d %s, want 422 naming user_email", email, r.Status, r.Raw)
+		}
+	}
+	if a, r := e.stock(t, p); a != 9 || r != 1 {
+		t.Fatalf("stock: available %d, reserved %d; want one order", a, r)
+	}
+}

@@ -25,8 +25,12 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/net/idna"
+	"golang.org/x/text/secure/precis"
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/money"
@@ -159,17 +163,66 @@ type Line struct {
 	Quantity  int64
 }
 
-// NormalizeEmail trims and lower-cases an email address, the form orders
-// and rate limits are keyed by.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+// CanonicalEmail returns the one form of an email address that identifies
+// a customer (orders, Idempotency-Key scopes, the rate limit, the admin
+// filter), or ErrInvalidEmail. The local part goes through the PRECIS
+// UsernameCaseMapped profile (RFC 8265: width mapping, case folding to
+// lower case, NFC; it refuses spaces, control, default-ignorable and
+// bidirectional-control code points such as U+200B or U+202E); the domain
+// is converted to its IDNA lookup form (RFC 5891, lower-case A-labels, so
+// bücher.example and xn--bcher-kva.example are one domain). The result must
+// still parse as an address (RFC 5322/6532), be at most MaxEmail bytes and
+// have a dot in its domain.
+func CanonicalEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if !utf8.ValidString(email) {
+		return "", fmt.Errorf("%w: not UTF-8", ErrInvalidEmail)
+	}
+	// Refused, not mapped away (IDNA's lookup mapping would drop U+200B
+	// from a domain): an address that needs them is not one address.
+	for _, r := range email {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector, unicode.Bidi_Control) {
+			return "", fmt.Errorf("%w: it holds U+%04X", ErrInvalidEmail, r)
+		}
+	}
+	at := strings.LastIndex(email, "@")
+	if at <= 0 || at == len(email)-1 {
+		return "", ErrInvalidEmail
+	}
+	local, err := precis.UsernameCaseMapped.String(email[:at])
+	if err != nil {
+		return "", fmt.Errorf("%w: local part: %w", ErrInvalidEmail, err)
+	}
+	domain, err := idna.Lookup.ToASCII(email[at+1:])
+	if err != nil {
+		return "", fmt.Errorf("%w: domain: %w", ErrInvalidEmail, err)
+	}
+	c := local + "@" + domain
+	if addr, err := mail.ParseAddress(c); err != nil || addr.Address != c || len(c) > MaxEmail || !strings.Contains(domain, ".") {
+		return "", ErrInvalidEmail
+	}
+	return c, nil
+}
+
+// ErrInvalidEmail: CanonicalEmail found no valid address.
+var ErrInvalidEmail = errors.New("not a valid email address")
+
+// NormalizeEmail is CanonicalEmail for keys (the rate limit, the admin
+// filter): a string that is not a valid address is only trimmed and
+// lower-cased, since it keys nothing that was stored.
+func NormalizeEmail(email string) string {
+	if c, err := CanonicalEmail(email); err == nil {
+		return c
+	}
+	return strings.ToLower(strings.TrimSpace(email))
+}
 
 // ValidateRequest checks an order request before anything is priced or
 // stored; every problem is reported, keyed by field.
 func ValidateRequest(email string, lines []Line) map[string]string {
 	problems := map[string]string{}
-	email = NormalizeEmail(email)
-	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || len(email) > MaxEmail || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-		problems["user_email"] = "must be a valid email address"
+	if _, err := CanonicalEmail(email); err != nil {
+		problems["user_email"] = "must be a valid email address (no invisible, bidirectional-control or control characters)"
 	}
 	if len(lines) == 0 || len(lines) > MaxItems {
 		problems["items"] = fmt.Sprintf("must have 1-%d items", MaxItems)
