@@ -1,13 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/command"
@@ -52,19 +51,21 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// occurred_at is informative only and not read, so a provider's format
-	// for it cannot block the outcome.
+	// Decoded strictly (httpx.Unmarshal): a signed body is exactly one
+	// outcome. occurred_at is informative only and kept raw, so a
+	// provider's format for it cannot block the outcome.
 	var in struct {
-		PaymentID string       `json:"payment_id"`
-		OrderID   uuid.UUID    `json:"order_id"`
-		Status    string       `json:"status"`
-		Amount    money.Amount `json:"amount"`
+		PaymentID  string         `json:"payment_id"`
+		OrderID    uuid.UUID      `json:"order_id"`
+		Status     string         `json:"status"`
+		Amount     money.Amount   `json:"amount"`
+		OccurredAt jsontext.Value `json:"occurred_at"`
 	}
 	if !utf8.Valid(body) {
 		a.writeError(w, r, badRequest("The webhook body is not valid UTF-8."))
 		return
 	}
-	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&in); err != nil {
+	if err := httpx.Unmarshal(body, &in); err != nil {
 		a.writeError(w, r, badRequest("The webhook body is not the payment outcome JSON object."))
 		return
 	}

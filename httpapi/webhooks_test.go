@@ -190,6 +190,13 @@ func TestWebhookContentProblems(t *testing.T) {
 		{"unknown order", outcomeBody(uuid.NewString(), "success", "3000.00"), 404},
 		{"another amount", outcomeBody(id, "success", "2999.99"), 422},
 		{"another payment", fmt.Sprintf(`{"payment_id":"pay_other","order_id":%q,"status":"success","amount":"3000.00"}`, id), 422},
+		// One signed body is exactly one outcome: strict decoding.
+		{"garbage after the value", outcomeBody(id, "success", "3000.00") + "GARBAGE", 400},
+		{"a second value", outcomeBody(id, "success", "3000.00") + outcomeBody(id, "failed", "3000.00"), 400},
+		{"a name twice", strings.Replace(outcomeBody(id, "failed", "3000.00"), `"status":"failed"`, `"status":"failed","status":"success"`, 1), 400},
+		{"another case", strings.Replace(outcomeBody(id, "failed", "3000.00"), `"status":"failed"`, `"STATUS":"success","status":"failed"`, 1), 400},
+		{"an unknown name", strings.Replace(outcomeBody(id, "failed", "3000.00"), `{`, `{"extra":1,`, 1), 400},
+		{"NUL in the payment id", strings.Replace(outcomeBody(id, "failed", "3000.00"), `"payment_id":"pay_`, `"payment_id":"\u0000pay_`, 1), 422},
 	}
 	for i, c := range cases {
 		r := e.webhook(t, webhookSecret, fmt.Sprintf("msg_%d", i), time.Now(), c.body)

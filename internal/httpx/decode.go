@@ -2,15 +2,18 @@ package httpx
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // MaxBody is the largest request body accepted.
@@ -37,13 +40,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err = dec.Decode(v); err == nil {
-			if _, extra := dec.Token(); !errors.Is(extra, io.EOF) {
-				err = errors.New("unexpected data after the JSON value")
-			}
-		}
+		err = Unmarshal(body, v)
 	}
 	if err == nil {
 		if problems := TextProblems(v); len(problems) > 0 {
@@ -63,24 +60,59 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return false
 }
 
-// describe turns a decoding error into a message for the client.
-func describe(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "The body is empty; send a JSON object."
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("The body is not valid JSON (at byte %d).", syntax.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("Field %q must be %s.", typ.Field, jsonKind(typ.Type))
-		}
-		return "The body must be a JSON object."
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + "."
+// Unmarshal decodes a JSON body into v with the semantics a request needs
+// (github.com/go-json-experiment/json, the proposed encoding/json/v2):
+// member names match exactly (encoding/json matched "USER_EMAIL" to
+// user_email), a name given twice is refused (encoding/json let the last
+// win, so {"quantity":1,"quantity":4} reserved 4), unknown names are
+// refused, and nothing may follow the value. Every decoder of request and
+// webhook bodies goes through it.
+func Unmarshal(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errEmptyBody
 	}
-	return "The body could not be read: " + err.Error()
+	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+}
+
+var errEmptyBody = errors.New("empty body")
+
+// describe turns a decoding error into a message for the client, naming
+// fields by their path in the request (items[0].quantity), never Go types.
+func describe(err error) string {
+	var sem *json.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, errEmptyBody):
+		return "The body is empty; send a JSON object."
+	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
+		return fmt.Sprintf("Field %q appears more than once.", fieldPath(syn.JSONPointer))
+	case errors.As(err, &syn):
+		return fmt.Sprintf("The body is not valid JSON (at byte %d).", syn.ByteOffset)
+	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
+		return fmt.Sprintf("Unknown field %q (names are case-sensitive).", fieldPath(sem.JSONPointer))
+	case errors.As(err, &sem) && sem.JSONPointer != "" && sem.GoType != nil:
+		return fmt.Sprintf("Field %q must be %s.", fieldPath(sem.JSONPointer), jsonKind(sem.GoType))
+	case errors.As(err, &sem):
+		return "The body must be a JSON object."
+	}
+	return "The body could not be read."
+}
+
+// fieldPath turns a JSON Pointer (RFC 6901) into the API's field notation:
+// /items/0/quantity is items[0].quantity.
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(".")
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
 }
 
 // jsonKind names what a Go type decodes from in JSON's terms (a request's

@@ -159,6 +159,10 @@ func TestDecodeJSONDescribesTypesInJSONTerms(t *testing.T) {
 		`{"items":[{"product_id":true}]}`: `must be a string.`,
 		`{"tags":[]}`:                     `Field "tags" must be an object.`,
 		`[1]`:                             `The body must be a JSON object.`,
+		`{"user_email":"a@example.com","USER_EMAIL":"b@example.com"}`: `Unknown field "USER_EMAIL" (names are case-sensitive).`,
+		`{"items":[{"product_id":"x","product_id":"y"}]}`:             `Field "items[0].product_id" appears more than once.`,
+		`{"note":"a"}GARBAGE`:      `The body is not valid JSON`,
+		`{"note":"a"}{"note":"b"}`: `The body is not valid JSON`,
 	} {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
@@ -172,4 +176,33 @@ func TestDecodeJSONDescribesTypesInJSONTerms(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400 with %q", body, rec.Code, p.Detail, want)
 		}
 	}
+}
+
+// FuzzUnmarshal: whatever a request body holds, decoding it never panics,
+// and what it accepts is one valid JSON value whose member names are all
+// ones the target declares, each at most once.
+func FuzzUnmarshal(f *testing.F) {
+	for _, s := range []string{`{"note":"a","user_email":"b"}`, `{"items":[{"product_id":"x"}]}`, `{"note":"a","note":"b"}`,
+		`{"NOTE":"a"}`, `{}x`, `{"tags":{"k":"v"}}`, `{"id":"0193a3e0-0000-7000-8000-000000000000"}`, ``, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v nested
+		if err := httpx.Unmarshal(body, &v); err != nil {
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted %q, which is not one JSON value", body)
+		}
+		var generic map[string]json.RawMessage
+		if err := json.Unmarshal(body, &generic); err == nil {
+			for name := range generic {
+				switch name {
+				case "note", "user_email", "items", "tags", "id", "raw":
+				default:
+					t.Fatalf("accepted %q with the undeclared member %q", body, name)
+				}
+			}
+		}
+	})
 }
