@@ -142,7 +142,8 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placementTimeout)
 	defer cancel()
 	defer context.AfterFunc(s.life, cancel)()
-	if _, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...); err != nil {
+	res, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...)
+	if err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && cmd.IdempotencyKey != "" {
 			// The same key, concurrently: whoever placed it first wins.
 			st, err := s.loadOrder(ctx, id)
@@ -159,7 +160,7 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	if err := s.step(ctx, StepPlaced, id); err != nil {
 		return OrderView{}, err
 	}
-	st.Apply(decided[0], 0, s.opts.Now().UTC())
+	st.Apply(decided[0], 0, s.recordedAt(res))
 	// The order as just appended: as good as a fresh read.
 	return s.completeFrom(ctx, loadedOrder{st: st, decided: eventstore.Start, correlation: cmd.Meta.CorrelationID, fresh: true}, cmd.Meta, "")
 }

@@ -143,6 +143,15 @@ func (s *Service) step(ctx context.Context, step string, orderID uuid.UUID) erro
 	return s.opts.AfterStep(ctx, step, orderID)
 }
 
+// recordedAt is when the store recorded an append's events (what reads
+// show), or, for a replayed append that does not say, this service's clock.
+func (s *Service) recordedAt(res eventstore.AppendResult) time.Time {
+	if res.RecordedAt.IsZero() {
+		return s.opts.Now().UTC()
+	}
+	return res.RecordedAt.UTC()
+}
+
 // OrderView is a snapshot of an order as the write model knows it.
 type OrderView struct {
 	ID        uuid.UUID
@@ -272,7 +281,7 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *loadedOr
 			s.orders.forget(id) // the outcome may be unknown
 			return nil, eventstore.Position{}, fmt.Errorf("order %s: %w", id, err)
 		}
-		before, now := *st, s.opts.Now().UTC()
+		before, now := *st, s.recordedAt(res)
 		for _, e := range decided {
 			st.Apply(e, st.Version+1, now)
 		}

@@ -149,6 +149,29 @@ type ProductView struct {
 	Current eventstore.Position
 }
 
+// recorded gives the product and the views of a batch just appended the
+// time the store recorded the batch, in place of the application's clock
+// they were decided with: an answer shows the time a later read shows.
+func recorded(st *product.State, ops []*stockOp, base int64, res eventstore.AppendResult) {
+	if res.RecordedAt.IsZero() {
+		return
+	}
+	at := res.RecordedAt.UTC()
+	st.UpdatedAt = at
+	if base < 0 { // created by this batch
+		st.CreatedAt = at
+	}
+	for _, op := range ops {
+		if op.decided == nil {
+			continue
+		}
+		op.view.UpdatedAt = at
+		if base < 0 {
+			op.view.CreatedAt = at
+		}
+	}
+}
+
 func viewOf(s *product.State) ProductView {
 	return ProductView{
 		ID: s.ID, Name: s.Name, Description: s.Description, Price: s.Price, IsActive: s.IsActive,
@@ -374,6 +397,7 @@ func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 		res, err := s.store.Append(ctx, stream, expectedAt(base), data...)
 		if err == nil {
 			st.Keep()
+			recorded(st, ops, base, res)
 			for _, op := range ops {
 				for _, d := range op.decided {
 					if r, ok := d.(events.ProductStockReserved); ok {

@@ -118,6 +118,10 @@ type AppendResult struct {
 	// an earlier append and nothing was written now. (An adapter that
 	// cannot tell reports false.)
 	Replayed bool
+	// RecordedAt is the time the store recorded the appended events (their
+	// RecordedAt, the store's clock), so that an answer built from the
+	// append shows the same time as a later read; zero when Replayed.
+	RecordedAt time.Time
 }
 
 // Direction is the order of a stream read.

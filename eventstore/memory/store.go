@@ -115,7 +115,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	close(s.changed)
 	s.changed = make(chan struct{})
 	last := s.log[len(s.log)-1]
-	return eventstore.AppendResult{Version: last.Version, Position: last.Position}, nil
+	return eventstore.AppendResult{Version: last.Version, Position: last.Position, RecordedAt: last.RecordedAt}, nil
 }
 
 // retried recognises a retry of an append that already happened: the same

@@ -37,7 +37,9 @@ const (
 	outcomeDuplicate    = "duplicate"
 )
 
-const appendBatchSQL = `SELECT idx, outcome, stream_version, tx_id, seq
+// now() is the transaction's start: the recorded_at of every event the
+// batch stores (its column default).
+const appendBatchSQL = `SELECT idx, outcome, stream_version, tx_id, seq, now()
   FROM es_append_batch($1, $2, $3, $4, $5, $6, $7)`
 
 // appendRequest is one Append waiting for its batch.
@@ -150,8 +152,9 @@ func (s *Store) runBatch(ctx context.Context, batch []*appendRequest) error {
 				version int64
 				txID    *uint64
 				seq     *int64
+				at      time.Time
 			)
-			if err := rows.Scan(&idx, &outcome, &version, &txID, &seq); err != nil {
+			if err := rows.Scan(&idx, &outcome, &version, &txID, &seq, &at); err != nil {
 				return err
 			}
 			if idx < 1 || int(idx) > len(batch) {
@@ -159,6 +162,9 @@ func (s *Store) runBatch(ctx context.Context, batch []*appendRequest) error {
 			}
 			r := batch[idx-1]
 			r.res, r.err = appendOutcome(r, outcome, version, txID, seq)
+			if r.err == nil && !r.res.Replayed {
+				r.res.RecordedAt = at
+			}
 		}
 		return rows.Err()
 	}

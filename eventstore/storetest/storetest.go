@@ -211,6 +211,11 @@ func testAppendAndRead(t *testing.T, s eventstore.Store) {
 		if e.RecordedAt.Before(before) || e.RecordedAt.After(time.Now().Add(time.Minute)) {
 			t.Errorf("event %d recorded at %v", i, e.RecordedAt)
 		}
+		// The append tells the time the store recorded: one clock for one
+		// fact, to the store's precision.
+		if !e.RecordedAt.Equal(res.RecordedAt) {
+			t.Errorf("event %d recorded at %v, the append said %v", i, e.RecordedAt, res.RecordedAt)
+		}
 		if i > 0 && !got[i-1].Position.Less(e.Position) {
 			t.Errorf("positions not increasing: %s then %s", got[i-1].Position, e.Position)
 		}
