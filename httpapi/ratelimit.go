@@ -37,7 +37,9 @@ func (a *API) admit(w http.ResponseWriter, email string) func(ctx context.Contex
 		}
 		d, err := a.cfg.Limiter.Allow(ctx, order.NormalizeEmail(email), orderID.String())
 		if err != nil {
-			a.log.ErrorContext(ctx, "rate limiter failed", "error", err, "fail_closed", a.cfg.FailClosed)
+			if !errors.Is(err, ratelimit.ErrBreakerOpen) { // an open breaker was logged once, when it opened
+				a.log.ErrorContext(ctx, "rate limiter failed", "error", err, "fail_closed", a.cfg.FailClosed)
+			}
 			if a.cfg.OnLimiterError != nil {
 				a.cfg.OnLimiterError(err)
 			}

@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/httpx"
 )
@@ -51,6 +53,9 @@ func start(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		return 2
 	}
 	logger := slog.New(httpx.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	// go-redis prints its own lines to stderr past the JSON logs; route
+	// them through slog (its API is a process-wide setting).
+	redis.SetLogger(redisLogger{logger})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		logger.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err)
@@ -62,4 +67,12 @@ func start(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	}
 	logger.Info("ordersd stopped")
 	return 0
+}
+
+// redisLogger is go-redis's logger as slog records (warnings: it logs
+// failed dials and pool trouble).
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
