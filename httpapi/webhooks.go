@@ -27,8 +27,10 @@ type webhookAnswer struct {
 // paymentWebhook records a payment outcome reported by the provider. The
 // signature is checked over the raw body before anything is parsed; a bad
 // one is 401 and records nothing. The same message delivered again is
-// acknowledged without a second effect. Unknown fields are ignored: a
-// provider may add some.
+// acknowledged without a second effect. The body is decoded strictly, as
+// every body is (httpx.Unmarshal): the contract's five members, each once,
+// exact case, nothing after; a provider that adds a member must be met by a
+// change here, not silently half-read.
 func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBody))
 	if err != nil {

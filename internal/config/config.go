@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -230,6 +231,17 @@ func (c Config) DevelopmentSecrets() []string {
 	return names
 }
 
+// keyBytes is a secret's key length: a whsec_ secret (Standard Webhooks)
+// is the base64 of its key, any other secret is its own key.
+func keyBytes(secret string) int {
+	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		if key, err := base64.StdEncoding.DecodeString(rest); err == nil {
+			return len(key)
+		}
+	}
+	return len(secret)
+}
+
 // validateSecrets refuses, in production, published development secrets
 // and short ones (never printing a secret).
 func (c Config) validateSecrets() []error {
@@ -245,8 +257,8 @@ func (c Config) validateSecrets() []error {
 		problems = append(problems, fmt.Errorf("%s: the published development value is refused in production; set a secret of at least %d bytes", name, MinProductionSecret))
 	}
 	for _, s := range c.secrets() {
-		if len(s[1]) < MinProductionSecret && !slices.Contains(c.DevelopmentSecrets(), s[0]) {
-			problems = append(problems, fmt.Errorf("%s: %d bytes; production needs at least %d", s[0], len(s[1]), MinProductionSecret))
+		if n := keyBytes(s[1]); n < MinProductionSecret && !slices.Contains(c.DevelopmentSecrets(), s[0]) {
+			problems = append(problems, fmt.Errorf("%s: %d bytes of key; production needs at least %d", s[0], n, MinProductionSecret))
 		}
 	}
 	return problems

@@ -201,9 +201,11 @@ func TestProductionSecrets(t *testing.T) {
 		want string
 	}{
 		{[]string{"ORDERS_ENV=production"}, "ADMIN_SECRET: the published development value"},
-		{[]string{"ORDERS_ENV=production", "ADMIN_SECRET=" + long, "PAYMENT_WEBHOOK_SECRET=" + long, "IDEMPOTENCY_KEY_SECRET=short-secret"}, "IDEMPOTENCY_KEY_SECRET: 12 bytes"},
+		{[]string{"ORDERS_ENV=production", "ADMIN_SECRET=" + long, "PAYMENT_WEBHOOK_SECRET=" + long, "IDEMPOTENCY_KEY_SECRET=short-secret"}, "IDEMPOTENCY_KEY_SECRET: 12 bytes of key"},
 		{append([]string{"ORDERS_ENV=production", "PAYMENT_WEBHOOK_PREVIOUS_SECRETS=dev-webhook-secret"}, strong...), "PAYMENT_WEBHOOK_PREVIOUS_SECRETS: the published"},
 		{[]string{"ORDERS_ENV=staging"}, `ORDERS_ENV="staging"`},
+		// whsec_ + 32 base64 characters is a 24-byte key.
+		{[]string{"ORDERS_ENV=production", "ADMIN_SECRET=" + long, "PAYMENT_WEBHOOK_SECRET=whsec_" + strings.Repeat("QUJD", 8), "IDEMPOTENCY_KEY_SECRET=" + long}, "PAYMENT_WEBHOOK_SECRET: 24 bytes of key"},
 	} {
 		_, err := config.Load(c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

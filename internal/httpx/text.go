@@ -36,8 +36,8 @@ func TextProblem(s string, multiline bool) string {
 	return ""
 }
 
-// TextProblems checks every string that v (a pointer to a decoded request)
-// holds, in structs, pointers, slices and maps, and returns the problems by
+// TextProblems checks every string that v (a pointer to a decoded request:
+// a tree, never a cycle; embedded structs are walked by field name) holds, in structs, pointers, slices and maps, and returns the problems by
 // the field's JSON path (items[0].product_id). A string field tagged
 // `text:"multiline"` may hold tabs and newlines.
 func TextProblems(v any) map[string]string {

@@ -51,7 +51,7 @@ func NewBreaker(next allower, opts BreakerOptions) *Breaker {
 		Timeout:     opts.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= opts.Failures },
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled)
+			return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 		},
 	}
 	if opts.OnChange != nil {

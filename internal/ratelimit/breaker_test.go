@@ -68,7 +68,8 @@ func TestBreakerStopsAskingADeadRedis(t *testing.T) {
 	}
 }
 
-// A caller that gives up does not count against Redis.
+// A caller that gives up, or whose deadline passed, does not count against
+// Redis.
 func TestBreakerIgnoresCanceledCallers(t *testing.T) {
 	t.Parallel()
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
@@ -77,7 +78,9 @@ func TestBreakerIgnoresCanceledCallers(t *testing.T) {
 		ratelimit.BreakerOptions{Failures: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for range 3 {
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	for _, ctx := range []context.Context{ctx, ctx, expired, expired} {
 		if _, err := l.Allow(ctx, "a@example.com", uuid.NewString()); errors.Is(err, ratelimit.ErrBreakerOpen) {
 			t.Fatal("canceled callers opened the breaker")
 		}
