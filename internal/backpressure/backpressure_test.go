@@ -54,6 +54,15 @@ func (p *probe) seen(t *testing.T) {
 	eventually.True(t, "the gate reads the backlog", func() bool { return p.reads.Load() >= from+2 })
 }
 
+// overLimit arms source "a" below the limit of 100, then puts it over,
+// each seen by the gate.
+func (p *probe) overLimit(t *testing.T) {
+	t.Helper()
+	p.seen(t)
+	p.set("a", 1000)
+	p.seen(t)
+}
+
 type gate struct {
 	*backpressure.Gate
 	mu      sync.Mutex
@@ -156,9 +165,7 @@ func TestGateRefusesAfterMaxWaitAndWhenStopped(t *testing.T) {
 	t.Parallel()
 	p := &probe{backlog: map[string]int{"a": 0}}
 	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: 20 * time.Millisecond})
-	p.seen(t)
-	p.set("a", 1000)
-	p.seen(t)
+	p.overLimit(t)
 	if err := g.Admit(context.Background()); !errors.Is(err, backpressure.ErrBehind) {
 		t.Fatalf("after MaxWait: %v, want ErrBehind", err)
 	}
@@ -181,9 +188,7 @@ func TestGateFailsOpen(t *testing.T) {
 	t.Parallel()
 	p := &probe{backlog: map[string]int{"a": 0}}
 	g := start(t, p, backpressure.Options{MaxBacklog: 100, MaxWait: 50 * time.Millisecond})
-	p.seen(t)
-	p.set("a", 1000)
-	p.seen(t)
+	p.overLimit(t)
 	held := make(chan error, 1)
 	go func() { held <- g.Admit(context.Background()) }()
 	p.failing(true)
