@@ -66,7 +66,8 @@ type StockOptions struct {
 	// Snapshots, if set, keeps snapshots of the products' states.
 	Snapshots SnapshotStore
 	// SnapshotEvery is how many events after its last snapshot a product
-	// gets a new one (default 500; negative: never).
+	// gets a new one (default 500; negative: never), at least: a product
+	// with many open reservations waits longer (see Stock.snapshot).
 	SnapshotEvery int
 	// OnCache, if set, is told of every CacheHit, CacheMiss and
 	// CacheEviction (for metrics).
@@ -510,16 +511,25 @@ func (s *Stock) restore(ctx context.Context, e *stockEntry) (*product.State, eve
 	return st, snap.Position
 }
 
-// snapshot hands a copy of e's state to the snapshot writer once it is
-// SnapshotEvery events past its last snapshot (the caller holds e.mu, after
-// a successful append or a load). The copy costs the open reservations;
-// encoding and saving happen off the request path. Whatever becomes of
-// this snapshot (saved, failed, or not taken for a full queue), the next
-// is due SnapshotEvery events later: a failing snapshot store costs no
-// work per decision and is never retried in a loop.
+// snapshot hands a copy of e's state to the snapshot writer once it is due
+// (the caller holds e.mu, after a successful append or a load): SnapshotEvery
+// events past its last snapshot, and at least half as many events as the
+// product has open reservations. A snapshot costs its open reservations (the
+// copy taken here, under the lock, then the encoding and the save), so the
+// second rule keeps that cost per event bounded: a hot product holding
+// 100,000 unpaid orders is snapshotted every 50,000 events, not every 500,
+// and a cold load still reads no more events after its snapshot than the
+// snapshot itself holds reservations. Whatever becomes of this snapshot
+// (saved, failed, or not taken for a full queue), the next is due as many
+// events later: a failing snapshot store costs no work per decision and is
+// never retried in a loop.
 func (s *Stock) snapshot(e *stockEntry) {
 	st := e.state
-	if s.snapshots == nil || !st.Exists() || st.Version-e.snapshotted < int64(s.opts.SnapshotEvery) {
+	if s.snapshots == nil || !st.Exists() {
+		return
+	}
+	due := max(int64(s.opts.SnapshotEvery), int64(st.OpenReservations()/2))
+	if st.Version-e.snapshotted < due {
 		return
 	}
 	e.snapshotted = st.Version

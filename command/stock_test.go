@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,7 +82,9 @@ func TestSnapshotsAreACache(t *testing.T) {
 		}
 	}
 	writer.Close(ctxT(t))
-	snap := snapshotted(t, snaps, p, 29)
+	// Due every 10 events, and every half as many as are open: at versions
+	// 9 and 19 (at 29 the product holds 29 open reservations).
+	snap := snapshotted(t, snaps, p, 19)
 	// The snapshot is the state folded from the events it covers, byte for
 	// byte (times included: the store's, not the deciding process's).
 	if folded := foldedTo(t, store, p, snap.Version); string(snap.Data) != string(folded) {
@@ -122,6 +125,7 @@ func TestSnapshotsAreACache(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	cold.Close(ctxT(t)) // its snapshots saved before the ones below are spoiled
 	want = load(command.NewService(store, command.Options{}))
 
 	if _, err := pool.Exec(ctxT(t), `UPDATE snapshots SET schema_version = 99`); err != nil {
@@ -400,6 +404,98 @@ func TestSnapshotNotMatchingTheStreamIsIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A snapshot costs the product's open reservations, so a product holding
+// many of them is snapshotted less often: the reservations copied and
+// encoded stay in proportion to the events decided, however many orders
+// hold the product; once they are released, snapshots come every
+// SnapshotEvery events again.
+func TestSnapshotCostPerEventIsBounded(t *testing.T) {
+	t.Parallel()
+	store := newStore(t)
+	snaps := &recordingSnapshots{}
+	const every = 5
+	svc := command.NewService(store, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: every}})
+	p := newProduct(t, svc, 10_000)
+	const n = 400
+	orders := make([]uuid.UUID, n)
+	for i := range orders {
+		orders[i] = uuid.New()
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(orders[i], 1) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everything reserved is still open: a snapshot every SnapshotEvery
+	// events would copy 1+2+…+n/5 reservations in all (~16,000).
+	svc.Close(ctxT(t))
+	copied, saves := snaps.totals()
+	if saves == 0 || copied > 2*n+every {
+		t.Fatalf("%d snapshots copied %d open reservations for %d events; want at most %d", saves, copied, n, 2*n+every)
+	}
+
+	svc = command.NewService(store, command.Options{Stock: command.StockOptions{Snapshots: snaps, SnapshotEvery: every}})
+	for _, id := range orders {
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) {
+			return st.Release(id, events.ReleaseCustomerCanceled), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const more = 100 // short-lived reservations: none left open for long
+	for range more {
+		id := uuid.New()
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) { return st.Reserve(id, 1) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.Stock().Do(ctxT(t), p, customer, func(st *product.State) ([]events.Event, error) {
+			return st.Release(id, events.ReleaseCustomerCanceled), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc.Close(ctxT(t))
+	_, after := snaps.totals()
+	// The releases took the open count down from 400, so snapshots came
+	// back to every 5 events at the latest once 10 remained open; the
+	// last 200 events (100 reserve-release pairs) alone are 40 of them.
+	if got := after - saves; got < (2*more)/every {
+		t.Fatalf("%d snapshots over %d events after the releases, want at least %d", got, n+2*more, (2*more)/every)
+	}
+}
+
+// recordingSnapshots is a snapshot store that keeps nothing and counts
+// what it was asked to save.
+type recordingSnapshots struct {
+	mu     sync.Mutex
+	saves  int
+	copied int // open reservations in all snapshots saved
+}
+
+func (r *recordingSnapshots) Load(ctx context.Context, stream string) (snapshot.Snapshot, error) {
+	return snapshot.Snapshot{}, snapshot.ErrNotFound
+}
+
+func (r *recordingSnapshots) Save(ctx context.Context, s snapshot.Snapshot) error {
+	id, err := uuid.Parse(strings.TrimPrefix(s.Stream, events.ProductStreamPrefix))
+	if err != nil {
+		return err
+	}
+	st, err := product.RestoreSnapshot(id, s.Schema, s.Data)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.saves++
+	r.copied += st.OpenReservations()
+	return nil
+}
+
+func (r *recordingSnapshots) totals() (copied, saves int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.copied, r.saves
 }
 
 // failingSnapshots is a snapshot store that is away: every load and save

@@ -78,6 +78,10 @@ func New(id uuid.UUID) *State {
 // Exists reports whether the product was created.
 func (s *State) Exists() bool { return s.Version >= 0 }
 
+// OpenReservations is how many orders hold stock of the product: what a
+// snapshot or a Clone of the state costs.
+func (s *State) OpenReservations() int { return len(s.open) }
+
 // ReservedFor returns the quantity order holds, and whether it holds any.
 func (s *State) ReservedFor(order uuid.UUID) (int64, bool) {
 	q, ok := s.open[order]
