@@ -86,7 +86,9 @@ func fingerprint(email string, lines []order.Line) string {
 // ctx ends the placement only until the order is stored: from its append
 // on, the placement runs to its outcome (for at most placementTimeout, and
 // no longer than the service: Close) whether or not the caller still waits
-// for it.
+// for it. ctx's deadline, if it has one, still ends the caller's wait: past
+// it PlaceOrder returns an error wrapping context.DeadlineExceeded (the
+// outcome is unknown, as after a lost answer) while the placement goes on.
 func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, error) {
 	if problems := order.ValidateRequest(cmd.UserEmail, cmd.Lines); len(problems) > 0 {
 		return OrderView{}, &ValidationError{Fields: problems}
@@ -123,7 +125,10 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	st := order.New(id)
 	decided, err := st.Place(cmd.UserEmail, items, hash)
 	if err != nil {
-		return OrderView{}, &ValidationError{Fields: map[string]string{"order": err.Error()}}
+		// The request passed ValidateRequest above: what is left is a
+		// total beyond what an amount holds. (The error's own text is the
+		// domain's, not the API's: it is not shown.)
+		return OrderView{}, &ValidationError{Fields: map[string]string{"items": "add up to more than an order's total can hold"}}
 	}
 	data, err := encode(cmd.Meta, decided, "")
 	if err != nil {
@@ -139,9 +144,42 @@ func (s *Service) PlaceOrder(ctx context.Context, cmd PlaceOrder) (OrderView, er
 	if err := ctx.Err(); err != nil {
 		return OrderView{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placementTimeout)
-	defer cancel()
-	defer context.AfterFunc(s.life, cancel)()
+	place := func() (OrderView, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placementTimeout)
+		defer cancel()
+		defer context.AfterFunc(s.life, cancel)()
+		return s.placeStored(ctx, cmd, st, id, hash, data, decided)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return place()
+	}
+	// The caller's deadline ends its wait, not the placement: a caller
+	// that must answer in time (an HTTP request) is not held past it by a
+	// database that stalls. Its order is then placed or not, as after any
+	// lost answer; the same Idempotency-Key finds out.
+	type result struct {
+		v   OrderView
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := place()
+		done <- result{v, err}
+	}()
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-wait.C:
+		return OrderView{}, fmt.Errorf("place order %s: outcome unknown, the placement goes on: %w", id, context.DeadlineExceeded)
+	}
+}
+
+// placeStored appends order id's placement and completes it: the part of
+// PlaceOrder that no longer ends with its caller.
+func (s *Service) placeStored(ctx context.Context, cmd PlaceOrder, st *order.State, id uuid.UUID, hash string, data []eventstore.EventData, decided []events.Event) (OrderView, error) {
 	res, err := s.store.Append(ctx, events.OrderStream(id), eventstore.NoStream, data...)
 	if err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && cmd.IdempotencyKey != "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
+	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/readmodels"
 )
@@ -21,11 +22,17 @@ import (
 // readiness answers /readyz: ready when the database and the event store
 // answer, Redis too when orders must not pass without it (fail closed),
 // and, for a process serving the query API, every read model has started,
-// has not stopped and is within maxLag of the event store. Answers name
+// has not stopped and is within maxLag of the event store. A database
+// whose statements time out on the request path (a lock held, a slow
+// statement) is reported degraded: still ready, since every instance
+// shares it and taking them out of service would not help. Answers name
 // each check's result in a few words; the full errors go to the log.
 type readiness struct {
-	pool  *pgxpool.Pool
-	store interface {
+	// pool is the request path's pool; timeouts counts its statements
+	// that timed out (nil: not counted).
+	pool     *pgxpool.Pool
+	timeouts *pg.Timeouts
+	store    interface {
 		Head(ctx context.Context) (eventstore.Position, error)
 	}
 	// redis is the rate limiter's client (nil without one); with
@@ -46,7 +53,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]func(context.Context) error{
-		"database": func(ctx context.Context) error { return unreachable(rd.pool.Ping(ctx)) },
+		"database": rd.database,
 		"eventstore": func(ctx context.Context) error {
 			_, err := rd.store.Head(ctx)
 			return unreachable(err)
@@ -115,6 +122,25 @@ func details(err error) error {
 		return h.cause
 	}
 	return err
+}
+
+// timeoutWindow is how recent a statement timeout must be for /readyz to
+// report the database degraded.
+const timeoutWindow = 30 * time.Second
+
+// database checks that the request path's pool answers, and reports it
+// degraded while its statements time out.
+func (rd *readiness) database(ctx context.Context) error {
+	if err := rd.pool.Ping(ctx); err != nil {
+		return unreachable(err)
+	}
+	if rd.timeouts == nil {
+		return nil
+	}
+	if n := rd.timeouts.Since(timeoutWindow); n > 0 {
+		return fmt.Errorf("%w: %d statements timed out in the last %s (DB_STATEMENT_TIMEOUT)", errDegraded, n, timeoutWindow)
+	}
+	return nil
 }
 
 // projections checks the read models as the watcher last saw them.

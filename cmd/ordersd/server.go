@@ -105,15 +105,27 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 
 // deps are what the roles share: the database, the event store, the write
 // side, the metrics and the readiness checks.
+//
+// The database is reached through two pools. requests serves the request
+// path: the APIs' reads and the write side (whose commands the process
+// manager runs too); its connections have DB_STATEMENT_TIMEOUT as
+// statement_timeout, so a stalled database (a lock held, a slow statement)
+// costs a request a bounded wait and rolls its statement back. pool serves
+// background work (projections, their rebuilds, the process manager's own
+// tables, the watcher) with no such limit.
 type deps struct {
-	cfg     config.Config
-	log     *slog.Logger
-	pool    *pgxpool.Pool
-	store   *postgres.Store
-	svc     *command.Service
-	metrics *metrics.Metrics
-	watcher *watcher
-	ready   *readiness
+	cfg      config.Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	store    *postgres.Store
+	requests *pgxpool.Pool
+	// reqStore is store on requests: the write side's and the audit
+	// trail's event store.
+	reqStore *postgres.Store
+	svc      *command.Service
+	metrics  *metrics.Metrics
+	watcher  *watcher
+	ready    *readiness
 	// progress wakes read-your-writes waiters; set when the query role runs.
 	progress *projections.Progress
 }
@@ -127,9 +139,9 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
 	// Each projection runner and each half of the process manager keeps a
-	// connection (leader or standby); leave room for requests, steps and
+	// connection (leader or standby); leave room for steps, the watcher and
 	// the event store's notifier.
-	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 30)
+	pool, err := pg.Connect(startCtx, cfg.DatabaseURL, 20)
 	if err != nil {
 		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
 	}
@@ -139,11 +151,20 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 			return nil, nil, err
 		}
 	}
+	timeouts := pg.NewTimeouts(nil)
+	requests, err := pg.ConnectWith(startCtx, cfg.DatabaseURL, pg.PoolOptions{
+		MaxConns: 30, StatementTimeout: cfg.DBStatementTimeout, Tracer: timeouts,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
 	m := metrics.New()
 	m.Prime(append(readmodels.Names(), process.Name),
 		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
+	reqStore := store.WithPool(requests)
 	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger,
 		OnCache: func(event string) {
 			switch event {
@@ -163,19 +184,19 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 			m.SnapshotsSaved.Inc()
 		}}
 	if cfg.SnapshotEvery > 0 {
-		stock.Snapshots = snapshotpg.New(pool)
+		stock.Snapshots = snapshotpg.New(requests)
 	} else {
 		stock.SnapshotEvery = -1
 	}
-	svc := command.NewService(store, command.Options{
+	svc := command.NewService(reqStore, command.Options{
 		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
 		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
 		KeySecret:       []byte(cfg.IdempotencyKeySecret), Stock: stock, OrderCacheSize: cfg.OrderCacheSize,
 	})
 	w := newWatcher(pool, store, m, logger)
 	d := &deps{
-		cfg: cfg, log: logger, pool: pool, store: store, svc: svc, metrics: m, watcher: w,
-		ready: &readiness{pool: pool, store: store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
+		cfg: cfg, log: logger, pool: pool, store: store, requests: requests, reqStore: reqStore, svc: svc, metrics: m, watcher: w,
+		ready: &readiness{pool: requests, timeouts: timeouts, store: store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
 			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
 	}
 	closeAll := func() {
@@ -183,6 +204,7 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 		defer cancel()
 		svc.Close(ctx) // the snapshots waiting to be saved
 		store.Close()
+		requests.Close()
 		pool.Close()
 	}
 	return d, closeAll, nil
@@ -254,7 +276,7 @@ func (d *deps) commandRole(ctx context.Context) (part, error) {
 	cfg := httpapi.Config{
 		Commands: d.svc, AdminSecret: d.cfg.AdminSecret, Limiter: limiter, FailClosed: d.cfg.RateLimitFailClosed, Logger: d.log,
 		OnRateLimited: d.metrics.RateLimited.Inc, OnLimiterError: func(error) { d.metrics.RateLimiterErrors.Inc() },
-		Webhooks: verifier,
+		Webhooks: verifier, RequestTimeout: d.cfg.RequestTimeout,
 	}
 	p := part{close: closeLimiter}
 	if d.cfg.PlacementMaxBacklog > 0 {
@@ -305,9 +327,9 @@ func (d *deps) backpressure() *backpressure.Gate {
 func (d *deps) queryRole() part {
 	d.progress = projections.NewProgress(d.pool, 0)
 	api := httpapi.New(httpapi.Config{
-		Products: products.NewReader(d.pool), Orders: orders.NewReader(d.pool),
-		Events: d.store, StockIndex: orderstock.NewReader(d.pool),
-		Waiter: d.progress, AdminSecret: d.cfg.AdminSecret, Logger: d.log,
+		Products: products.NewReader(d.requests), Orders: orders.NewReader(d.requests),
+		Events: d.reqStore, StockIndex: orderstock.NewReader(d.requests),
+		Waiter: d.progress, AdminSecret: d.cfg.AdminSecret, Logger: d.log, RequestTimeout: d.cfg.RequestTimeout,
 	})
 	return part{mount: api.MountQueries, run: []func(context.Context) error{
 		func(ctx context.Context) error { d.progress.Run(ctx); return nil },
@@ -351,7 +373,7 @@ func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
 	var provider process.Provider = fake
 	providerName := "embedded fake provider"
 	if fake == nil {
-		provider, providerName = paymentprovider.New(d.cfg.PaymentProviderURL, nil), d.cfg.PaymentProviderURL
+		provider, providerName = d.providerClient(), d.cfg.PaymentProviderURL
 	}
 	callback := d.cfg.PaymentCallbackURL
 	if callback == "" {
@@ -365,6 +387,25 @@ func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
 	})
 	d.log.Info("payment process manager", "provider", providerName, "callback_url", callback)
 	return part{run: []func(context.Context) error{manager.Run}}
+}
+
+// providerClient is the client of the provider at PAYMENT_PROVIDER_URL:
+// each call bounded by PAYMENT_PROVIDER_TIMEOUT, and a circuit breaker
+// that stops calling after 5 failures in a row, trying again every 5 s.
+// The saga's steps still retry on PAYMENT_RETRY_BACKOFF and park after
+// the last; a provider that hangs then costs each attempt what one that
+// refuses connections does.
+func (d *deps) providerClient() *paymentprovider.Client {
+	return paymentprovider.NewWithOptions(d.cfg.PaymentProviderURL, nil, paymentprovider.Options{
+		CallTimeout: d.cfg.PaymentProviderTimeout,
+		Breaker: paymentprovider.BreakerOptions{Failures: 5, OpenFor: 5 * time.Second, OnChange: func(from, to string) {
+			if to == "open" {
+				d.log.Warn("payment provider keeps failing: not calling it for a while (circuit breaker open)", "from", from)
+				return
+			}
+			d.log.Info("payment provider circuit breaker", "from", from, "to", to)
+		}},
+	})
 }
 
 // mount puts every part's routes on r, with the operational endpoints, the

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orders-reference/orders/eventstore"
+	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
 // Appends are group-committed (package internal/batch): concurrent Append
@@ -89,7 +90,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // execBatch runs batch as one statement and completes every request. If
 // the statement fails as a whole (say a duplicate event id in one append
 // aborts the transaction), each append is retried alone so that only the
-// offending one fails.
+// offending one fails; not when the database is unavailable (the statement
+// timed out, the connection failed): each would fail the same way, one
+// timeout after another, while every caller waits.
 func (s *Store) execBatch(batch []*appendRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
@@ -99,7 +102,7 @@ func (s *Store) execBatch(batch []*appendRequest) {
 		s.listener.broadcast()
 		s.notifier.poke()
 	}()
-	if err != nil && len(batch) > 1 {
+	if err != nil && len(batch) > 1 && !pg.Unavailable(err) {
 		for _, r := range batch {
 			if err := s.runBatch(ctx, []*appendRequest{r}); err != nil {
 				r.err = translateAppendError(r.stream, r.expected, err)

@@ -104,6 +104,18 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	return s
 }
 
+// WithPool returns a Store that runs its statements (appends, reads) on
+// pool, another pool on the same database (one whose connections have a
+// statement_timeout for the request path, say), and shares s's
+// notifications: an append through either wakes the subscribers of both
+// at once and notifies other processes through s's notifier. Closing
+// either closes the notifier.
+func (s *Store) WithPool(pool *pgxpool.Pool) *Store {
+	t := &Store{pool: pool, opts: s.opts, log: s.log, notifier: s.notifier, listener: s.listener}
+	t.combiner = &batch.Combiner[*appendRequest]{Exec: t.execBatch, MaxBatch: s.opts.MaxBatch, MaxInFlight: s.opts.MaxInFlight}
+	return t
+}
+
 // Close waits for background notifications to finish; appends after it
 // notify no other process. Subscriptions end with their contexts.
 func (s *Store) Close() {

@@ -80,6 +80,21 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 
+	// RequestTimeout bounds every request of the command and query APIs
+	// (the payment webhook included): past it the request is answered 503
+	// with Retry-After, whatever it still waits for.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
+	// DBStatementTimeout is PostgreSQL's statement_timeout on the
+	// connections of the request path (the APIs and the write side the
+	// process manager shares): a statement that waits longer for a lock,
+	// or runs longer, is canceled by the server and rolled back (0: no
+	// limit). Background work (projections, the process manager's own
+	// tables, ordersctl) has no such limit.
+	DBStatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT" envDefault:"5s"`
+	// PaymentProviderTimeout bounds one call to the payment provider at
+	// PAYMENT_PROVIDER_URL, connecting and reading the answer included.
+	PaymentProviderTimeout time.Duration `env:"PAYMENT_PROVIDER_TIMEOUT" envDefault:"10s"`
+
 	// SnapshotEvery is how many events a product takes between two
 	// snapshots of its state (0 disables snapshots).
 	SnapshotEvery int `env:"SNAPSHOT_EVERY" envDefault:"500"`
@@ -102,6 +117,10 @@ type Config struct {
 // MaxBackpressureWait bounds PLACEMENT_BACKPRESSURE_WAIT below the HTTP
 // server's write timeout (30 s), so that a refused order's 503 is sent.
 const MaxBackpressureWait = 20 * time.Second
+
+// MaxRequestTimeout bounds REQUEST_TIMEOUT below the HTTP server's write
+// timeout (30 s), so that a timed-out request's 503 is sent.
+const MaxRequestTimeout = 25 * time.Second
 
 // FakePayment configures the fake payment provider, embedded or as
 // cmd/fakepay.
@@ -364,6 +383,32 @@ func (c Config) validate() []error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		problems = append(problems, fmt.Errorf("SHUTDOWN_TIMEOUT=%v: must be positive", c.ShutdownTimeout))
+	}
+	return append(problems, c.validateTimeouts()...)
+}
+
+// validateTimeouts checks the bounds of the request path: a request ends
+// before the server's write timeout, and leaves room for what it may wait
+// for on purpose (backpressure) and for one database statement.
+func (c Config) validateTimeouts() []error {
+	var problems []error
+	switch {
+	case c.RequestTimeout <= 0 || c.RequestTimeout > MaxRequestTimeout:
+		problems = append(problems, fmt.Errorf("REQUEST_TIMEOUT=%v: must be positive and at most %v (the answer must leave before the server's 30 s write timeout)",
+			c.RequestTimeout, MaxRequestTimeout))
+	case c.PlacementMaxBacklog > 0 && c.PlacementBackpressureWait >= c.RequestTimeout:
+		problems = append(problems, fmt.Errorf("PLACEMENT_BACKPRESSURE_WAIT=%v must be shorter than REQUEST_TIMEOUT=%v (an order held back must still be answered before its request times out)",
+			c.PlacementBackpressureWait, c.RequestTimeout))
+	case c.DBStatementTimeout > c.RequestTimeout:
+		problems = append(problems, fmt.Errorf("DB_STATEMENT_TIMEOUT=%v must not be longer than REQUEST_TIMEOUT=%v", c.DBStatementTimeout, c.RequestTimeout))
+	}
+	if c.DBStatementTimeout < 0 {
+		problems = append(problems, fmt.Errorf("DB_STATEMENT_TIMEOUT=%v: must be 0 (no limit) or positive", c.DBStatementTimeout))
+	} else if c.DBStatementTimeout > 0 && c.DBStatementTimeout < time.Millisecond {
+		problems = append(problems, fmt.Errorf("DB_STATEMENT_TIMEOUT=%v: PostgreSQL counts in milliseconds; give at least 1ms, or 0 for no limit", c.DBStatementTimeout))
+	}
+	if c.PaymentProviderTimeout <= 0 {
+		problems = append(problems, fmt.Errorf("PAYMENT_PROVIDER_TIMEOUT=%v: must be positive", c.PaymentProviderTimeout))
 	}
 	return problems
 }

@@ -217,3 +217,38 @@ func TestProductionSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The request path's bounds: a request ends before the server's write
+// timeout, after any backpressure wait, and no earlier than one database
+// statement may take.
+func TestRequestPathTimeouts(t *testing.T) {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RequestTimeout != 10*time.Second || cfg.DBStatementTimeout != 5*time.Second || cfg.PaymentProviderTimeout != 10*time.Second {
+		t.Fatalf("defaults: request %s, statement %s, provider %s", cfg.RequestTimeout, cfg.DBStatementTimeout, cfg.PaymentProviderTimeout)
+	}
+	if cfg, err := config.Load([]string{"DB_STATEMENT_TIMEOUT=0", "REQUEST_TIMEOUT=3s"}); err != nil || cfg.DBStatementTimeout != 0 || cfg.RequestTimeout != 3*time.Second {
+		t.Fatalf("no statement timeout: %+v %v", cfg, err)
+	}
+	for _, c := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"REQUEST_TIMEOUT=0s"}, "REQUEST_TIMEOUT"},
+		{[]string{"REQUEST_TIMEOUT=30s"}, "REQUEST_TIMEOUT"},
+		{[]string{"REQUEST_TIMEOUT=2s"}, "PLACEMENT_BACKPRESSURE_WAIT"},
+		{[]string{"DB_STATEMENT_TIMEOUT=11s"}, "DB_STATEMENT_TIMEOUT"},
+		{[]string{"DB_STATEMENT_TIMEOUT=-1s"}, "DB_STATEMENT_TIMEOUT"},
+		{[]string{"DB_STATEMENT_TIMEOUT=500us"}, "DB_STATEMENT_TIMEOUT"},
+		{[]string{"PAYMENT_PROVIDER_TIMEOUT=0s"}, "PAYMENT_PROVIDER_TIMEOUT"},
+	} {
+		if _, err := config.Load(c.env); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want a problem naming %s", c.env, err, c.want)
+		}
+	}
+	if _, err := config.Load([]string{"REQUEST_TIMEOUT=2s", "DB_STATEMENT_TIMEOUT=1s", "PLACEMENT_MAX_BACKLOG=0"}); err != nil {
+		t.Errorf("without backpressure its wait does not matter: %v", err)
+	}
+}

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -57,15 +60,57 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	return nil
 }
 
+// DefaultConnectTimeout bounds establishing a connection (TCP, TLS and
+// the startup exchange) when the URL sets no connect_timeout. Without it a
+// connection to a server that does not answer (a partition, a dropped SYN)
+// waits for the operating system's TCP timeout, minutes, holding a slot of
+// the pool all that time.
+const DefaultConnectTimeout = 5 * time.Second
+
+// PoolOptions tune a pool beyond what its URL says.
+type PoolOptions struct {
+	// MaxConns sizes the pool unless the URL sets pool_max_conns itself.
+	MaxConns int32
+	// StatementTimeout, if positive, is the server's statement_timeout on
+	// every connection of the pool: a statement that runs or waits for a
+	// lock longer is canceled by PostgreSQL, and its transaction rolled
+	// back. A canceled context also cancels the statement on the server
+	// (a cancel request), not only the client's wait for it.
+	StatementTimeout time.Duration
+	// Tracer, if set, sees every statement (a *Timeouts counts those that
+	// timed out).
+	Tracer pgx.QueryTracer
+}
+
 // Connect opens a pool on url and checks that the server answers. maxConns
 // sizes the pool unless url sets pool_max_conns itself.
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return ConnectWith(ctx, url, PoolOptions{MaxConns: maxConns})
+}
+
+// ConnectWith opens a pool on url tuned by opts and checks that the server
+// answers.
+func ConnectWith(ctx context.Context, url string, opts PoolOptions) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database url: %w", err)
 	}
-	if maxConns > 0 && !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = maxConns
+	if opts.MaxConns > 0 && !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.StatementTimeout > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(opts.StatementTimeout.Milliseconds(), 1), 10)
+		cfg.ConnConfig.BuildContextWatcherHandler = func(conn *pgconn.PgConn) ctxwatch.Handler {
+			// Ask the server to cancel at once; give up on the connection
+			// if it does not answer within a second.
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: conn, DeadlineDelay: time.Second}
+		}
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		RegisterUUID(conn.TypeMap())
