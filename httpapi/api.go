@@ -104,6 +104,10 @@ type Config struct {
 	Waiter Waiter
 	// MaxWait bounds a read-your-writes wait (default 2s).
 	MaxWait time.Duration
+	// RequestTimeout, if positive, is every request's deadline: what it
+	// still waits for then (a statement, a placement past its append) ends
+	// its wait, and it is answered 503 with Retry-After.
+	RequestTimeout time.Duration
 }
 
 // Admitter paces new work (see internal/backpressure).
@@ -132,7 +136,7 @@ func New(cfg Config) *API {
 // MountCommands adds the command routes to r.
 func (a *API) MountCommands(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(httpx.CheckQuery)
+		r.Use(a.deadline, httpx.CheckQuery)
 		r.Group(func(r chi.Router) {
 			r.Use(httpx.RequireAdmin(a.cfg.AdminSecret))
 			r.Post("/admin/products", a.createProduct)
@@ -149,7 +153,7 @@ func (a *API) MountCommands(r chi.Router) {
 // MountQueries adds the query routes to r.
 func (a *API) MountQueries(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(httpx.CheckQuery)
+		r.Use(a.deadline, httpx.CheckQuery)
 		r.Get("/products", a.waiting(products.Name, a.listProducts))
 		r.Get("/products/{id}", a.waiting(products.Name, a.getProduct))
 		r.Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
@@ -157,6 +161,18 @@ func (a *API) MountQueries(r chi.Router) {
 		if a.cfg.Events != nil {
 			r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
 		}
+	})
+}
+
+// deadline gives each request Config.RequestTimeout.
+func (a *API) deadline(next http.Handler) http.Handler {
+	if a.cfg.RequestTimeout <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -171,7 +187,7 @@ func meta(r *http.Request, actor string) eventstore.Metadata {
 func (a *API) pathID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil {
-		a.writeError(w, r, badRequest("The id in the path is not a UUID."))
+		a.writeError(w, r, badRequest{"id", "must be a UUID"})
 		return uuid.Nil, false
 	}
 	return id, true

@@ -31,7 +31,7 @@ func (a *API) waiting(projection string, next http.HandlerFunc) http.HandlerFunc
 		}
 		pos, err := eventstore.ParsePosition(raw)
 		if err != nil {
-			a.writeError(w, r, badRequest("X-Min-Position must be a position as returned in X-Event-Position (commit/prepare)."))
+			a.writeError(w, r, badRequest{"X-Min-Position", "must be a position as returned in X-Event-Position (commit/prepare)"})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.MaxWait)

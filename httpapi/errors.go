@@ -13,14 +13,22 @@ import (
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
+	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/query"
 )
 
-// badRequest is a request the API cannot read (a malformed id, header or
-// query parameter); its text is the problem's detail.
-type badRequest string
+// badRequest is a request the API cannot read: a malformed path or query
+// parameter or header. param names it as the client sends it (id, limit,
+// Idempotency-Key) and message says what it must be: the problem's
+// errors member; without a param, message is the whole detail.
+type badRequest struct{ param, message string }
 
-func (e badRequest) Error() string { return string(e) }
+func (e badRequest) Error() string {
+	if e.param == "" {
+		return e.message
+	}
+	return e.param + " " + e.message + "."
+}
 
 // errNotCaughtUp: a read-your-writes wait ran out (X-Min-Position).
 var errNotCaughtUp = errors.New("the read model has not caught up with X-Min-Position yet; retry shortly")
@@ -37,7 +45,7 @@ var errorProblems = []struct {
 }{
 	{as[badRequest], httpx.TypeMalformedRequest, ""},
 	{is(query.ErrInvalidCursor), httpx.TypeMalformedRequest, "cursor is not one this API returned."},
-	{as[*command.ValidationError], httpx.TypeValidation, "The request has invalid fields."},
+	{as[*command.ValidationError], httpx.TypeValidation, ""},
 	{is(product.ErrInvalid), httpx.TypeValidation, ""},
 	{is(command.ErrRejected), httpx.TypeInsufficientStock, "Not every item could be reserved; nothing is reserved."},
 	{is(command.ErrIdempotencyConflict), httpx.TypeIdempotencyConflict, "This Idempotency-Key was used for a different request."},
@@ -45,11 +53,18 @@ var errorProblems = []struct {
 	{is(errLimiterDown), httpx.TypeUnavailable, "Orders cannot be rate limited right now; try again shortly."},
 	{is(errNotCaughtUp), httpx.TypeUnavailable, "The read model has not caught up with X-Min-Position yet; retry shortly."},
 	{is(backpressure.ErrBehind), httpx.TypeUnavailable, "The service is catching up with its backlog of orders; retry shortly."},
+	{dependencyTimeout, httpx.TypeUnavailable, "The database did not answer in time; retry shortly (an order retried with its Idempotency-Key is placed at most once)."},
 	{is(product.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(order.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(query.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(order.ErrIllegalTransition), httpx.TypeInvalidTransition, ""},
 	{is(order.ErrPaymentMismatch), httpx.TypePaymentMismatch, ""},
+}
+
+// dependencyTimeout: the database is unavailable or too slow (a statement
+// timed out), or the request's deadline passed while it waited.
+func dependencyTimeout(err error) bool {
+	return pg.Unavailable(err) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
@@ -68,7 +83,8 @@ const statusClientClosedRequest = 499
 // because its client went away is not a server error: it is recorded as
 // 499 and logged at debug level.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	clientGone := errors.Is(r.Context().Err(), context.Canceled) // not the request's deadline
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil || clientGone && dependencyTimeout(err) {
 		a.log.DebugContext(r.Context(), "client went away before the answer", "error", err)
 		w.WriteHeader(statusClientClosedRequest)
 		return
@@ -76,6 +92,12 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	for _, m := range errorProblems {
 		if !m.match(err) {
 			continue
+		}
+		if m.typ == httpx.TypeUnavailable && dependencyTimeout(err) {
+			// Operators see why (the error names no secret); the client
+			// gets the table's detail.
+			a.log.WarnContext(r.Context(), "request answered 503: the database did not answer in time",
+				"method", r.Method, "path", r.URL.Path, "error", err)
 		}
 		p := httpx.Problem{Type: m.typ, Detail: m.detail}
 		if p.Detail == "" {
@@ -92,17 +114,21 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // the products of a rejection, the delays of a rate limit.
 func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	var (
+		bad     badRequest
 		ve      *command.ValidationError
 		pe      *product.InvalidError
 		rej     *command.RejectedError
 		limited errRateLimited
 	)
 	switch {
+	case errors.As(err, &bad) && bad.param != "":
+		p.Extensions = map[string]any{"errors": map[string]string{bad.param: bad.message}}
+	case errors.Is(err, query.ErrInvalidCursor):
+		p.Extensions = map[string]any{"errors": map[string]string{"cursor": "is not one this API returned"}}
 	case errors.As(err, &ve):
-		p.Extensions = map[string]any{"errors": ve.Fields}
+		*p = httpx.Invalid(p.Type, ve.Fields)
 	case errors.As(err, &pe):
-		p.Detail = "The request has invalid fields."
-		p.Extensions = map[string]any{"errors": pe.Fields}
+		*p = httpx.Invalid(p.Type, pe.Fields)
 	case errors.As(err, &rej):
 		if len(rej.Insufficient) == 0 {
 			p.Type = httpx.TypeProductUnavailable
@@ -115,6 +141,8 @@ func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, errNotCaughtUp), errors.Is(err, backpressure.ErrBehind):
 		w.Header().Set("Retry-After", "1")
+	case dependencyTimeout(err):
+		w.Header().Set("Retry-After", "2")
 	}
 }
 

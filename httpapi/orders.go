@@ -98,11 +98,11 @@ func writeOrder(w http.ResponseWriter, status int, v command.OrderView) {
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 	key := r.Header.Get("Idempotency-Key")
 	if _, present := r.Header["Idempotency-Key"]; present && (key == "" || len(key) > MaxIdempotencyKey) {
-		a.writeError(w, r, badRequest(fmt.Sprintf("Idempotency-Key must be 1-%d characters.", MaxIdempotencyKey)))
+		a.writeError(w, r, badRequest{"Idempotency-Key", fmt.Sprintf("must be 1-%d characters", MaxIdempotencyKey)})
 		return
 	}
 	if p := httpx.TextProblem(key, false); p != "" {
-		a.writeError(w, r, badRequest("Idempotency-Key "+p+"."))
+		a.writeError(w, r, badRequest{"Idempotency-Key", p})
 		return
 	}
 	var req placeOrderRequest
@@ -176,7 +176,7 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 		known = known || s == status
 	}
 	if !known {
-		a.writeError(w, r, badRequest("status must be one of "+strings.Join(statuses, ", ")+"."))
+		a.writeError(w, r, badRequest{"status", "must be one of " + strings.Join(statuses, ", ")})
 		return
 	}
 	n, err := limit(r)

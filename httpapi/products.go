@@ -154,7 +154,7 @@ func (a *API) listProducts(w http.ResponseWriter, r *http.Request) {
 		b := v == "true"
 		active = &b
 	default:
-		a.writeError(w, r, badRequest("is_active must be true or false."))
+		a.writeError(w, r, badRequest{"is_active", "must be true or false"})
 		return
 	}
 	n, err := limit(r)
@@ -178,7 +178,7 @@ func limit(r *http.Request) (int, error) {
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 || n > 100 {
-		return 0, badRequest("limit must be an integer from 1 to 100.")
+		return 0, badRequest{"limit", "must be an integer from 1 to 100"}
 	}
 	return n, nil
 }

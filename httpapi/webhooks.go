@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
@@ -28,7 +27,7 @@ type webhookAnswer struct {
 // signature is checked over the raw body before anything is parsed; a bad
 // one is 401 and records nothing. The same message delivered again is
 // acknowledged without a second effect. The body is decoded strictly, as
-// every body is (httpx.Unmarshal): the contract's five members, each once,
+// every body is (httpx.Decode): the contract's five members, each once,
 // exact case, nothing after; a provider that adds a member must be met by a
 // change here, not silently half-read.
 func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
@@ -39,7 +38,7 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeBodyTooLarge, Detail: "The body is too large."})
 			return
 		}
-		a.writeError(w, r, badRequest("The body could not be read."))
+		a.writeError(w, r, badRequest{message: "The body could not be read."})
 		return
 	}
 	webhookID, err := a.cfg.Webhooks.Verify(r.Header, body)
@@ -53,7 +52,7 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// Decoded strictly (httpx.Unmarshal): a signed body is exactly one
+	// Decoded strictly (httpx.Decode): a signed body is exactly one
 	// outcome. occurred_at is informative only and kept raw, so a
 	// provider's format for it cannot block the outcome.
 	var in struct {
@@ -63,15 +62,11 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		Amount     money.Amount   `json:"amount"`
 		OccurredAt jsontext.Value `json:"occurred_at"`
 	}
-	if !utf8.Valid(body) {
-		a.writeError(w, r, badRequest("The webhook body is not valid UTF-8."))
+	if p := httpx.Decode(body, &in); p != nil {
+		httpx.WriteProblem(w, *p)
 		return
 	}
-	if err := httpx.Unmarshal(body, &in); err != nil {
-		a.writeError(w, r, badRequest("The webhook body is not the payment outcome JSON object."))
-		return
-	}
-	problems := httpx.TextProblems(&in)
+	problems := map[string]string{}
 	if in.OrderID == uuid.Nil {
 		problems["order_id"] = "must be the order's id"
 	}

@@ -83,6 +83,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	}
 	start := time.Now()
 	name := proj.Name()
+	ctx = withLogger(ctx, log.With("projection", name, "rebuild", true))
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return RebuildResult{}, err

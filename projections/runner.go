@@ -254,7 +254,7 @@ const batchTimeout = 30 * time.Second
 // apply runs one batch and moves the checkpoint from from to the batch's,
 // in one transaction.
 func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	ctx, cancel := context.WithTimeout(withLogger(context.WithoutCancel(ctx), r.log), batchTimeout)
 	defer cancel()
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if len(b.Events) > 0 {

@@ -5,9 +5,13 @@ package httpx
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Problem is an RFC 9457 problem detail. Its title and status come from
@@ -98,6 +102,42 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 		m["detail"] = p.Detail
 	}
 	return json.Marshal(m)
+}
+
+// Invalid is the problem of a request whose inputs break rules: typ (a
+// 400 TypeMalformedRequest for what cannot be read, a 422 TypeValidation
+// for what breaks a field rule) with the errors member, which maps each
+// input by its name in the API (a body field as items[0].quantity, a query
+// or path parameter, a header) to what is wrong with it, and a detail
+// that says the same in a sentence.
+func Invalid(typ string, fields map[string]string) Problem {
+	return Problem{Type: typ, Detail: FieldsDetail(fields), Extensions: map[string]any{"errors": fields}}
+}
+
+// InvalidField is Invalid for one input.
+func InvalidField(typ, field, message string) Problem {
+	return Invalid(typ, map[string]string{field: message})
+}
+
+// detailFields is how many fields a detail spells out; errors has them all.
+const detailFields = 3
+
+// FieldsDetail summarises field problems in a sentence, the fields in
+// name order: "items[0].quantity must be 1-10000; user_email must be a
+// valid email address."
+func FieldsDetail(fields map[string]string) string {
+	if len(fields) == 0 {
+		return "The request has invalid fields."
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	parts := make([]string, 0, detailFields+1)
+	for _, name := range names[:min(len(names), detailFields)] {
+		parts = append(parts, name+" "+fields[name])
+	}
+	if more := len(names) - detailFields; more > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more (see errors)", more))
+	}
+	return strings.Join(parts, "; ") + "."
 }
 
 // WriteProblem sends p as application/problem+json.

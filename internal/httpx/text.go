@@ -123,7 +123,9 @@ func CheckQuery(next http.Handler) http.Handler {
 			}
 			for _, v := range values {
 				if p := TextProblem(v, false); p != "" {
-					WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: fmt.Sprintf("Query parameter %q %s.", name, p)})
+					problem := InvalidField(TypeMalformedRequest, name, p)
+					problem.Detail = fmt.Sprintf("Query parameter %q %s.", name, p)
+					WriteProblem(w, problem)
 					return
 				}
 			}

@@ -41,12 +41,39 @@ func (p *Provider) create(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
+	if r.Header.Get("Idempotency-Key") == "" {
+		httpx.WriteProblem(w, httpx.InvalidField(httpx.TypeMalformedRequest, "Idempotency-Key", "is required"))
+		return
+	}
+	if problems := requestProblems(req); len(problems) > 0 {
+		httpx.WriteProblem(w, httpx.Invalid(httpx.TypeValidation, problems))
+		return
+	}
 	pay, err := p.InitiatePayment(r.Context(), req, r.Header.Get("Idempotency-Key"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusCreated, pay)
+}
+
+// requestProblems names the fields of a payment request that
+// InitiatePayment would refuse.
+func requestProblems(req payment.Request) map[string]string {
+	problems := map[string]string{}
+	if req.OrderID == uuid.Nil {
+		problems["order_id"] = "is required"
+	}
+	if req.Amount <= 0 {
+		problems["amount"] = "must be greater than 0"
+	}
+	if req.Currency == "" {
+		problems["currency"] = "is required"
+	}
+	if req.CallbackURL == "" {
+		problems["callback_url"] = "is required"
+	}
+	return problems
 }
 
 func (p *Provider) refund(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +110,7 @@ func (p *Provider) find(w http.ResponseWriter, r *http.Request) {
 	case q.Has("order_id"):
 		orderID, err := uuid.Parse(q.Get("order_id"))
 		if err != nil {
-			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Detail: "order_id must be a UUID."})
+			httpx.WriteProblem(w, httpx.InvalidField(httpx.TypeValidation, "order_id", "must be a UUID"))
 			return
 		}
 		p.mu.Lock()

@@ -157,30 +157,36 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 			if err != nil {
 				return err
 			}
-			r = &orderRow{id: id, email: placed.UserEmail, status: StatusCreated, items: raw, total: int64(placed.Total),
-				currency: placed.Currency, createdAt: rec.RecordedAt}
+			r = &orderRow{id: id, email: projections.StorableText(ctx, rec, "user_email", placed.UserEmail), status: StatusCreated,
+				items: raw, total: int64(placed.Total), currency: projections.StorableText(ctx, rec, "currency", placed.Currency),
+				createdAt: rec.RecordedAt}
 			rows[id] = r
 		}
 		if r == nil {
 			return fmt.Errorf("%s@%d: %s for an order the read model does not have", rec.StreamID, rec.Version, rec.Type)
 		}
+		// Text from the event, as a column can hold it.
+		text := func(field, s string) *string {
+			s = projections.StorableText(ctx, rec, field, s)
+			return &s
+		}
 		switch e := e.(type) {
 		case events.OrderReserved:
 			r.status = StatusReserved
 		case events.OrderRejected:
-			r.status, r.cancelReason = StatusCanceled, &e.Reason
+			r.status, r.cancelReason = StatusCanceled, text("cancel_reason", e.Reason)
 		case events.OrderPaymentRequested:
-			r.status, r.paymentID = StatusPaymentPending, &e.PaymentID
+			r.status, r.paymentID = StatusPaymentPending, text("payment_id", e.PaymentID)
 		case events.OrderPaid:
-			r.status, r.paymentID = StatusPaid, &e.PaymentID
+			r.status, r.paymentID = StatusPaid, text("payment_id", e.PaymentID)
 		case events.OrderPaymentFailed:
-			r.paymentID = &e.PaymentID
+			r.paymentID = text("payment_id", e.PaymentID)
 		case events.OrderRefundRequested:
 			// A payment that succeeded after the order was canceled (maybe
 			// before its request was even recorded): the order has it.
-			r.paymentID = &e.PaymentID
+			r.paymentID = text("payment_id", e.PaymentID)
 		case events.OrderCanceled:
-			r.status, r.cancelReason = StatusCanceled, &e.Reason
+			r.status, r.cancelReason = StatusCanceled, text("cancel_reason", e.Reason)
 		}
 		r.updatedAt, r.version = rec.RecordedAt, rec.Version+1
 	}

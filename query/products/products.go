@@ -119,7 +119,8 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 		}
 		r := rows[id]
 		if created, ok := e.(events.ProductCreated); ok {
-			r = &productRow{id: id, name: created.Name, description: created.Description, price: int64(created.Price),
+			r = &productRow{id: id, name: projections.StorableText(ctx, rec, "name", created.Name),
+				description: projections.StorableText(ctx, rec, "description", created.Description), price: int64(created.Price),
 				stock: created.Stock, active: created.IsActive, createdAt: rec.RecordedAt}
 			rows[id] = r
 		}
@@ -129,10 +130,10 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 		switch e := e.(type) {
 		case events.ProductDetailsChanged:
 			if e.Name != nil {
-				r.name = *e.Name
+				r.name = projections.StorableText(ctx, rec, "name", *e.Name)
 			}
 			if e.Description != nil {
-				r.description = *e.Description
+				r.description = projections.StorableText(ctx, rec, "description", *e.Description)
 			}
 			if e.Price != nil {
 				r.price = int64(*e.Price)

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/internal/apitest"
+	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/payment"
+)
+
+// problemCase is one wrong request and the problem it must get: status,
+// type and the inputs its errors member names (none: no errors member).
+type problemCase struct {
+	name         string
+	method, path string
+	body         string
+	headers      []string
+	signed       bool // a payment webhook signed with the server's secret
+	status       int
+	typ          string
+	fields       []string
+}
+
+// TestEveryProblemSpeaksTheAPI audits every endpoint with every kind of
+// wrong request: wrong JSON kinds at each level, numbers out of range,
+// bad ids in the path and the body, bad query parameters and headers, bad
+// amounts, empty and oversized bodies, wrong content types. Each answer
+// must be an RFC 9457 problem of the status docs/api.md gives (400 for
+// what cannot be read, 422 for a field's rule), with an errors member
+// naming, in the API's terms, every input it is about, and no Go in it
+// (apitest.CheckProblem).
+func TestEveryProblemSpeaksTheAPI(t *testing.T) {
+	t.Parallel()
+	const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	s := startServer(t, "FAKE_PAYMENT_DELAY=1h", "PAYMENT_WEBHOOK_SECRET="+webhookSecret)
+	cl := &apitest.Client{URL: s.url, Check: s.contract.check}
+	admin := []string{"X-Admin-Secret", adminSecret}
+
+	create := func(body string) string {
+		t.Helper()
+		r := cl.Do(t, "POST", "/admin/products", body, admin...)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create product: %d %s", r.Status, r.Raw)
+		}
+		return r.Body["id"].(string)
+	}
+	product := create(`{"name":"Audit","price":"10.00","stock":1000}`)
+	inactive := create(`{"name":"Retired","price":"10.00","stock":1,"is_active":false}`)
+	placed := cl.Do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"audit@example.com","items":[{"product_id":%q,"quantity":1}]}`, product))
+	if placed.Status != http.StatusCreated {
+		t.Fatalf("place order: %d %s", placed.Status, placed.Raw)
+	}
+	orderID := placed.Body["id"].(string)
+	var paymentID string
+	eventually.True(t, "the order to await its payment", func() bool {
+		r := cl.Do(t, "GET", "/orders/"+orderID, "")
+		paymentID, _ = r.Body["payment_id"].(string)
+		return r.Body["status"] == "payment_pending" && paymentID != ""
+	})
+
+	unknown := uuid.NewString()
+	order := func(items string) string { return `{"user_email":"a@example.com","items":` + items + `}` }
+	item := func(fields string) string { return order(`[{` + fields + `}]`) }
+	pid := fmt.Sprintf(`"product_id":%q`, product)
+	manyItems := make([]string, 101)
+	for i := range manyItems {
+		manyItems[i] = fmt.Sprintf(`{"product_id":%q,"quantity":1}`, uuid.New())
+	}
+	outcome := func(members string) string {
+		return `{"payment_id":"` + paymentID + `","order_id":"` + orderID + `","status":"success","amount":"10.00","occurred_at":"2025-01-01T00:00:00Z"` + members + `}`
+	}
+	long := strings.Repeat("x", 256)
+
+	const (
+		bad     = http.StatusBadRequest
+		invalid = http.StatusUnprocessableEntity
+	)
+	malformed, validation := httpx.TypeMalformedRequest, httpx.TypeValidation
+	var cases []problemCase
+	add := func(c ...problemCase) { cases = append(cases, c...) }
+
+	// POST /admin/products
+	newProduct := func(name, body string, status int, typ string, fields ...string) problemCase {
+		return problemCase{name: "create product/" + name, method: "POST", path: "/admin/products", body: body,
+			headers: admin, status: status, typ: typ, fields: fields}
+	}
+	for _, price := range []string{`"0"`, `0`, `"-1"`, `-1`, `"1.001"`, `1.001`, `"1e3"`, `1e3`, `" 1.00"`, `"1.00 "`, `""`, `"abc"`,
+		`"1,00"`, `"1000000000.01"`, `null`, `true`, `{}`, `[]`, `["1.00"]`} {
+		add(newProduct("price "+price, `{"name":"x","price":`+price+`,"stock":1}`, invalid, validation, "price"))
+	}
+	add(
+		newProduct("no price", `{"name":"x","stock":1}`, invalid, validation, "price"),
+		newProduct("no name", `{"price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("null name", `{"name":null,"price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("empty name", `{"name":"","price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("blank name", `{"name":"   ","price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("long name", `{"name":"`+strings.Repeat("n", 201)+`","price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("NUL in name", `{"name":"a\u0000b","price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("control in name", `{"name":"a\u001bb","price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("lone surrogate in name", `{"name":"a\ud800b","price":"1.00","stock":1}`, bad, malformed, "name"),
+		newProduct("number name", `{"name":5,"price":"1.00","stock":1}`, bad, malformed, "name"),
+		newProduct("object name", `{"name":{},"price":"1.00","stock":1}`, bad, malformed, "name"),
+		newProduct("long description", `{"name":"x","description":"`+strings.Repeat("d", 5001)+`","price":"1.00","stock":1}`, invalid, validation, "description"),
+		newProduct("array description", `{"name":"x","description":["a"],"price":"1.00","stock":1}`, bad, malformed, "description"),
+		newProduct("no stock", `{"name":"x","price":"1.00"}`, invalid, validation, "stock"),
+		newProduct("string stock", `{"name":"x","price":"1.00","stock":"1"}`, bad, malformed, "stock"),
+		newProduct("fraction stock", `{"name":"x","price":"1.00","stock":1.5}`, bad, malformed, "stock"),
+		newProduct("negative stock", `{"name":"x","price":"1.00","stock":-1}`, invalid, validation, "stock"),
+		newProduct("too much stock", `{"name":"x","price":"1.00","stock":1000000001}`, invalid, validation, "stock"),
+		newProduct("stock beyond any integer", `{"name":"x","price":"1.00","stock":99999999999999999999}`, invalid, validation, "stock"),
+		newProduct("string is_active", `{"name":"x","price":"1.00","stock":1,"is_active":"yes"}`, bad, malformed, "is_active"),
+		newProduct("every rule broken", `{"name":"","price":"0","stock":-1}`, invalid, validation, "name", "price", "stock"),
+		newProduct("unknown field", `{"name":"x","price":"1.00","stock":1,"colour":"red"}`, bad, malformed, "colour"),
+		newProduct("field in another case", `{"Name":"x","price":"1.00","stock":1}`, bad, malformed, "Name"),
+		newProduct("field twice", `{"name":"x","name":"y","price":"1.00","stock":1}`, bad, malformed, "name"),
+		newProduct("array body", `[]`, bad, malformed),
+		newProduct("null body", `null`, bad, malformed),
+		newProduct("string body", `"x"`, bad, malformed),
+		newProduct("empty body", ``, bad, malformed),
+		newProduct("truncated", `{"name":"x"`, bad, malformed),
+		newProduct("trailing garbage", `{"name":"x","price":"1.00","stock":1} x`, bad, malformed),
+		newProduct("not UTF-8", "{\"name\":\"\xff\",\"price\":\"1.00\",\"stock\":1}", bad, malformed),
+		newProduct("huge body", `{"name":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge),
+	)
+	add(problemCase{name: "create product/text content", method: "POST", path: "/admin/products", body: `{"name":"x","price":"1.00","stock":1}`,
+		headers: append([]string{"Content-Type", "text/plain"}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType})
+	add(problemCase{name: "create product/no secret", method: "POST", path: "/admin/products", body: `{"name":"x","price":"1.00","stock":1}`,
+		status: http.StatusUnauthorized, typ: httpx.TypeUnauthorized})
+
+	// PATCH /admin/products/{id}
+	patch := func(name, path, body string, status int, typ string, fields ...string) problemCase {
+		return problemCase{name: "update product/" + name, method: "PATCH", path: path, body: body, headers: admin, status: status, typ: typ, fields: fields}
+	}
+	add(
+		patch("empty object", "/admin/products/"+product, `{}`, invalid, validation, "body"),
+		patch("bad id", "/admin/products/nope", `{"stock":1}`, bad, malformed, "id"),
+		patch("unknown id", "/admin/products/"+unknown, `{"stock":1}`, http.StatusNotFound, httpx.TypeNotFound),
+		patch("zero price", "/admin/products/"+product, `{"price":"0"}`, invalid, validation, "price"),
+		patch("three decimals", "/admin/products/"+product, `{"price":"1.001"}`, invalid, validation, "price"),
+		patch("string stock", "/admin/products/"+product, `{"stock":"5"}`, bad, malformed, "stock"),
+		patch("negative stock", "/admin/products/"+product, `{"stock":-5}`, invalid, validation, "stock"),
+		patch("number is_active", "/admin/products/"+product, `{"is_active":1}`, bad, malformed, "is_active"),
+		patch("empty name", "/admin/products/"+product, `{"name":""}`, invalid, validation, "name"),
+		patch("unknown field", "/admin/products/"+product, `{"reserved":1}`, bad, malformed, "reserved"),
+		patch("NUL in description", "/admin/products/"+product, `{"description":"a\u0000b"}`, invalid, validation, "description"),
+		problemCase{name: "update product/text content", method: "PATCH", path: "/admin/products/" + product, body: `{"stock":1}`,
+			headers: append([]string{"Content-Type", "text/plain"}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType},
+	)
+
+	// POST /orders
+	placement := func(name, body string, status int, typ string, fields ...string) problemCase {
+		return problemCase{name: "place order/" + name, method: "POST", path: "/orders", body: body, status: status, typ: typ, fields: fields}
+	}
+	add(
+		placement("items an object", order(`{}`), bad, malformed, "items"),
+		placement("items a string", order(`"x"`), bad, malformed, "items"),
+		placement("item a number", order(`[1]`), bad, malformed, "items[0]"),
+		placement("item an array", order(`[[]]`), bad, malformed, "items[0]"),
+		placement("quantity a string", item(pid+`,"quantity":"1"`), bad, malformed, "items[0].quantity"),
+		placement("quantity a fraction", item(pid+`,"quantity":1.5`), bad, malformed, "items[0].quantity"),
+		placement("quantity zero", item(pid+`,"quantity":0`), invalid, validation, "items[0].quantity"),
+		placement("quantity negative", item(pid+`,"quantity":-1`), invalid, validation, "items[0].quantity"),
+		placement("quantity too large", item(pid+`,"quantity":10001`), invalid, validation, "items[0].quantity"),
+		placement("quantity beyond any integer", item(pid+`,"quantity":99999999999999999999`), invalid, validation, "items[0].quantity"),
+		placement("quantity null", item(pid+`,"quantity":null`), invalid, validation, "items[0].quantity"),
+		placement("product_id a number", item(`"product_id":5,"quantity":1`), bad, malformed, "items[0].product_id"),
+		placement("product_id not a UUID", item(`"product_id":"nope","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product_id nil", item(`"product_id":"00000000-0000-0000-0000-000000000000","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product unknown", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, unknown)), invalid, validation, "items[0].product_id"),
+		placement("product inactive", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, inactive)), invalid, validation, "items[0].product_id"),
+		placement("item null", order(`[null]`), invalid, validation, "items[0].product_id", "items[0].quantity"),
+		placement("no items", order(`[]`), invalid, validation, "items"),
+		placement("items null", order(`null`), invalid, validation, "items"),
+		placement("too many items", order("["+strings.Join(manyItems, ",")+"]"), invalid, validation, "items"),
+		placement("product twice", order(fmt.Sprintf(`[{%s,"quantity":1},{%s,"quantity":2}]`, pid, pid)), invalid, validation, "items[1].product_id"),
+		placement("no email", `{"items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("email a number", `{"user_email":5,"items":[{`+pid+`,"quantity":1}]}`, bad, malformed, "user_email"),
+		placement("email not an address", `{"user_email":"nope","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("email too long", `{"user_email":"`+strings.Repeat("a", 250)+`@example.com","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("NUL in email", `{"user_email":"a\u0000@example.com","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("email and items wrong", `{"user_email":"nope","items":[]}`, invalid, validation, "user_email", "items"),
+		placement("unknown field", `{"user_email":"a@example.com","items":[{`+pid+`,"quantity":1}],"coupon":"x"}`, bad, malformed, "coupon"),
+		placement("unknown item field", item(pid+`,"quantity":1,"price":"1.00"`), bad, malformed, "items[0].price"),
+		placement("item field twice", item(pid+`,"quantity":1,"quantity":4`), bad, malformed, "items[0].quantity"),
+		placement("every rule broken", `{"user_email":"x","items":[{"product_id":"nope","quantity":0}]}`, invalid, validation,
+			"user_email", "items[0].product_id", "items[0].quantity"),
+		placement("array body", `[]`, bad, malformed),
+		placement("empty body", ``, bad, malformed),
+		placement("huge body", `{"user_email":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge),
+	)
+	for _, key := range []string{"", long, "\xff\xfe"} {
+		c := placement(fmt.Sprintf("Idempotency-Key %.10q", key), item(pid+`,"quantity":1`), bad, malformed, "Idempotency-Key")
+		c.headers = []string{"Idempotency-Key", key}
+		add(c)
+	}
+	add(problemCase{name: "place order/form content", method: "POST", path: "/orders", body: item(pid + `,"quantity":1`),
+		headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType})
+
+	// The other endpoints: ids, query parameters, headers.
+	get := func(name, path string, status int, typ string, fields ...string) problemCase {
+		return problemCase{name: name, method: "GET", path: path, headers: admin, status: status, typ: typ, fields: fields}
+	}
+	add(
+		problemCase{name: "cancel/bad id", method: "POST", path: "/orders/nope/cancel", status: bad, typ: malformed, fields: []string{"id"}},
+		problemCase{name: "cancel/unknown id", method: "POST", path: "/orders/" + unknown + "/cancel", status: http.StatusNotFound, typ: httpx.TypeNotFound},
+		get("order/bad id", "/orders/nope", bad, malformed, "id"),
+		get("order/unknown id", "/orders/"+unknown, http.StatusNotFound, httpx.TypeNotFound),
+		get("product/bad id", "/products/12345", bad, malformed, "id"),
+		get("product/unknown id", "/products/"+unknown, http.StatusNotFound, httpx.TypeNotFound),
+		get("products/limit a word", "/products?limit=ten", bad, malformed, "limit"),
+		get("products/limit zero", "/products?limit=0", bad, malformed, "limit"),
+		get("products/limit too large", "/products?limit=101", bad, malformed, "limit"),
+		get("products/limit a fraction", "/products?limit=1.5", bad, malformed, "limit"),
+		get("products/limit negative", "/products?limit=-1", bad, malformed, "limit"),
+		get("products/is_active", "/products?is_active=yes", bad, malformed, "is_active"),
+		get("products/cursor", "/products?cursor=not-a-cursor", bad, malformed, "cursor"),
+		get("products/cursor with NUL", "/products?cursor=a%00b", bad, malformed, "cursor"),
+		get("products/parameter name with NUL", "/products?a%00b=1", bad, malformed),
+		get("orders/status", "/admin/orders?status=lost", bad, malformed, "status"),
+		get("orders/limit", "/admin/orders?limit=1000", bad, malformed, "limit"),
+		get("orders/cursor", "/admin/orders?cursor=%7B%7D", bad, malformed, "cursor"),
+		get("orders/email with a control character", "/admin/orders?email=a%07%40example.com", bad, malformed, "email"),
+		get("orders/email not UTF-8", "/admin/orders?email=%FF%40example.com", bad, malformed, "email"),
+		get("history/bad id", "/admin/orders/nope/history", bad, malformed, "id"),
+		get("history/unknown id", "/admin/orders/"+unknown+"/history", http.StatusNotFound, httpx.TypeNotFound),
+		problemCase{name: "orders/no secret", method: "GET", path: "/admin/orders", status: http.StatusUnauthorized, typ: httpx.TypeUnauthorized},
+		problemCase{name: "order/X-Min-Position", method: "GET", path: "/orders/" + orderID, headers: []string{"X-Min-Position", "soon"},
+			status: bad, typ: malformed, fields: []string{"X-Min-Position"}},
+		problemCase{name: "routing/unknown path", method: "GET", path: "/nowhere", status: http.StatusNotFound, typ: httpx.TypeNotFound},
+		problemCase{name: "routing/unserved method", method: "DELETE", path: "/orders/" + orderID, status: http.StatusMethodNotAllowed, typ: httpx.TypeMethodNotAllowed},
+	)
+
+	// POST /webhooks/payment, signed: its body is decoded like any other.
+	hook := func(name, body string, status int, typ string, fields ...string) problemCase {
+		return problemCase{name: "webhook/" + name, method: "POST", path: "/webhooks/payment", body: body, signed: true, status: status, typ: typ, fields: fields}
+	}
+	add(
+		hook("empty object", `{}`, invalid, validation, "order_id", "payment_id", "status"),
+		hook("order_id not a UUID", strings.Replace(outcome(""), orderID, "nope", 1), invalid, validation, "order_id"),
+		hook("order_id a number", `{"payment_id":"p","order_id":5,"status":"success","amount":"10.00"}`, bad, malformed, "order_id"),
+		hook("amount three decimals", strings.Replace(outcome(""), `"10.00"`, `"10.001"`, 1), invalid, validation, "amount"),
+		hook("amount true", strings.Replace(outcome(""), `"10.00"`, `true`, 1), invalid, validation, "amount"),
+		hook("status other", strings.Replace(outcome(""), `"success"`, `"ok"`, 1), invalid, validation, "status"),
+		hook("status a number", strings.Replace(outcome(""), `"success"`, `1`, 1), bad, malformed, "status"),
+		hook("payment_id too long", strings.Replace(outcome(""), paymentID, long, 1), invalid, validation, "payment_id"),
+		hook("NUL in payment_id", strings.Replace(outcome(""), paymentID, `p\u0000`, 1), invalid, validation, "payment_id"),
+		hook("unknown field", outcome(`,"fee":"0.30"`), bad, malformed, "fee"),
+		hook("array body", `[]`, bad, malformed),
+		hook("not UTF-8", "{\"payment_id\":\"\xff\"}", bad, malformed),
+		hook("unknown order", strings.Replace(outcome(""), orderID, unknown, 1), http.StatusNotFound, httpx.TypeNotFound),
+		hook("another payment", strings.Replace(outcome(""), paymentID, "pay_other", 1), invalid, httpx.TypePaymentMismatch),
+		problemCase{name: "webhook/unsigned", method: "POST", path: "/webhooks/payment", body: outcome(""), status: http.StatusUnauthorized, typ: httpx.TypeUnauthorized},
+	)
+
+	signer, err := payment.NewSigner(webhookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			headers := c.headers
+			if c.signed {
+				h := http.Header{}
+				if err := signer.Sign(h, fmt.Sprintf("msg_audit_%d", i), time.Now(), []byte(c.body)); err != nil {
+					t.Fatal(err)
+				}
+				headers = append(headers, payment.HeaderID, h.Get(payment.HeaderID), payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp),
+					payment.HeaderSignature, h.Get(payment.HeaderSignature))
+			}
+			r := cl.Do(t, c.method, c.path, c.body, headers...)
+			apitest.CheckProblem(t, r, c.status, c.typ, c.fields...)
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package apitest
+
+import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// goTerms are what a problem shown to a client must never contain: Go's
+// types and syntax, its decoders' and database drivers' messages. A
+// client names fields as the API does (items[0].quantity), and kinds as
+// JSON does (a string, an integer, an object, an array).
+var goTerms = regexp.MustCompile(strings.Join([]string{
+	`\bstruct\b`, `\binterface ?\{`, `\bmap\[`, `\[\]`, `\bjson:`, `\\"json`,
+	`\b(u?int|float|complex)(8|16|32|64)?\b`, `\bbool\b`, `\bnil\b`, `<nil>`, `%!`, `\brune\b`,
+	`(?i)unmarshal`, `(?i)\bmarshal`, `\bGo\b`, `\breflect\b`, `\bpanic\b`, `goroutine`,
+	`\*?\b(main|httpapi|httpx|command|order|product|money|uuid|payment|fakepay|events|eventstore|query|products|orders|json|jsontext|time|pgx|pgconn|sql|strconv)\.[A-Za-z_]`,
+	`(?i)\bpgx\b`, `\bpgconn\b`, `SQLSTATE`, `\bERROR:`, `(?i)duplicate key value`, `(?i)violates`, `(?i)\brelation "`,
+	`(?i)invalid UUID length`, `(?i)invalid byte sequence`, `\bjsontext\b`, `(?i)within "/`, `after offset`,
+}, "|"))
+
+// GoTerm returns the first Go term in s, or "".
+func GoTerm(s string) string { return goTerms.FindString(s) }
+
+// apiName is how the API names an input a problem is about: a body field
+// by its JSON path (user_email, items[0].product_id), a query or path
+// parameter (limit, id) or a header (Idempotency-Key), or the body itself.
+var apiName = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_-]*(\[\d+\])*)(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*)*$`)
+
+// CheckProblem fails t unless r is an RFC 9457 problem of the given
+// status and type, in the API's terms: application/problem+json with type,
+// title, status (the answer's) and a detail; no Go term in its detail,
+// title or errors; and, if fields are given, an errors member mapping
+// exactly those inputs (by their names in the API) to messages, or, if
+// none are, no errors member.
+func CheckProblem(t testing.TB, r Response, status int, typ string, fields ...string) {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("content type %q, want application/problem+json: %d %s", ct, r.Status, r.Raw)
+	}
+	if r.Body == nil {
+		t.Fatalf("the answer is not a JSON object: %d %s", r.Status, r.Raw)
+	}
+	if r.Status != status || r.Body["type"] != typ || r.Body["status"] != float64(r.Status) {
+		t.Errorf("want a %d %s problem, got %d %s", status, typ, r.Status, r.Raw)
+	}
+	if title, _ := r.Body["title"].(string); title == "" {
+		t.Errorf("a problem without a title: %s", r.Raw)
+	}
+	detail, _ := r.Body["detail"].(string)
+	if detail == "" {
+		t.Errorf("a problem without a detail: %s", r.Raw)
+	}
+	for _, member := range []string{"type", "title", "detail"} {
+		if s, _ := r.Body[member].(string); GoTerm(s) != "" {
+			t.Errorf("%s names Go (%q): %s", member, GoTerm(s), r.Raw)
+		}
+	}
+	raw, present := r.Body["errors"]
+	if len(fields) == 0 {
+		if present {
+			t.Errorf("unexpected errors member: %s", r.Raw)
+		}
+		return
+	}
+	var errs map[string]string
+	if b, err := json.Marshal(raw); err != nil || json.Unmarshal(b, &errs) != nil || len(errs) == 0 {
+		t.Errorf("a problem about %v without an errors object of messages: %s", fields, r.Raw)
+		return
+	}
+	if got, want := slices.Sorted(maps.Keys(errs)), slices.Sorted(slices.Values(fields)); !slices.Equal(got, want) {
+		t.Errorf("errors names %v, want %v: %s", got, want, r.Raw)
+	}
+	for name, msg := range errs {
+		if !apiName.MatchString(name) || GoTerm(name) != "" {
+			t.Errorf("errors names %q, not an input of the API: %s", name, r.Raw)
+		}
+		if msg == "" || GoTerm(msg) != "" {
+			t.Errorf("errors[%s] = %q names Go or nothing: %s", strconv.Quote(name), msg, r.Raw)
+		}
+	}
+}
