@@ -6,12 +6,12 @@ BIN       := bin
 PKGS      := ./...
 BENCHTIME ?= 5s
 
-.PHONY: build test run lint bench bench-history load migrate compose-check clean
+.PHONY: build test run lint openapi-lint bench bench-history load migrate compose-check clean
 
 build: ## compile every binary into ./bin
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: ## run every test, with the race detector, against local PostgreSQL
+test: openapi-lint ## lint the OpenAPI documents, then run every test, with the race detector, against local PostgreSQL
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
 run: ## run the server on :8000 against local PostgreSQL (created and migrated on start)
@@ -20,6 +20,22 @@ run: ## run the server on :8000 against local PostgreSQL (created and migrated o
 lint: ## formatting and vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# The OpenAPI linter (Redocly CLI, its version pinned in package-lock.json)
+# is installed into its folder's node_modules by npm ci, again only when the
+# lock file changes. Quiet when the documents pass.
+OPENAPI_LINT := internal/tools/openapilint
+OPENAPI_DOCS := api/openapi.json api/fakepay.openapi.json
+
+openapi-lint: $(OPENAPI_LINT)/node_modules/.package-lock.json ## lint the OpenAPI documents: Redocly's recommended rules, no errors and no warnings (needs Node.js 20.19+ and npm)
+	@out=$$(cd $(OPENAPI_LINT) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		node_modules/.bin/redocly lint --config redocly.yaml --lint-config error --format stylish \
+		$(addprefix $(CURDIR)/,$(OPENAPI_DOCS)) 2>&1) || { echo "$$out"; exit 1; }; \
+	echo "openapi-lint: $(OPENAPI_DOCS): no errors, no warnings"
+
+$(OPENAPI_LINT)/node_modules/.package-lock.json: $(OPENAPI_LINT)/package-lock.json $(OPENAPI_LINT)/package.json
+	cd $(OPENAPI_LINT) && npm ci --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
 
 compose-check: ## validate docker-compose.yml as `docker compose config` would (no Docker needed)
 	cd internal/tools/composecheck && $(GO) run . ../../../docker-compose.yml

@@ -1,6 +1,11 @@
 // Package api holds the OpenAPI 3 description of the Orders HTTP API and
 // serves it with its two viewers, Swagger UI and ReDoc, whose assets are
 // embedded in the binary (see ui/VENDORED.md): nothing loads from a CDN.
+//
+// The fake payment provider is not part of that API (a default ordersd
+// runs it in process and serves none of it): its HTTP API, served by
+// cmd/fakepay and under /fakepay by an ordersd that runs the fakepay role
+// without the process role, has a document of its own, FakePaySpec.
 package api
 
 import (
@@ -14,11 +19,18 @@ import (
 //go:embed openapi.json
 var spec []byte
 
+//go:embed fakepay.openapi.json
+var fakePaySpec []byte
+
 //go:embed ui
 var ui embed.FS
 
 // Spec returns the OpenAPI document (JSON).
 func Spec() []byte { return spec }
+
+// FakePaySpec returns the OpenAPI document (JSON) of the fake payment
+// provider's HTTP API (payment/fakepay).
+func FakePaySpec() []byte { return fakePaySpec }
 
 // Mount serves GET /openapi.json, Swagger UI at /docs and ReDoc at /redoc.
 func Mount(r chi.Router) {

@@ -21,6 +21,7 @@ import (
 // status and the body's schema must all be described there.
 type contract struct {
 	router routers.Router
+	name   string // of the document, for messages
 }
 
 // htmlDecoder lets the validator read the viewers' pages as text (the
@@ -29,8 +30,15 @@ var htmlDecoder sync.Once
 
 func newContract(t *testing.T) *contract {
 	t.Helper()
+	return newContractFor(t, "openapi.json", api.Spec())
+}
+
+// newContractFor checks answers against the OpenAPI document spec (the
+// fake payment provider's has its own).
+func newContractFor(t *testing.T, name string, spec []byte) *contract {
+	t.Helper()
 	htmlDecoder.Do(func() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) })
-	doc, err := openapi3.NewLoader().LoadFromData(api.Spec())
+	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +47,7 @@ func newContract(t *testing.T) *contract {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &contract{router: router}
+	return &contract{router: router, name: name}
 }
 
 // check reports (without stopping the test: it may run in any goroutine)
@@ -54,7 +62,7 @@ func (c *contract) check(t testing.TB, req *http.Request, resp *http.Response, b
 		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
 			return // an unknown route, answered as such
 		}
-		t.Errorf("contract: %s %s answered %d but is not in openapi.json: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+		t.Errorf("contract: %s %s answered %d but is not in %s: %v", req.Method, req.URL.Path, resp.StatusCode, c.name, err)
 		return
 	}
 	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
@@ -63,6 +71,6 @@ func (c *contract) check(t testing.TB, req *http.Request, resp *http.Response, b
 		Status:                 resp.StatusCode, Header: resp.Header, Body: io.NopCloser(bytes.NewReader(body)), Options: opts,
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("contract: %s %s → %d does not match openapi.json: %v\n%.300s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+		t.Errorf("contract: %s %s → %d does not match %s: %v\n%.300s", req.Method, req.URL.Path, resp.StatusCode, c.name, err, body)
 	}
 }
