@@ -9,7 +9,8 @@
 //   - Append writes one or more events to one stream atomically, guarded by an
 //     ExpectedVersion (Any, NoStream, StreamExists or an exact version);
 //   - re-appending the same event ids at the same expected version is a no-op
-//     that returns the original result, so callers can retry safely;
+//     that returns the original result, so callers can retry safely (see
+//     Store.Append for which retries are safe on every backend);
 //   - every event also has a global Position; reading or subscribing to all
 //     events yields them in one total order that respects each stream's order
 //     and never skips an event that committed earlier than one it delivered.
@@ -30,6 +31,19 @@ type Store interface {
 	// stream's current version satisfies expected. It returns the version of
 	// the last event and its global position. A mismatch returns a
 	// *WrongExpectedVersionError (errors.Is ErrWrongExpectedVersion).
+	//
+	// Retries. An append whose outcome is unknown (a timeout, a lost
+	// connection) may be retried safely on every backend only with an
+	// exact or NoStream expected version and the same event ids: the
+	// store finds the ids where the first attempt put them and returns
+	// the original result without writing. Retries with Any or
+	// StreamExists are recognised by the PostgreSQL and in-memory stores,
+	// but on KurrentDB only while the ids are in the server's in-memory
+	// cache of recent writes to that stream, so they may write the events
+	// twice. Likewise only the PostgreSQL and in-memory stores keep event
+	// ids unique across the store (ErrDuplicateEventID); KurrentDB stores
+	// an old id again wherever it is not recognised as a retry. The
+	// capabilities of storetest record what each adapter promises.
 	Append(ctx context.Context, stream string, expected ExpectedVersion, events ...EventData) (AppendResult, error)
 
 	// ReadStream returns up to limit events of stream starting at version from

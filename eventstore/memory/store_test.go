@@ -16,5 +16,5 @@ func TestStore(t *testing.T) {
 			opts = append(opts, memory.WithBeforeCommit(h.BeforeCommit))
 		}
 		return memory.New(opts...)
-	})
+	}, storetest.Full)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/eventstore/storetest"
 	"github.com/orders-reference/orders/internal/pgtest"
+	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
 // newStore returns a store on a fresh, migrated database.
@@ -39,7 +40,7 @@ func TestStore(t *testing.T) {
 		}
 		s, _ := newStore(t, opts)
 		return s
-	})
+	}, storetest.Full)
 }
 
 func testEvent(i int) eventstore.EventData {
@@ -311,5 +312,75 @@ func TestAppendHonoursContextWhileBatchRuns(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Fatalf("append returned %v after a 100ms deadline", waited)
+	}
+}
+
+// A Store on another pool (WithPool) shares its notifications: what it
+// appends wakes the first Store's subscribers, which poll once an hour.
+func TestWithPoolSharesWakeUps(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, postgres.Options{PollInterval: time.Hour})
+	other, err := pg.Connect(context.Background(), pool.Config().ConnString(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.Close)
+	sibling := s.WithPool(other)
+	r := subscribe(t, s)
+	for i := range 3 {
+		if _, err := sibling.Append(context.Background(), "order-1", eventstore.Any, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.waitFor(t, 3, 10*time.Second)
+}
+
+// A batch whose statement times out (a lock held on the events table)
+// fails as a whole at once: its appends are not retried one by one, each
+// waiting out the timeout again. Nothing of it is stored.
+func TestTimedOutBatchFailsAsAWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base, pool := newStore(t, postgres.Options{MaxInFlight: 1})
+	requests, err := pg.ConnectWith(ctx, pool.Config().ConnString(), pg.PoolOptions{MaxConns: 4, StatementTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(requests.Close)
+	s := base.WithPool(requests)
+
+	holder, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	if _, err := holder.Exec(ctx, `LOCK TABLE events IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 9
+	start := time.Now()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Append(ctx, fmt.Sprintf("order-%d", i), eventstore.NoStream, testEvent(i))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !pg.TimedOut(err) {
+			t.Errorf("append behind a lock: %v, want a statement timeout", err)
+		}
+	}
+	// Two batches at most (the first append alone, the rest together):
+	// about 1 s. One by one, the rest would take 4 s more.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("%d appends failed after %s, want about 1s", n, took)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("%d events stored by timed-out appends (%v)", stored, err)
 	}
 }
