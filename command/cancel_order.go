@@ -11,9 +11,10 @@ import (
 )
 
 // CancelOrder cancels an order that is not paid yet and returns its stock,
-// exactly once however often it is called. Canceling a canceled order
-// returns it unchanged; a paid or rejected one is order.ErrIllegalTransition,
-// an unknown one order.ErrNotFound.
+// exactly once however often it is called. Canceling a canceled order, or
+// a rejected placement (which clients see as canceled), returns it
+// unchanged; a paid one is order.ErrIllegalTransition, an unknown one
+// order.ErrNotFound.
 func (s *Service) CancelOrder(ctx context.Context, id uuid.UUID, meta eventstore.Metadata) (OrderView, error) {
 	st, pos, err := s.decideOrder(ctx, id, nil, meta, "", func(o *order.State) ([]events.Event, error) {
 		return o.Cancel(events.CancelCustomer)

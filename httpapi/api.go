@@ -183,11 +183,12 @@ func meta(r *http.Request, actor string) eventstore.Metadata {
 	return eventstore.Metadata{CorrelationID: id, CausationID: id, Actor: actor}
 }
 
-// pathID reads the {id} URL parameter; a malformed one is answered 400.
+// pathID reads the {id} URL parameter, a UUID in its canonical form
+// (httpx.ParseUUID); a malformed one is answered 400.
 func (a *API) pathID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	id, err := httpx.ParseUUID(chi.URLParam(r, "id"))
 	if err != nil {
-		a.writeError(w, r, badRequest{"id", "must be a UUID"})
+		a.writeError(w, r, badRequest{"id", httpx.UUIDRule})
 		return uuid.Nil, false
 	}
 	return id, true

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/httpx"
 )
 
 // Read-your-writes. A command's answer carries X-Event-Position: where its
@@ -24,7 +25,11 @@ func setPosition(w http.ResponseWriter, pos eventstore.Position) {
 // waiting honours X-Min-Position for a read of projection.
 func (a *API) waiting(projection string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		raw := r.Header.Get("X-Min-Position")
+		raw, _, p := httpx.Header(r, "X-Min-Position", 0)
+		if p != nil {
+			httpx.WriteProblem(w, *p)
+			return
+		}
 		if raw == "" || a.cfg.Waiter == nil {
 			next(w, r)
 			return

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/command"
@@ -53,7 +55,7 @@ var errorProblems = []struct {
 	{is(errLimiterDown), httpx.TypeUnavailable, "Orders cannot be rate limited right now; try again shortly."},
 	{is(errNotCaughtUp), httpx.TypeUnavailable, "The read model has not caught up with X-Min-Position yet; retry shortly."},
 	{is(backpressure.ErrBehind), httpx.TypeUnavailable, "The service is catching up with its backlog of orders; retry shortly."},
-	{dependencyTimeout, httpx.TypeUnavailable, "The database did not answer in time; retry shortly (an order retried with its Idempotency-Key is placed at most once)."},
+	{dependencyTimeout, httpx.TypeUnavailable, "The database did not answer in time; retry shortly."},
 	{is(product.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(order.ErrNotFound), httpx.TypeNotFound, ""},
 	{is(query.ErrNotFound), httpx.TypeNotFound, ""},
@@ -104,27 +106,45 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Detail = err.Error()
 		}
 		decorate(w, err, &p)
+		if m.typ == httpx.TypeUnavailable && dependencyTimeout(err) {
+			p.Detail += retryHint(r)
+		}
 		httpx.WriteProblem(w, p)
 		return
 	}
-	httpx.Internal(w, r, a.log, err)
+	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeInternal, Detail: httpx.InternalDetail + retryHint(r)})
+}
+
+// retryHint adds to a 500 or 503 what only a placement's retry needs to
+// know; other requests are safe to repeat as they are.
+func retryHint(r *http.Request) string {
+	if rctx := chi.RouteContext(r.Context()); r.Method == http.MethodPost && rctx != nil && rctx.RoutePattern() == "/orders" {
+		return " An order retried with the same Idempotency-Key is placed at most once."
+	}
+	return ""
 }
 
 // decorate adds what some errors carry: the fields of a validation error,
 // the products of a rejection, the delays of a rate limit.
 func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	var (
-		bad     badRequest
-		ve      *command.ValidationError
-		pe      *product.InvalidError
-		rej     *command.RejectedError
-		limited errRateLimited
+		bad      badRequest
+		ve       *command.ValidationError
+		pe       *product.InvalidError
+		rej      *command.RejectedError
+		limited  errRateLimited
+		mismatch *order.MismatchError
 	)
 	switch {
 	case errors.As(err, &bad) && bad.param != "":
-		p.Extensions = map[string]any{"errors": map[string]string{bad.param: bad.message}}
+		detail := p.Detail
+		*p = httpx.InvalidField(p.Type, bad.param, bad.message)
+		p.Detail = detail
 	case errors.Is(err, query.ErrInvalidCursor):
-		p.Extensions = map[string]any{"errors": map[string]string{"cursor": "is not one this API returned"}}
+		detail := p.Detail
+		*p = httpx.InvalidField(p.Type, "cursor", "is not one this API returned")
+		p.Detail = detail
 	case errors.As(err, &ve):
 		*p = httpx.Invalid(p.Type, ve.Fields)
 	case errors.As(err, &pe):
@@ -134,9 +154,11 @@ func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 			p.Type = httpx.TypeProductUnavailable
 		}
 		p.Extensions = map[string]any{"order_id": rej.Order.ID, "insufficient": ids(rej.Insufficient), "unavailable": ids(rej.Unavailable)}
+	case errors.As(err, &mismatch):
+		*p = httpx.InvalidField(p.Type, mismatch.Field, mismatch.Message)
 	case errors.As(err, &limited):
 		w.Header().Set("Retry-After", fmt.Sprint(max(ceilSeconds(limited.d.RetryAfter), 1)))
-		p.Detail = fmt.Sprintf("At most %d orders per %s for one email.", limited.d.Limit, limited.d.Window)
+		p.Detail = fmt.Sprintf("At most %d orders per %s for one email.", limited.d.Limit, per(limited.d.Window))
 	case errors.Is(err, errLimiterDown):
 		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, errNotCaughtUp), errors.Is(err, backpressure.ErrBehind):
@@ -144,6 +166,24 @@ func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	case dependencyTimeout(err):
 		w.Header().Set("Retry-After", "2")
 	}
+}
+
+// per names a window as a client reads it ("minute", "60 seconds"),
+// never as Go prints a duration ("1m0s").
+func per(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "minute"
+	case d == time.Hour:
+		return "hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	case d == time.Second:
+		return "second"
+	}
+	return fmt.Sprintf("%d seconds", max(ceilSeconds(d), 1))
 }
 
 func ids(in []uuid.UUID) []string {

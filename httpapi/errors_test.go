@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -22,6 +23,8 @@ import (
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/query"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
@@ -224,5 +227,74 @@ func TestFieldProblemsCarryErrors(t *testing.T) {
 	}
 	if !errors.Is(&product.InvalidError{}, product.ErrInvalid) {
 		t.Fatal("InvalidError is not ErrInvalid")
+	}
+}
+
+// admitting places an order only as far as asking its admission (the rate
+// limit), as the command service does first.
+type admitting struct{ failing }
+
+func (admitting) PlaceOrder(ctx context.Context, cmd command.PlaceOrder) (command.OrderView, error) {
+	return command.OrderView{}, cmd.Admit(ctx, uuid.New())
+}
+
+type refusing struct{}
+
+func (refusing) Allow(context.Context, string, string) (ratelimit.Decision, error) {
+	return ratelimit.Decision{Limit: 5, Window: time.Minute, RetryAfter: 30 * time.Second, Reset: 30 * time.Second}, nil
+}
+
+// Details speak to a client: a window is "minute", never Go's "1m0s"; a
+// database timeout's 503 and a 500 mention the Idempotency-Key only where
+// it matters (placing an order), and a payment mismatch names the
+// outcome's member it is about.
+func TestDetailsSpeakToClients(t *testing.T) {
+	t.Parallel()
+	placement := fmt.Sprintf(`{"user_email":"a@example.com","items":[{"product_id":%q,"quantity":1}]}`, uuid.New())
+	api := httpapi.New(httpapi.Config{AdminSecret: "s", Commands: admitting{}, Limiter: refusing{}})
+	r := chi.NewRouter()
+	api.MountCommands(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	limited := (&apitest.Client{URL: srv.URL}).Do(t, "POST", "/orders", placement)
+	apitest.CheckProblem(t, limited, http.StatusTooManyRequests, httpx.TypeRateLimited)
+	if want := "At most 5 orders per minute for one email."; limited.Body["detail"] != want {
+		t.Errorf("429 detail %q, want %q", limited.Body["detail"], want)
+	}
+
+	for _, err := range []error{fmt.Errorf("read: %w", context.DeadlineExceeded), errors.New("boom")} {
+		cl := serveFailing(t, err)
+		placed := cl.Do(t, "POST", "/orders", placement, "Idempotency-Key", "k")
+		created := cl.Do(t, "POST", "/admin/products", `{"name":"x","price":"1.00","stock":1}`, "X-Admin-Secret", "s")
+		read := cl.Do(t, "GET", "/products/"+uuid.NewString(), "")
+		for _, r := range []apitest.Response{placed, created, read} {
+			if r.Status != 503 && r.Status != 500 {
+				t.Fatalf("%v: %d %s", err, r.Status, r.Raw)
+			}
+			apitest.CheckProblem(t, r, r.Status, r.Body["type"].(string))
+		}
+		if d, _ := placed.Body["detail"].(string); !strings.Contains(d, "Idempotency-Key") {
+			t.Errorf("%v: a placement's %d says nothing of its Idempotency-Key: %q", err, placed.Status, d)
+		}
+		for _, r := range []apitest.Response{created, read} {
+			if d, _ := r.Body["detail"].(string); strings.Contains(d, "Idempotency-Key") || strings.Contains(d, "order") {
+				t.Errorf("%v: %d detail %q speaks of orders", err, r.Status, d)
+			}
+		}
+	}
+
+	for field, err := range map[string]error{
+		"amount":     &order.MismatchError{Field: "amount", Message: "must be the order's total, 15.00"},
+		"payment_id": &order.MismatchError{Field: "payment_id", Message: "is not the payment of this order"},
+	} {
+		v, _ := payment.NewVerifier([]string{webhookSecret}, nil)
+		api := httpapi.New(httpapi.Config{AdminSecret: "s", Commands: failing{err}, Webhooks: v})
+		r := chi.NewRouter()
+		api.MountCommands(r)
+		srv := httptest.NewServer(r)
+		t.Cleanup(srv.Close)
+		id := uuid.NewString()
+		resp := (&env{srv: srv}).webhook(t, webhookSecret, "msg_"+field, time.Now(), outcomeBody(id, "success", "15.00"))
+		apitest.CheckProblem(t, resp, 422, httpx.TypePaymentMismatch, field)
 	}
 }

@@ -6,17 +6,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/query/orders"
 )
 
-// MaxIdempotencyKey is the longest Idempotency-Key accepted.
+// MaxIdempotencyKey is the longest Idempotency-Key accepted, in
+// characters (httpx.Header).
 const MaxIdempotencyKey = 255
 
 type orderItemJSON struct {
@@ -42,29 +42,30 @@ type orderJSON struct {
 	Version      int64           `json:"version"`
 }
 
-// orderOfView represents the write model's order.
+// orderOfView represents the write model's order as the read model
+// (query/orders) shows it: a rejected placement is canceled, with the
+// rejection's reason, and text that events of earlier versions hold but a
+// read model cannot (NUL, invalid UTF-8) shows U+FFFD (storable.Text), so
+// one order reads the same from either side.
 func orderOfView(v command.OrderView) orderJSON {
 	o := orderJSON{
-		ID: v.ID.String(), UserEmail: v.UserEmail, Status: string(v.Status), TotalAmount: money.Amount(v.Total),
-		Currency: v.Currency, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Version: v.Version + 1,
+		ID: v.ID.String(), UserEmail: storable.Text(v.UserEmail), Status: string(v.Status.Public()), TotalAmount: money.Amount(v.Total),
+		Currency: storable.Text(v.Currency), CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt, Version: v.Version + 1,
 		Items: make([]orderItemJSON, len(v.Items)),
 	}
 	for i, it := range v.Items {
 		o.Items[i] = orderItemJSON{ProductID: it.ProductID.String(), Quantity: it.Quantity, UnitPrice: it.UnitPrice, LineTotal: it.LineTotal}
 	}
-	if v.PaymentID != "" {
-		o.PaymentID = &v.PaymentID
-	}
-	if v.CancelReason != "" {
-		o.CancelReason = &v.CancelReason
-	}
-	if v.Status == order.StatusRejected {
-		// Shown as the read model shows it (query/orders): canceled, with
-		// the rejection's reason.
-		o.Status = string(order.StatusCanceled)
-		if v.RejectReason != "" {
-			o.CancelReason = &v.RejectReason
+	text := func(s string) *string {
+		if s == "" {
+			return nil
 		}
+		s = storable.Text(s)
+		return &s
+	}
+	o.PaymentID, o.CancelReason = text(v.PaymentID), text(v.CancelReason)
+	if v.Status == order.StatusRejected && v.RejectReason != "" {
+		o.CancelReason = text(v.RejectReason)
 	}
 	return o
 }
@@ -96,13 +97,9 @@ func writeOrder(w http.ResponseWriter, status int, v command.OrderView) {
 }
 
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if _, present := r.Header["Idempotency-Key"]; present && (key == "" || len(key) > MaxIdempotencyKey) {
-		a.writeError(w, r, badRequest{"Idempotency-Key", fmt.Sprintf("must be 1-%d characters", MaxIdempotencyKey)})
-		return
-	}
-	if p := httpx.TextProblem(key, false); p != "" {
-		a.writeError(w, r, badRequest{"Idempotency-Key", p})
+	key, _, p := httpx.Header(r, "Idempotency-Key", MaxIdempotencyKey)
+	if p != nil {
+		httpx.WriteProblem(w, *p)
 		return
 	}
 	var req placeOrderRequest
@@ -111,14 +108,16 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	lines := make([]order.Line, len(req.Items))
 	bad := map[string]string{}
-	for i, it := range req.Items {
-		id, err := uuid.Parse(it.ProductID)
-		if err != nil {
-			bad[fmt.Sprintf("items[%d].product_id", i)] = "must be a product id (UUID)"
+	if len(req.Items) <= order.MaxItems { // else the count is the problem (ValidateRequest)
+		for i, it := range req.Items {
+			id, err := httpx.ParseUUID(it.ProductID)
+			if err != nil {
+				bad[fmt.Sprintf("items[%d].product_id", i)] = httpx.UUIDRule
+			}
+			lines[i] = order.Line{ProductID: id, Quantity: it.Quantity}
 		}
-		lines[i] = order.Line{ProductID: id, Quantity: it.Quantity}
 	}
-	if len(bad) > 0 {
+	if len(bad) > 0 || len(req.Items) > order.MaxItems {
 		for f, msg := range order.ValidateRequest(req.UserEmail, lines) {
 			if _, ok := bad[f]; !ok {
 				bad[f] = msg

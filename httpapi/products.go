@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/query"
 	"github.com/orders-reference/orders/query/products"
@@ -30,10 +29,13 @@ type productJSON struct {
 	Version     int64        `json:"version"`
 }
 
-// productOfView represents the write model's product.
+// productOfView represents the write model's product as the read model
+// (query/products) shows it: text that events of earlier versions hold
+// but a read model cannot (NUL, invalid UTF-8) shows U+FFFD
+// (storable.Text), so one product reads the same from either side.
 func productOfView(v command.ProductView) productJSON {
 	return productJSON{
-		ID: v.ID.String(), Name: v.Name, Description: v.Description, Price: v.Price, Stock: v.Available,
+		ID: v.ID.String(), Name: storable.Text(v.Name), Description: storable.Text(v.Description), Price: v.Price, Stock: v.Available,
 		Reserved: v.Reserved, IsActive: v.IsActive, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt,
 		Version: v.Version + 1, // the number of events: 1 for a new product
 	}
@@ -47,27 +49,15 @@ func productOfRead(p products.Product) productJSON {
 	}
 }
 
+// productRequest is the body of a product's creation or change. Every
+// member is a pointer, so that a missing one is told from a zero one (a
+// null is refused by the decoder, as a value of the wrong kind).
 type productRequest struct {
-	Name        *string `json:"name"`
-	Description *string `json:"description" text:"multiline"`
-	// Price is parsed after decoding, so that a bad amount is a field
-	// error (422) rather than an unreadable body.
-	Price    json.RawMessage `json:"price"`
-	Stock    *int64          `json:"stock"`
-	IsActive *bool           `json:"is_active"`
-}
-
-// price parses the price, if present, recording a problem in bad.
-func (r productRequest) price(bad map[string]string) *money.Amount {
-	if r.Price == nil {
-		return nil
-	}
-	var a money.Amount
-	if err := a.UnmarshalJSON(r.Price); err != nil {
-		bad["price"] = "must be a decimal amount with at most two fraction digits, e.g. 1500.00"
-		return nil
-	}
-	return &a
+	Name        *string       `json:"name"`
+	Description *string       `json:"description" text:"multiline"`
+	Price       *money.Amount `json:"price"`
+	Stock       *int64        `json:"stock"`
+	IsActive    *bool         `json:"is_active"`
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
@@ -76,7 +66,6 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bad := map[string]string{}
-	price := req.price(bad)
 	if req.Name == nil {
 		bad["name"] = "is required"
 	}
@@ -90,7 +79,7 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &command.ValidationError{Fields: bad})
 		return
 	}
-	cmd := command.CreateProduct{Name: *req.Name, Price: *price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, events.ActorAdmin)}
+	cmd := command.CreateProduct{Name: *req.Name, Price: *req.Price, Stock: *req.Stock, IsActive: req.IsActive, Meta: meta(r, events.ActorAdmin)}
 	if req.Description != nil {
 		cmd.Description = *req.Description
 	}
@@ -113,17 +102,12 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
 	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
-	bad := map[string]string{}
-	price := req.price(bad)
 	if req.Name == nil && req.Description == nil && req.Price == nil && req.Stock == nil && req.IsActive == nil {
-		bad["body"] = "name, description, price, stock or is_active is required"
-	}
-	if len(bad) > 0 {
-		a.writeError(w, r, &command.ValidationError{Fields: bad})
+		a.writeError(w, r, &command.ValidationError{Fields: map[string]string{"body": "name, description, price, stock or is_active is required"}})
 		return
 	}
 	v, err := a.cfg.Commands.UpdateProduct(r.Context(), id, product.Details{
-		Name: req.Name, Description: req.Description, Price: price, IsActive: req.IsActive, Stock: req.Stock,
+		Name: req.Name, Description: req.Description, Price: req.Price, IsActive: req.IsActive, Stock: req.Stock,
 	}, meta(r, events.ActorAdmin))
 	if err != nil {
 		a.writeError(w, r, err)
@@ -170,15 +154,15 @@ func (a *API) listProducts(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, http.StatusOK, listOf(page, productOfRead))
 }
 
-// limit reads ?limit= (1-100, default 20).
+// limit reads ?limit= (1-100, written as digits only; default 20).
 func limit(r *http.Request) (int, error) {
 	raw := r.URL.Query().Get("limit")
 	if raw == "" {
 		return 20, nil
 	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > 100 {
-		return 0, badRequest{"limit", "must be an integer from 1 to 100"}
+	n, ok := httpx.ParseInt(raw, 1, 100)
+	if !ok {
+		return 0, badRequest{"limit", "must be an integer from 1 to 100, in digits only (no sign or leading zero)"}
 	}
 	return n, nil
 }

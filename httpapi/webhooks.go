@@ -1,9 +1,8 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
@@ -25,20 +24,17 @@ type webhookAnswer struct {
 
 // paymentWebhook records a payment outcome reported by the provider. The
 // signature is checked over the raw body before anything is parsed; a bad
-// one is 401 and records nothing. The same message delivered again is
-// acknowledged without a second effect. The body is decoded strictly, as
-// every body is (httpx.Decode): the contract's five members, each once,
-// exact case, nothing after; a provider that adds a member must be met by a
-// change here, not silently half-read.
+// one is 401 and records nothing. Then the request is checked as every
+// request is: a JSON body (httpx.CheckJSONMediaType), the webhook-id the
+// outcome is recorded under is text the service stores (httpx.Header),
+// and the body is decoded strictly (httpx.Decode): the contract's five
+// members, each once, exact case, nothing after; a provider that adds a
+// member must be met by a change here, not silently half-read. The same
+// message delivered again is acknowledged without a second effect.
 func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeBodyTooLarge, Detail: "The body is too large."})
-			return
-		}
-		a.writeError(w, r, badRequest{message: "The body could not be read."})
+	body, p := httpx.ReadBody(w, r)
+	if p != nil {
+		httpx.WriteProblem(w, *p)
 		return
 	}
 	webhookID, err := a.cfg.Webhooks.Verify(r.Header, body)
@@ -51,15 +47,24 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 			Detail: "The webhook signature is missing, invalid or outside the accepted time window."})
 		return
 	}
+	if !httpx.CheckJSONMediaType(w, r) {
+		return
+	}
+	// The message id is stored (each event's metadata, the order's
+	// record of the messages it has seen): the header rule applies.
+	if _, _, p := httpx.Header(r, payment.HeaderID, payment.MaxIDLength); p != nil {
+		httpx.WriteProblem(w, *p)
+		return
+	}
 
-	// Decoded strictly (httpx.Decode): a signed body is exactly one
-	// outcome. occurred_at is informative only and kept raw, so a
-	// provider's format for it cannot block the outcome.
+	// occurred_at is informative only and kept raw, so that a provider's
+	// format for it cannot block the outcome; every other member is
+	// required.
 	var in struct {
-		PaymentID  string         `json:"payment_id"`
-		OrderID    uuid.UUID      `json:"order_id"`
-		Status     string         `json:"status"`
-		Amount     money.Amount   `json:"amount"`
+		PaymentID  *string        `json:"payment_id"`
+		OrderID    *uuid.UUID     `json:"order_id"`
+		Status     *string        `json:"status"`
+		Amount     *money.Amount  `json:"amount"`
 		OccurredAt jsontext.Value `json:"occurred_at"`
 	}
 	if p := httpx.Decode(body, &in); p != nil {
@@ -67,14 +72,26 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	problems := map[string]string{}
-	if in.OrderID == uuid.Nil {
+	switch {
+	case in.OrderID == nil:
+		problems["order_id"] = "is required"
+	case *in.OrderID == uuid.Nil:
 		problems["order_id"] = "must be the order's id"
 	}
-	if in.PaymentID == "" || len(in.PaymentID) > 255 {
+	switch {
+	case in.PaymentID == nil:
+		problems["payment_id"] = "is required"
+	case *in.PaymentID == "" || utf8.RuneCountInString(*in.PaymentID) > 255:
 		problems["payment_id"] = "must be 1-255 characters"
 	}
-	if in.Status != payment.StatusSuccess && in.Status != payment.StatusFailed {
+	switch {
+	case in.Status == nil:
+		problems["status"] = "is required"
+	case *in.Status != payment.StatusSuccess && *in.Status != payment.StatusFailed:
 		problems["status"] = `must be "success" or "failed"`
+	}
+	if in.Amount == nil {
+		problems["amount"] = "is required"
 	}
 	if len(problems) > 0 {
 		a.writeError(w, r, &command.ValidationError{Fields: problems})
@@ -83,15 +100,16 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 
 	requestID := httpx.RequestIDFrom(r.Context())
 	meta := eventstore.Metadata{CorrelationID: requestID, CausationID: webhookID, Actor: events.ActorProvider}
-	v, err := a.cfg.Commands.RecordPayment(r.Context(), in.OrderID, order.PaymentOutcome{
-		WebhookID: webhookID, PaymentID: in.PaymentID, Succeeded: in.Status == payment.StatusSuccess, Amount: in.Amount,
+	succeeded := *in.Status == payment.StatusSuccess
+	v, err := a.cfg.Commands.RecordPayment(r.Context(), *in.OrderID, order.PaymentOutcome{
+		WebhookID: webhookID, PaymentID: *in.PaymentID, Succeeded: succeeded, Amount: *in.Amount,
 	}, meta)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "payment webhook recorded", "order_id", in.OrderID, "payment_id", in.PaymentID,
-		"outcome", in.Status, "webhook_id", webhookID, "order_status", v.Status)
+	a.log.InfoContext(r.Context(), "payment webhook recorded", "order_id", *in.OrderID, "payment_id", *in.PaymentID,
+		"outcome", *in.Status, "webhook_id", webhookID, "order_status", v.Status)
 	setPosition(w, v.Position)
-	httpx.WriteJSON(w, http.StatusOK, webhookAnswer{OrderID: v.ID.String(), Status: string(v.Status)})
+	httpx.WriteJSON(w, http.StatusOK, webhookAnswer{OrderID: v.ID.String(), Status: string(v.Status.Public())})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/apitest"
+	"github.com/orders-reference/orders/internal/httpx"
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
@@ -225,6 +226,7 @@ func TestWebhookConcurrentDuplicatesAndRestart(t *testing.T) {
 			for k := range h {
 				req.Header.Set(k, h.Get(k))
 			}
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Error(err)
@@ -259,5 +261,115 @@ func TestWebhookBodyTooLarge(t *testing.T) {
 	body := `{"pad":"` + strings.Repeat("x", 1<<20) + `","order_id":"` + id + `"}`
 	if r := e.webhook(t, webhookSecret, "msg_big", time.Now(), body); r.Status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("a body over 1 MiB: %d %.200s", r.Status, r.Raw)
+	}
+}
+
+// signedWebhook posts body signed under message id with extra headers
+// (which replace the client's defaults, such as its Content-Type).
+func (e *env) signedWebhook(t *testing.T, id, body string, headers ...string) apitest.Response {
+	t.Helper()
+	s, err := payment.NewSigner(webhookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	if err := s.Sign(h, id, time.Now(), []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	return e.do(t, "POST", "/webhooks/payment", body, append([]string{payment.HeaderID, h.Get(payment.HeaderID),
+		payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp), payment.HeaderSignature, h.Get(payment.HeaderSignature)}, headers...)...)
+}
+
+// A signed webhook is held to the rules every request is: its body is
+// JSON (415 otherwise, as on every JSON endpoint), its webhook-id, which
+// is stored with the outcome, is text (400 naming it, as an
+// Idempotency-Key), every member but occurred_at is required, and a
+// payment mismatch names the member it is about. Nothing is recorded.
+func TestWebhookRequestRules(t *testing.T) {
+	t.Parallel()
+	e, id, _ := webhookEnv(t)
+	before := e.orderEvents(t, id)
+	body := outcomeBody(id, "success", "3000.00")
+	for _, c := range []struct {
+		name, msgID, body string
+		headers           []string
+		status            int
+		typ               string
+		fields            []string
+	}{
+		{"text/plain", "msg_t1", body, []string{"Content-Type", "text/plain"}, 415, httpx.TypeUnsupportedMediaType, []string{"Content-Type"}},
+		{"no content type", "msg_t2", body, []string{"Content-Type", ""}, 415, httpx.TypeUnsupportedMediaType, []string{"Content-Type"}},
+		{"JSON in Latin-1", "msg_t3", body, []string{"Content-Type", "application/json; charset=latin1"}, 415, httpx.TypeUnsupportedMediaType, []string{"Content-Type"}},
+		{"a tab in webhook-id", "msg\tt4", body, nil, 400, httpx.TypeMalformedRequest, []string{"webhook-id"}},
+		{"C1 control in webhook-id", "msg\u0085t5", body, nil, 400, httpx.TypeMalformedRequest, []string{"webhook-id"}},
+		{"invalid UTF-8 in webhook-id", "msg\xfft6", body, nil, 400, httpx.TypeMalformedRequest, []string{"webhook-id"}},
+		{"no amount", "msg_t7", fmt.Sprintf(`{"payment_id":"pay_%s","order_id":%q,"status":"success"}`, id, id), nil, 422, httpx.TypeValidation, []string{"amount"}},
+		{"nothing", "msg_t8", `{}`, nil, 422, httpx.TypeValidation, []string{"payment_id", "order_id", "status", "amount"}},
+		{"amount null", "msg_t9", strings.Replace(body, `"3000.00"`, `null`, 1), nil, 400, httpx.TypeMalformedRequest, []string{"amount"}},
+		{"amount an object", "msg_t10", strings.Replace(body, `"3000.00"`, `{}`, 1), nil, 400, httpx.TypeMalformedRequest, []string{"amount"}},
+		{"order_id in braces", "msg_t11", strings.Replace(body, `"order_id":"`+id+`"`, `"order_id":"{`+id+`}"`, 1), nil, 422, httpx.TypeValidation, []string{"order_id"}},
+		{"another amount", "msg_t12", outcomeBody(id, "success", "2999.99"), nil, 422, httpx.TypePaymentMismatch, []string{"amount"}},
+		{"another payment", "msg_t13", strings.Replace(body, "pay_"+id, "pay_other", 1), nil, 422, httpx.TypePaymentMismatch, []string{"payment_id"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			apitest.CheckProblem(t, e.signedWebhook(t, c.msgID, c.body, c.headers...), c.status, c.typ, c.fields...)
+		})
+	}
+	// Without any Content-Type header at all.
+	s, _ := payment.NewSigner(webhookSecret)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/webhooks/payment", strings.NewReader(body))
+	_ = s.Sign(req.Header, "msg_t14", time.Now(), []byte(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("no Content-Type header: %d", resp.StatusCode)
+	}
+	e.nothingRecorded(t, id, before)
+}
+
+// An order whose placement was rejected for stock is canceled as far as
+// anyone can tell (it reads so everywhere): a payment outcome for it is a
+// canceled order's. A success is refunded (a refund is requested), a
+// failure changes nothing; both are 200 and say "canceled", never
+// "rejected".
+func TestWebhookForARejectedOrder(t *testing.T) {
+	t.Parallel()
+	v, err := payment.NewVerifier([]string{webhookSecret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envOptions{webhooks: v})
+	p := e.product(t, 1)
+	rejected := func(email string) string {
+		r := e.do(t, "POST", "/orders", orderBody(email, p, 2))
+		if r.Status != http.StatusConflict || r.Body["order_id"] == nil {
+			t.Fatalf("place beyond the stock: %d %s", r.Status, r.Raw)
+		}
+		return r.Body["order_id"].(string)
+	}
+	failed, succeeded := rejected("fail@example.com"), rejected("succeed@example.com")
+
+	r := e.signedWebhook(t, "msg_rf", outcomeBody(failed, "failed", "3000.00"))
+	if r.Status != http.StatusOK || r.Body["status"] != "canceled" || strings.Contains(r.Raw, "rejected") {
+		t.Fatalf("failure for a rejected order: %d %s", r.Status, r.Raw)
+	}
+	if n := e.count(t, failed, events.TypeOrderRefundRequested); n != 0 {
+		t.Errorf("a failure requested %d refunds", n)
+	}
+	for range 2 {
+		r = e.signedWebhook(t, "msg_rs", outcomeBody(succeeded, "success", "3000.00"))
+		if r.Status != http.StatusOK || r.Body["status"] != "canceled" || strings.Contains(r.Raw, "rejected") {
+			t.Fatalf("success for a rejected order: %d %s", r.Status, r.Raw)
+		}
+	}
+	if n := e.count(t, succeeded, events.TypeOrderRefundRequested); n != 1 {
+		t.Errorf("a success requested %d refunds, want 1", n)
+	}
+	// Cancel, too, answers it as canceled.
+	if r := e.do(t, "POST", "/orders/"+succeeded+"/cancel", ""); r.Status != http.StatusOK || r.Body["status"] != "canceled" {
+		t.Errorf("cancel: %d %s", r.Status, r.Raw)
 	}
 }

@@ -3,10 +3,9 @@ package projections
 import (
 	"context"
 	"log/slog"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/storable"
 )
 
 // Text in events written by earlier versions may be text a read model
@@ -17,31 +16,22 @@ import (
 // event store holds may stop a projection, so every text a projector
 // takes from an event into a read-model column goes through StorableText.
 
-// replacement stands in for what a read model cannot store.
-const replacement = "\uFFFD"
-
-// StorableText returns s as text every read-model column can hold: each
-// NUL and each invalid UTF-8 sequence is replaced with U+FFFD (other
-// characters, control characters included, are kept). When it changes
-// anything, it logs a warning naming the event (stream, version, global
-// position, type) and field, and the projection carries on; the event
-// store keeps the original. Projectors call it with the context their
-// Apply was given (the runner's or the rebuild's, which carries its
-// logger).
+// StorableText returns s as text every read-model column can hold
+// (storable.Text: each NUL and each invalid UTF-8 sequence is replaced
+// with U+FFFD; other characters, control characters included, are kept).
+// When it changes anything, it logs a warning naming the event (stream,
+// version, global position, type) and field, and the projection carries
+// on; the event store keeps the original. Projectors call it with the
+// context their Apply was given (the runner's or the rebuild's, which
+// carries its logger).
 func StorableText(ctx context.Context, rec eventstore.RecordedEvent, field, s string) string {
-	if storable(s) {
+	if storable.Is(s) {
 		return s
 	}
-	out := strings.ReplaceAll(strings.ToValidUTF8(s, replacement), "\x00", replacement)
 	loggerFrom(ctx).WarnContext(ctx, "projection stored an event's text with U+FFFD for what a read model cannot hold (NUL or invalid UTF-8); the event store keeps the original",
 		"stream", rec.StreamID, "version", rec.Version, "position", rec.Position.String(), "event_type", rec.Type, "event_id", rec.ID.String(),
 		"field", field)
-	return out
-}
-
-// storable reports whether a read-model column can hold s as it is.
-func storable(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+	return storable.Text(s)
 }
 
 type loggerKey struct{}

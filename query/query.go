@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // Errors callers branch on.
@@ -25,17 +27,29 @@ type Page[T any] struct {
 }
 
 // EncodeCursor returns the opaque cursor (base64url of JSON) for key, the
-// sort key of a page's last row.
+// sort key of a page's last row (a struct, or a pointer to one).
 func EncodeCursor(key any) string {
 	b, _ := json.Marshal(key)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// DecodeCursor reads a cursor made by EncodeCursor into key; anything else
-// is ErrInvalidCursor.
+// DecodeCursor reads a cursor made by EncodeCursor into key, a pointer to
+// a struct; anything else is ErrInvalidCursor. It is strict: the JSON must
+// be one object of key's members (decoded as request bodies are, by
+// go-json-experiment: exact names, none unknown or repeated, nothing
+// after it), and the cursor must be exactly what EncodeCursor makes of
+// the key it holds, so every member is present and written as this API
+// writes it ({} or null, which would decode into the zero key and list
+// from the start, are not cursors).
 func DecodeCursor(s string, key any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, key) != nil {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		return ErrInvalidCursor
+	}
+	if err := jsonv2.Unmarshal(b, key, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return ErrInvalidCursor
+	}
+	if EncodeCursor(key) != s {
 		return ErrInvalidCursor
 	}
 	return nil

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/orders-reference/orders/internal/config"
 )
 
 // newProbeCmd is "ordersctl probe URL": a health check for containers
@@ -33,19 +37,24 @@ func newProbeCmd() *cobra.Command {
 func probe(ctx context.Context, url string, timeout time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	shown := config.Redacted(url) // what is printed of it: no password or token
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("probe %s: not a URL", shown) // the parser's error quotes it whole
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		var ue *neturl.Error // names the URL, its query included
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("probe %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %d: %s", url, resp.StatusCode, body)
+		return fmt.Errorf("%s answered %d: %s", shown, resp.StatusCode, body)
 	}
-	_, err = fmt.Fprintf(out, "%s: %d %s\n", url, resp.StatusCode, body)
+	_, err = fmt.Fprintf(out, "%s: %d %s\n", shown, resp.StatusCode, body)
 	return err
 }

@@ -111,3 +111,39 @@ func forbidden(lit string, multiline bool) bool {
 	}
 	return httpx.TextProblem(v, multiline) != ""
 }
+
+// A body as large as the API takes, holding as many values as fit (an
+// order of 340,000 empty items, arrays where a product or a webhook has
+// none), is answered with one small problem: the work and the answer are
+// bounded by what a request can hold (the item count is checked before
+// any item, and a problem's errors names at most 20 inputs), not by what
+// the client sent. The sizes are asserted, not the time.
+func TestHugeBodiesAnswerSmall(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	admin := []string{"X-Admin-Secret", adminSecret}
+	many := func(item string) string {
+		n := (httpx.MaxBody - 200) / (len(item) + 1)
+		return strings.TrimSuffix(strings.Repeat(item+",", n), ",")
+	}
+	for _, c := range []struct {
+		name, method, path, body string
+		headers                  []string
+		status                   int
+		field                    string
+	}{
+		{"order of empty items", "POST", "/orders", `{"user_email":"a@example.com","items":[` + many(`{}`) + `]}`, nil, http.StatusUnprocessableEntity, "items"},
+		{"order of null items", "POST", "/orders", `{"user_email":"x","items":[` + many(`null`) + `]}`, nil, http.StatusBadRequest, "items[0]"},
+		{"order of bad items", "POST", "/orders", `{"user_email":"x","items":[` + many(`{"product_id":"x","quantity":0}`) + `]}`, nil, http.StatusUnprocessableEntity, "items"},
+		{"product name an array", "POST", "/admin/products", `{"name":[` + many(`{}`) + `],"price":"1.00","stock":1}`, admin, http.StatusBadRequest, "name"},
+	} {
+		if len(c.body) > httpx.MaxBody {
+			t.Fatalf("%s: %d bytes, over the limit", c.name, len(c.body))
+		}
+		r := s.do(t, c.method, c.path, c.body, c.headers...)
+		errs, _ := r.Body["errors"].(map[string]any)
+		if r.Status != c.status || len(errs) != 1 || errs[c.field] == nil || len(r.Raw) > 1000 {
+			t.Errorf("%s: %d, %d bytes: %.300s", c.name, r.Status, len(r.Raw), r.Raw)
+		}
+	}
+}

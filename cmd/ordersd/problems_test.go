@@ -22,7 +22,8 @@ type problemCase struct {
 	method, path string
 	body         string
 	headers      []string
-	signed       bool // a payment webhook signed with the server's secret
+	signed       bool   // a payment webhook signed with the server's secret
+	webhookID    string // the signed message's id (default: one per case)
 	status       int
 	typ          string
 	fields       []string
@@ -92,13 +93,21 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 			headers: admin, status: status, typ: typ, fields: fields}
 	}
 	for _, price := range []string{`"0"`, `0`, `"-1"`, `-1`, `"1.001"`, `1.001`, `"1e3"`, `1e3`, `" 1.00"`, `"1.00 "`, `""`, `"abc"`,
-		`"1,00"`, `"1000000000.01"`, `null`, `true`, `{}`, `[]`, `["1.00"]`} {
+		`"1,00"`, `"1000000000.01"`} {
 		add(newProduct("price "+price, `{"name":"x","price":`+price+`,"stock":1}`, invalid, validation, "price"))
+	}
+	// A price is a JSON number or string: any other kind, null included,
+	// is a value of the wrong kind (400), as for every other field.
+	for _, price := range []string{`null`, `true`, `{}`, `[]`, `["1.00"]`} {
+		add(newProduct("price "+price, `{"name":"x","price":`+price+`,"stock":1}`, bad, malformed, "price"))
 	}
 	add(
 		newProduct("no price", `{"name":"x","stock":1}`, invalid, validation, "price"),
 		newProduct("no name", `{"price":"1.00","stock":1}`, invalid, validation, "name"),
-		newProduct("null name", `{"name":null,"price":"1.00","stock":1}`, invalid, validation, "name"),
+		newProduct("null name", `{"name":null,"price":"1.00","stock":1}`, bad, malformed, "name"),
+		newProduct("null stock", `{"name":"x","price":"1.00","stock":null}`, bad, malformed, "stock"),
+		newProduct("null description", `{"name":"x","description":null,"price":"1.00","stock":1}`, bad, malformed, "description"),
+		newProduct("null is_active", `{"name":"x","price":"1.00","stock":1,"is_active":null}`, bad, malformed, "is_active"),
 		newProduct("empty name", `{"name":"","price":"1.00","stock":1}`, invalid, validation, "name"),
 		newProduct("blank name", `{"name":"   ","price":"1.00","stock":1}`, invalid, validation, "name"),
 		newProduct("long name", `{"name":"`+strings.Repeat("n", 201)+`","price":"1.00","stock":1}`, invalid, validation, "name"),
@@ -120,17 +129,20 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		newProduct("unknown field", `{"name":"x","price":"1.00","stock":1,"colour":"red"}`, bad, malformed, "colour"),
 		newProduct("field in another case", `{"Name":"x","price":"1.00","stock":1}`, bad, malformed, "Name"),
 		newProduct("field twice", `{"name":"x","name":"y","price":"1.00","stock":1}`, bad, malformed, "name"),
-		newProduct("array body", `[]`, bad, malformed),
-		newProduct("null body", `null`, bad, malformed),
-		newProduct("string body", `"x"`, bad, malformed),
-		newProduct("empty body", ``, bad, malformed),
-		newProduct("truncated", `{"name":"x"`, bad, malformed),
-		newProduct("trailing garbage", `{"name":"x","price":"1.00","stock":1} x`, bad, malformed),
-		newProduct("not UTF-8", "{\"name\":\"\xff\",\"price\":\"1.00\",\"stock\":1}", bad, malformed),
-		newProduct("huge body", `{"name":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge),
+		newProduct("array body", `[]`, bad, malformed, "body"),
+		newProduct("null body", `null`, bad, malformed, "body"),
+		newProduct("string body", `"x"`, bad, malformed, "body"),
+		newProduct("empty body", ``, bad, malformed, "body"),
+		newProduct("truncated", `{"name":"x"`, bad, malformed, "body"),
+		newProduct("trailing garbage", `{"name":"x","price":"1.00","stock":1} x`, bad, malformed, "body"),
+		newProduct("not UTF-8", "{\"name\":\"\xff\",\"price\":\"1.00\",\"stock\":1}", bad, malformed, "body"),
+		newProduct("huge body", `{"name":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge, "body"),
 	)
-	add(problemCase{name: "create product/text content", method: "POST", path: "/admin/products", body: `{"name":"x","price":"1.00","stock":1}`,
-		headers: append([]string{"Content-Type", "text/plain"}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType})
+	// Content-Type: application/json, with no parameter but charset=utf-8.
+	for _, ct := range []string{"text/plain", "", "application/json; charset=latin1", "application/problem+json", "application/merge-patch+json"} {
+		add(problemCase{name: fmt.Sprintf("create product/content type %q", ct), method: "POST", path: "/admin/products", body: `{"name":"x","price":"1.00","stock":1}`,
+			headers: append([]string{"Content-Type", ct}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType, fields: []string{"Content-Type"}})
+	}
 	add(problemCase{name: "create product/no secret", method: "POST", path: "/admin/products", body: `{"name":"x","price":"1.00","stock":1}`,
 		status: http.StatusUnauthorized, typ: httpx.TypeUnauthorized})
 
@@ -150,8 +162,15 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		patch("empty name", "/admin/products/"+product, `{"name":""}`, invalid, validation, "name"),
 		patch("unknown field", "/admin/products/"+product, `{"reserved":1}`, bad, malformed, "reserved"),
 		patch("NUL in description", "/admin/products/"+product, `{"description":"a\u0000b"}`, invalid, validation, "description"),
+		patch("null is_active", "/admin/products/"+product, `{"is_active":null}`, bad, malformed, "is_active"),
+		patch("null name", "/admin/products/"+product, `{"name":null}`, bad, malformed, "name"),
+		patch("object price", "/admin/products/"+product, `{"price":{}}`, bad, malformed, "price"),
+		patch("id in braces", "/admin/products/%7B"+product+"%7D", `{"stock":1}`, bad, malformed, "id"),
+		patch("id as a URN", "/admin/products/urn:uuid:"+product, `{"stock":1}`, bad, malformed, "id"),
+		patch("id without hyphens", "/admin/products/"+strings.ReplaceAll(product, "-", ""), `{"stock":1}`, bad, malformed, "id"),
 		problemCase{name: "update product/text content", method: "PATCH", path: "/admin/products/" + product, body: `{"stock":1}`,
-			headers: append([]string{"Content-Type", "text/plain"}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType},
+			headers: append([]string{"Content-Type", "text/plain"}, admin...), status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType,
+			fields: []string{"Content-Type"}},
 	)
 
 	// POST /orders
@@ -169,15 +188,21 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		placement("quantity negative", item(pid+`,"quantity":-1`), invalid, validation, "items[0].quantity"),
 		placement("quantity too large", item(pid+`,"quantity":10001`), invalid, validation, "items[0].quantity"),
 		placement("quantity beyond any integer", item(pid+`,"quantity":99999999999999999999`), invalid, validation, "items[0].quantity"),
-		placement("quantity null", item(pid+`,"quantity":null`), invalid, validation, "items[0].quantity"),
+		placement("quantity null", item(pid+`,"quantity":null`), bad, malformed, "items[0].quantity"),
 		placement("product_id a number", item(`"product_id":5,"quantity":1`), bad, malformed, "items[0].product_id"),
 		placement("product_id not a UUID", item(`"product_id":"nope","quantity":1`), invalid, validation, "items[0].product_id"),
 		placement("product_id nil", item(`"product_id":"00000000-0000-0000-0000-000000000000","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product_id in braces", item(`"product_id":"{`+product+`}","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product_id as a URN", item(`"product_id":"urn:uuid:`+product+`","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product_id without hyphens", item(`"product_id":"`+strings.ReplaceAll(product, "-", "")+`","quantity":1`), invalid, validation, "items[0].product_id"),
+		placement("product_id null", item(`"product_id":null,"quantity":1`), bad, malformed, "items[0].product_id"),
 		placement("product unknown", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, unknown)), invalid, validation, "items[0].product_id"),
 		placement("product inactive", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, inactive)), invalid, validation, "items[0].product_id"),
-		placement("item null", order(`[null]`), invalid, validation, "items[0].product_id", "items[0].quantity"),
+		placement("item null", order(`[null]`), bad, malformed, "items[0]"),
 		placement("no items", order(`[]`), invalid, validation, "items"),
-		placement("items null", order(`null`), invalid, validation, "items"),
+		placement("items null", order(`null`), bad, malformed, "items"),
+		placement("340,000 empty items", order("["+strings.Repeat(`{},`, 340_000)+"{}]"), invalid, validation, "items"),
+		placement("email null", `{"user_email":null,"items":[{`+pid+`,"quantity":1}]}`, bad, malformed, "user_email"),
 		placement("too many items", order("["+strings.Join(manyItems, ",")+"]"), invalid, validation, "items"),
 		placement("product twice", order(fmt.Sprintf(`[{%s,"quantity":1},{%s,"quantity":2}]`, pid, pid)), invalid, validation, "items[1].product_id"),
 		placement("no email", `{"items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
@@ -191,17 +216,18 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		placement("item field twice", item(pid+`,"quantity":1,"quantity":4`), bad, malformed, "items[0].quantity"),
 		placement("every rule broken", `{"user_email":"x","items":[{"product_id":"nope","quantity":0}]}`, invalid, validation,
 			"user_email", "items[0].product_id", "items[0].quantity"),
-		placement("array body", `[]`, bad, malformed),
-		placement("empty body", ``, bad, malformed),
-		placement("huge body", `{"user_email":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge),
+		placement("array body", `[]`, bad, malformed, "body"),
+		placement("empty body", ``, bad, malformed, "body"),
+		placement("huge body", `{"user_email":"`+strings.Repeat("x", httpx.MaxBody)+`"}`, http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge, "body"),
 	)
-	for _, key := range []string{"", long, "\xff\xfe"} {
+	for _, key := range []string{"", long, "\xff\xfe", "a\tb", "a\u0085b", strings.Repeat("é", 256)} {
 		c := placement(fmt.Sprintf("Idempotency-Key %.10q", key), item(pid+`,"quantity":1`), bad, malformed, "Idempotency-Key")
 		c.headers = []string{"Idempotency-Key", key}
 		add(c)
 	}
 	add(problemCase{name: "place order/form content", method: "POST", path: "/orders", body: item(pid + `,"quantity":1`),
-		headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType})
+		headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: http.StatusUnsupportedMediaType, typ: httpx.TypeUnsupportedMediaType,
+		fields: []string{"Content-Type"}})
 
 	// The other endpoints: ids, query parameters, headers.
 	get := func(name, path string, status int, typ string, fields ...string) problemCase {
@@ -219,11 +245,23 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		get("products/limit too large", "/products?limit=101", bad, malformed, "limit"),
 		get("products/limit a fraction", "/products?limit=1.5", bad, malformed, "limit"),
 		get("products/limit negative", "/products?limit=-1", bad, malformed, "limit"),
+		get("products/limit with a sign", "/products?limit=%2B5", bad, malformed, "limit"),
+		get("products/limit with a leading zero", "/products?limit=05", bad, malformed, "limit"),
+		get("products/limit twice", "/products?limit=10&limit=200", bad, malformed, "limit"),
+		get("products/cursor {}", "/products?cursor=e30", bad, malformed, "cursor"),
+		get("products/cursor null", "/products?cursor=bnVsbA", bad, malformed, "cursor"),
+		get("products/cursor with an unknown field", "/products?cursor=eyJ4IjoxfQ", bad, malformed, "cursor"),
+		get("product/id in braces", "/products/%7B"+product+"%7D", bad, malformed, "id"),
+		get("product/id as a URN", "/products/urn:uuid:"+product, bad, malformed, "id"),
+		get("product/id without hyphens", "/products/"+strings.ReplaceAll(product, "-", ""), bad, malformed, "id"),
 		get("products/is_active", "/products?is_active=yes", bad, malformed, "is_active"),
 		get("products/cursor", "/products?cursor=not-a-cursor", bad, malformed, "cursor"),
 		get("products/cursor with NUL", "/products?cursor=a%00b", bad, malformed, "cursor"),
 		get("products/parameter name with NUL", "/products?a%00b=1", bad, malformed),
 		get("orders/status", "/admin/orders?status=lost", bad, malformed, "status"),
+		get("orders/status twice", "/admin/orders?status=paid&status=canceled", bad, malformed, "status"),
+		get("orders/email twice", "/admin/orders?email=x%40example.com&email=y%40example.com", bad, malformed, "email"),
+		get("orders/cursor null", "/admin/orders?cursor=bnVsbA", bad, malformed, "cursor"),
 		get("orders/limit", "/admin/orders?limit=1000", bad, malformed, "limit"),
 		get("orders/cursor", "/admin/orders?cursor=%7B%7D", bad, malformed, "cursor"),
 		get("orders/email with a control character", "/admin/orders?email=a%07%40example.com", bad, malformed, "email"),
@@ -235,6 +273,9 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 			status: bad, typ: malformed, fields: []string{"X-Min-Position"}},
 		problemCase{name: "routing/unknown path", method: "GET", path: "/nowhere", status: http.StatusNotFound, typ: httpx.TypeNotFound},
 		problemCase{name: "routing/unserved method", method: "DELETE", path: "/orders/" + orderID, status: http.StatusMethodNotAllowed, typ: httpx.TypeMethodNotAllowed},
+		problemCase{name: "routing/unknown method, unknown path", method: "FOO", path: "/nonexistent", status: http.StatusNotFound, typ: httpx.TypeNotFound},
+		problemCase{name: "order/X-Min-Position with a tab", method: "GET", path: "/orders/" + orderID, headers: []string{"X-Min-Position", "1\t/0"},
+			status: bad, typ: malformed, fields: []string{"X-Min-Position"}},
 	)
 
 	// POST /webhooks/payment, signed: its body is decoded like any other.
@@ -242,22 +283,39 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		return problemCase{name: "webhook/" + name, method: "POST", path: "/webhooks/payment", body: body, signed: true, status: status, typ: typ, fields: fields}
 	}
 	add(
-		hook("empty object", `{}`, invalid, validation, "order_id", "payment_id", "status"),
+		hook("empty object", `{}`, invalid, validation, "order_id", "payment_id", "status", "amount"),
+		hook("no amount", `{"payment_id":"`+paymentID+`","order_id":"`+orderID+`","status":"success"}`, invalid, validation, "amount"),
+		hook("amount null", strings.Replace(outcome(""), `"10.00"`, `null`, 1), bad, malformed, "amount"),
+		hook("amount an object", strings.Replace(outcome(""), `"10.00"`, `{}`, 1), bad, malformed, "amount"),
+		hook("order_id in braces", strings.Replace(outcome(""), orderID, "{"+orderID+"}", 1), invalid, validation, "order_id"),
 		hook("order_id not a UUID", strings.Replace(outcome(""), orderID, "nope", 1), invalid, validation, "order_id"),
 		hook("order_id a number", `{"payment_id":"p","order_id":5,"status":"success","amount":"10.00"}`, bad, malformed, "order_id"),
 		hook("amount three decimals", strings.Replace(outcome(""), `"10.00"`, `"10.001"`, 1), invalid, validation, "amount"),
-		hook("amount true", strings.Replace(outcome(""), `"10.00"`, `true`, 1), invalid, validation, "amount"),
+		hook("amount true", strings.Replace(outcome(""), `"10.00"`, `true`, 1), bad, malformed, "amount"),
 		hook("status other", strings.Replace(outcome(""), `"success"`, `"ok"`, 1), invalid, validation, "status"),
 		hook("status a number", strings.Replace(outcome(""), `"success"`, `1`, 1), bad, malformed, "status"),
 		hook("payment_id too long", strings.Replace(outcome(""), paymentID, long, 1), invalid, validation, "payment_id"),
 		hook("NUL in payment_id", strings.Replace(outcome(""), paymentID, `p\u0000`, 1), invalid, validation, "payment_id"),
 		hook("unknown field", outcome(`,"fee":"0.30"`), bad, malformed, "fee"),
-		hook("array body", `[]`, bad, malformed),
-		hook("not UTF-8", "{\"payment_id\":\"\xff\"}", bad, malformed),
+		hook("array body", `[]`, bad, malformed, "body"),
+		hook("not UTF-8", "{\"payment_id\":\"\xff\"}", bad, malformed, "body"),
 		hook("unknown order", strings.Replace(outcome(""), orderID, unknown, 1), http.StatusNotFound, httpx.TypeNotFound),
-		hook("another payment", strings.Replace(outcome(""), paymentID, "pay_other", 1), invalid, httpx.TypePaymentMismatch),
+		hook("another payment", strings.Replace(outcome(""), paymentID, "pay_other", 1), invalid, httpx.TypePaymentMismatch, "payment_id"),
+		hook("another amount", strings.Replace(outcome(""), `"10.00"`, `"10.01"`, 1), invalid, httpx.TypePaymentMismatch, "amount"),
 		problemCase{name: "webhook/unsigned", method: "POST", path: "/webhooks/payment", body: outcome(""), status: http.StatusUnauthorized, typ: httpx.TypeUnauthorized},
 	)
+	// The webhook's body is JSON and its webhook-id (stored with the
+	// outcome) is text, as every request's.
+	for _, ct := range []string{"text/plain", "", "application/json; charset=latin1"} {
+		c := hook(fmt.Sprintf("content type %q", ct), outcome(""), http.StatusUnsupportedMediaType, httpx.TypeUnsupportedMediaType, "Content-Type")
+		c.headers = []string{"Content-Type", ct}
+		add(c)
+	}
+	for _, id := range []string{"msg\taudit", "msg\u0085audit", "msg\xffaudit"} {
+		c := hook(fmt.Sprintf("webhook-id %q", id), outcome(""), bad, malformed, "webhook-id")
+		c.webhookID = id
+		add(c)
+	}
 
 	signer, err := payment.NewSigner(webhookSecret)
 	if err != nil {
@@ -268,7 +326,11 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 			headers := c.headers
 			if c.signed {
 				h := http.Header{}
-				if err := signer.Sign(h, fmt.Sprintf("msg_audit_%d", i), time.Now(), []byte(c.body)); err != nil {
+				id := c.webhookID
+				if id == "" {
+					id = fmt.Sprintf("msg_audit_%d", i)
+				}
+				if err := signer.Sign(h, id, time.Now(), []byte(c.body)); err != nil {
 					t.Fatal(err)
 				}
 				headers = append(headers, payment.HeaderID, h.Get(payment.HeaderID), payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp),

@@ -50,6 +50,16 @@ const (
 	StatusCanceled       Status = "canceled"
 )
 
+// Public is the status as clients see it: a rejected placement is shown
+// as canceled (with the rejection's reason), as the read model shows it;
+// "rejected" is the write side's word only.
+func (s Status) Public() Status {
+	if s == StatusRejected {
+		return StatusCanceled
+	}
+	return s
+}
+
 // Terminal reports whether no further transition is possible.
 func (s Status) Terminal() bool {
 	return s == StatusPaid || s == StatusCanceled || s == StatusRejected
@@ -62,15 +72,32 @@ var (
 	ErrIllegalTransition = errors.New("illegal order transition")
 	ErrInvalid           = errors.New("invalid order")
 	// ErrPaymentMismatch: a payment outcome names another payment or
-	// amount than the order's.
+	// amount than the order's (a *MismatchError says which).
 	ErrPaymentMismatch = errors.New("payment does not match the order")
 )
+
+// MismatchError is an ErrPaymentMismatch about one field of the outcome,
+// named as the payment webhook names it: "payment_id" or "amount".
+type MismatchError struct {
+	Field   string
+	Message string // what the field must be, e.g. "must be the order's total, 15.00"
+}
+
+func (e *MismatchError) Error() string {
+	return ErrPaymentMismatch.Error() + ": " + e.Field + " " + e.Message
+}
+
+func (e *MismatchError) Is(target error) bool { return target == ErrPaymentMismatch }
 
 // Limits on orders.
 const (
 	MaxItems    = 100
 	MaxQuantity = 10_000
-	MaxEmail    = 254
+	// MaxEmail and MaxEmailLocal bound an address's canonical form in
+	// octets (bytes of its UTF-8): RFC 5321's 254 in all (a 256-octet
+	// path less its angle brackets) and 64 before the @.
+	MaxEmail      = 254
+	MaxEmailLocal = 64
 )
 
 // State is an order as its events left it.
@@ -171,17 +198,26 @@ type Line struct {
 // bidirectional-control code points such as U+200B or U+202E); the domain
 // is converted to its IDNA lookup form (RFC 5891, lower-case A-labels, so
 // bücher.example and xn--bcher-kva.example are one domain). The result must
-// still parse as an address (RFC 5322/6532), be at most MaxEmail bytes and
-// have a dot in its domain.
+// still parse as an address (RFC 5322/6532), be at most MaxEmail octets,
+// MaxEmailLocal before the @ (RFC 5321; ErrEmailTooLong), and have a dot
+// in its domain.
+//
+// Only ASCII whitespace (space, tab, CR, LF, FF, VT) is trimmed from the
+// ends, as a client's padding. Every other space or separator (U+00A0
+// no-break space, U+3000 ideographic space, U+2028 line separator…) is
+// refused wherever it is, as PRECIS refuses spaces in an identifier: it
+// is not padding any client adds, and trimming it would make two
+// spellings of one customer that the refusal inside does not.
 func CanonicalEmail(email string) (string, error) {
-	email = strings.TrimSpace(email)
+	email = strings.Trim(email, asciiSpace)
 	if !utf8.ValidString(email) {
 		return "", fmt.Errorf("%w: not UTF-8", ErrInvalidEmail)
 	}
 	// Refused, not mapped away (IDNA's lookup mapping would drop U+200B
 	// from a domain): an address that needs them is not one address.
 	for _, r := range email {
-		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector, unicode.Bidi_Control) {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point,
+			unicode.Variation_Selector, unicode.Bidi_Control) {
 			return "", fmt.Errorf("%w: it holds U+%04X", ErrInvalidEmail, r)
 		}
 	}
@@ -198,34 +234,53 @@ func CanonicalEmail(email string) (string, error) {
 		return "", fmt.Errorf("%w: domain: %w", ErrInvalidEmail, err)
 	}
 	c := local + "@" + domain
-	if addr, err := mail.ParseAddress(c); err != nil || addr.Address != c || len(c) > MaxEmail || !strings.Contains(domain, ".") {
+	if len(local) > MaxEmailLocal || len(c) > MaxEmail {
+		return "", fmt.Errorf("%w: %d octets, %d before the @: %w", ErrInvalidEmail, len(c), len(local), ErrEmailTooLong)
+	}
+	if addr, err := mail.ParseAddress(c); err != nil || addr.Address != c || !strings.Contains(domain, ".") {
 		return "", ErrInvalidEmail
 	}
 	return c, nil
 }
 
-// ErrInvalidEmail: CanonicalEmail found no valid address.
-var ErrInvalidEmail = errors.New("not a valid email address")
+// asciiSpace is the whitespace CanonicalEmail trims from the ends.
+const asciiSpace = " \t\r\n\f\v"
+
+var (
+	// ErrInvalidEmail: CanonicalEmail found no valid address.
+	ErrInvalidEmail = errors.New("not a valid email address")
+	// ErrEmailTooLong: an address longer than MaxEmail octets, or
+	// MaxEmailLocal before the @ (an ErrInvalidEmail too).
+	ErrEmailTooLong = fmt.Errorf("longer than %d octets before the @ or %d in all", MaxEmailLocal, MaxEmail)
+)
 
 // NormalizeEmail is CanonicalEmail for keys (the rate limit, the admin
-// filter): a string that is not a valid address is only trimmed and
-// lower-cased, since it keys nothing that was stored.
+// filter, the orders read model's email_canonical): a string that is not
+// a valid address (a query, or an address stored by an earlier version
+// that this one refuses) is only trimmed as CanonicalEmail trims and
+// lower-cased, the form earlier versions stored.
 func NormalizeEmail(email string) string {
 	if c, err := CanonicalEmail(email); err == nil {
 		return c
 	}
-	return strings.ToLower(strings.TrimSpace(email))
+	return strings.ToLower(strings.Trim(email, asciiSpace))
 }
 
 // ValidateRequest checks an order request before anything is priced or
 // stored; every problem is reported, keyed by field.
 func ValidateRequest(email string, lines []Line) map[string]string {
 	problems := map[string]string{}
-	if _, err := CanonicalEmail(email); err != nil {
-		problems["user_email"] = "must be a valid email address (no invisible, bidirectional-control or control characters)"
+	if _, err := CanonicalEmail(email); errors.Is(err, ErrEmailTooLong) {
+		problems["user_email"] = fmt.Sprintf("must be an email address of at most %d bytes before the @ and %d in all", MaxEmailLocal, MaxEmail)
+	} else if err != nil {
+		problems["user_email"] = "must be a valid email address (no spaces, invisible, bidirectional-control or control characters)"
 	}
 	if len(lines) == 0 || len(lines) > MaxItems {
+		// The count first: the items of a request with too many are not
+		// looked at one by one (that work, and the answer, would grow
+		// with what the client sent).
 		problems["items"] = fmt.Sprintf("must have 1-%d items", MaxItems)
+		return problems
 	}
 	seen := map[uuid.UUID]bool{}
 	for i, l := range lines {
@@ -288,7 +343,7 @@ func (s *State) transition(e events.Event, to Status, from ...Status) ([]events.
 			return []events.Event{e}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s is %s, cannot become %s", ErrIllegalTransition, s.ID, s.Status, to)
+	return nil, fmt.Errorf("%w: %s is %s, cannot become %s", ErrIllegalTransition, s.ID, s.Status.Public(), to)
 }
 
 // MarkReserved decides that every item is reserved.
@@ -302,11 +357,12 @@ func (s *State) Reject(r events.OrderRejected) ([]events.Event, error) {
 }
 
 // RequestPayment decides that payment was initiated. An order that has
-// moved on meanwhile (paid by an early webhook, canceled) decides nothing:
-// the payment's outcome, when it comes, is handled by RecordPayment.
+// moved on meanwhile (paid by an early webhook, canceled) or was never
+// reserved (rejected, shown as canceled) decides nothing: the payment's
+// outcome, when it comes, is handled by RecordPayment.
 func (s *State) RequestPayment(paymentID string) ([]events.Event, error) {
 	switch s.Status {
-	case StatusPaymentPending, StatusPaid, StatusCanceled:
+	case StatusPaymentPending, StatusPaid, StatusCanceled, StatusRejected:
 		return nil, nil
 	}
 	return s.transition(events.OrderPaymentRequested{PaymentID: paymentID}, StatusPaymentPending, StatusReserved)
@@ -331,11 +387,15 @@ type PaymentOutcome struct {
 //     committed by the caller);
 //   - failure while reserved or payment_pending: the payment failed and the
 //     order is canceled (its stock is then released by the caller);
-//   - success after the order was canceled: a refund is requested, once;
+//   - success after the order was canceled, or after its placement was
+//     rejected (which clients see as canceled): a refund is requested,
+//     once;
 //   - anything after the order ended otherwise (a late failure of a paid
-//     order, a second outcome) decides nothing.
+//     order, a failure of a canceled or rejected one, a second outcome)
+//     decides nothing.
 //
-// An outcome for another payment or amount is ErrPaymentMismatch.
+// An outcome for another payment or amount is a *MismatchError
+// (ErrPaymentMismatch).
 func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
 	if s.Status == StatusNew {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
@@ -344,10 +404,10 @@ func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
 		return nil, nil
 	}
 	if s.PaymentID != "" && o.PaymentID != s.PaymentID {
-		return nil, fmt.Errorf("%w: %s pays order %s with %s, not %s", ErrPaymentMismatch, o.PaymentID, s.ID, s.PaymentID, o.PaymentID)
+		return nil, &MismatchError{Field: "payment_id", Message: "is not the payment of this order"}
 	}
 	if o.Amount != s.Total {
-		return nil, fmt.Errorf("%w: %s paid %s for order %s of %s", ErrPaymentMismatch, o.PaymentID, o.Amount, s.ID, s.Total)
+		return nil, &MismatchError{Field: "amount", Message: "must be the order's total, " + s.Total.String()}
 	}
 	switch s.Status {
 	case StatusReserved, StatusPaymentPending:
@@ -358,7 +418,7 @@ func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
 			events.OrderPaymentFailed{PaymentID: o.PaymentID, Reason: o.Reason, WebhookID: o.WebhookID},
 			events.OrderCanceled{Reason: events.CancelPaymentFailed},
 		}, nil
-	case StatusCanceled:
+	case StatusCanceled, StatusRejected:
 		if o.Succeeded && !s.RefundRequested {
 			return []events.Event{events.OrderRefundRequested{PaymentID: o.PaymentID, WebhookID: o.WebhookID}}, nil
 		}

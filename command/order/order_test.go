@@ -86,7 +86,18 @@ func TestDecisions(t *testing.T) {
 		{"outcome of another payment", []events.Event{placed, reserved, requested}, record(order.PaymentOutcome{WebhookID: "m", PaymentID: "pay_2", Succeeded: true, Amount: 300999}), nil, order.ErrPaymentMismatch},
 		{"outcome of another amount", []events.Event{placed, reserved, requested}, record(order.PaymentOutcome{WebhookID: "m", PaymentID: "pay_1", Succeeded: true, Amount: 1}), nil, order.ErrPaymentMismatch},
 		{"outcome before reservation", []events.Event{placed}, record(success), nil, order.ErrIllegalTransition},
-		{"outcome of a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}}, record(success), nil, order.ErrIllegalTransition},
+		// A rejected placement is shown as canceled: its outcomes are a
+		// canceled order's (a success is refunded, a failure changes nothing).
+		{"success for a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}}, record(success),
+			[]events.Event{events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_1"}}, nil},
+		{"second success for a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}, events.OrderRefundRequested{PaymentID: "pay_1", WebhookID: "msg_1"}},
+			record(with(success, "msg_5")), nil, nil},
+		{"failure for a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}}, record(failure), nil, nil},
+		{"amount mismatch for a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}},
+			record(order.PaymentOutcome{WebhookID: "m", PaymentID: "pay_1", Succeeded: true, Amount: 1}), nil, order.ErrPaymentMismatch},
+		{"request payment of a rejected order", []events.Event{placed, events.OrderRejected{Reason: "x"}},
+			func(s *order.State) ([]events.Event, error) { return s.RequestPayment("pay_1") }, nil, nil},
+		{"time out rejected", []events.Event{placed, events.OrderRejected{Reason: "x"}}, timeout, nil, nil},
 		{"outcome of an unknown order", nil, record(success), nil, order.ErrNotFound},
 		{"time out payment pending", []events.Event{placed, reserved, requested}, timeout, []events.Event{events.OrderCanceled{Reason: events.CancelPaymentTimeout}}, nil},
 		{"time out reserved", []events.Event{placed, reserved}, timeout, []events.Event{events.OrderCanceled{Reason: events.CancelPaymentTimeout}}, nil},
@@ -140,9 +151,34 @@ func TestValidateRequest(t *testing.T) {
 	if _, ok := order.ValidateRequest("a@example.com", many)["items"]; !ok {
 		t.Error("101 items accepted")
 	}
+	// Too many items: the count is the problem, the items are not looked
+	// at one by one (the answer does not grow with what was sent).
+	huge := make([]order.Line, 340_000)
+	if got := order.ValidateRequest("bad", huge); len(got) != 2 || got["items"] == "" || got["user_email"] == "" {
+		t.Errorf("340,000 empty items: %d problems, want items and user_email only", len(got))
+	}
 	for _, email := range []string{"a@b", "Name <a@example.com>", "a@@example.com", ""} {
 		if _, ok := order.ValidateRequest(email, []order.Line{{p, 1}})["user_email"]; !ok {
 			t.Errorf("email %q accepted", email)
+		}
+	}
+}
+
+// A payment mismatch names the outcome's field it is about, as the
+// webhook names it.
+func TestPaymentMismatchNamesTheField(t *testing.T) {
+	id := uuid.New()
+	placed := events.OrderPlaced{OrderID: id, UserEmail: "a@example.com", Total: 1500, Currency: "USD",
+		Items: []events.OrderItem{{ProductID: uuid.New(), Quantity: 1, UnitPrice: 1500, LineTotal: 1500}}}
+	s := given(t, id, placed, events.OrderReserved{}, events.OrderPaymentRequested{PaymentID: "pay_1"})
+	for outcome, field := range map[order.PaymentOutcome]string{
+		{WebhookID: "m1", PaymentID: "pay_2", Succeeded: true, Amount: 1500}: "payment_id",
+		{WebhookID: "m2", PaymentID: "pay_1", Succeeded: true, Amount: 1499}: "amount",
+	} {
+		_, err := s.RecordPayment(outcome)
+		var mismatch *order.MismatchError
+		if !errors.As(err, &mismatch) || mismatch.Field != field || !errors.Is(err, order.ErrPaymentMismatch) {
+			t.Errorf("%+v: %v, want a mismatch of %s", outcome, err, field)
 		}
 	}
 }

@@ -21,10 +21,17 @@ var goTerms = regexp.MustCompile(strings.Join([]string{
 	`\*?\b(main|httpapi|httpx|command|order|product|money|uuid|payment|fakepay|events|eventstore|query|products|orders|json|jsontext|time|pgx|pgconn|sql|strconv)\.[A-Za-z_]`,
 	`(?i)\bpgx\b`, `\bpgconn\b`, `SQLSTATE`, `\bERROR:`, `(?i)duplicate key value`, `(?i)violates`, `(?i)\brelation "`,
 	`(?i)invalid UUID length`, `(?i)invalid byte sequence`, `\bjsontext\b`, `(?i)within "/`, `after offset`,
+	// Go's %q escapes (JSON writes "\u0000", never "\x00") and Go's
+	// durations ("1m0s", "1.5s", "250ms": a client reads "60 seconds").
+	`\\x[0-9a-fA-F]{2}`, `\b\d+h\d+m\d+(\.\d+)?s\b`, `\b\d+m\d+(\.\d+)?s\b`, `\b\d+\.\d+s\b`, `\b\d+(ms|µs|ns)\b`,
 }, "|"))
 
 // GoTerm returns the first Go term in s, or "".
 func GoTerm(s string) string { return goTerms.FindString(s) }
+
+// MaxErrors is the most inputs a problem's errors member may name (the
+// service's own bound, httpx.MaxErrors, is tested against it).
+const MaxErrors = 20
 
 // apiName is how the API names an input a problem is about: a body field
 // by its JSON path (user_email, items[0].product_id), a query or path
@@ -71,6 +78,9 @@ func CheckProblem(t testing.TB, r Response, status int, typ string, fields ...st
 	if b, err := json.Marshal(raw); err != nil || json.Unmarshal(b, &errs) != nil || len(errs) == 0 {
 		t.Errorf("a problem about %v without an errors object of messages: %s", fields, r.Raw)
 		return
+	}
+	if len(errs) > MaxErrors {
+		t.Errorf("errors names %d inputs, more than %d: %.300s", len(errs), MaxErrors, r.Raw)
 	}
 	if got, want := slices.Sorted(maps.Keys(errs)), slices.Sorted(slices.Values(fields)); !slices.Equal(got, want) {
 		t.Errorf("errors names %v, want %v: %s", got, want, r.Raw)

@@ -20,6 +20,8 @@ func TestGoTerm(t *testing.T) {
 		`ERROR: duplicate key value violates unique constraint "events_pkey" (SQLSTATE 23505)`,
 		`pgx: conn closed`, `invalid byte sequence for encoding "UTF8": 0x00`, `value is <nil>`, `%!v(MISSING)`, `a bool`,
 		`runtime error: invalid memory address or nil pointer dereference`,
+		`Unknown field "a\x00" (names are case-sensitive).`, `payment not found: no payment with key "\x00"`,
+		`At most 5 orders per 1m0s for one email.`, `retry in 2h0m0s`, `waited 1.5s`, `after 250ms`,
 	} {
 		if apitest.GoTerm(leak) == "" {
 			t.Errorf("%q: no Go term found", leak)
@@ -33,6 +35,9 @@ func TestGoTerm(t *testing.T) {
 		`No such endpoint: /nowhere (see /docs).`, `product 0193a3e0-0000-7000-8000-000000000000: not found`,
 		`X-Min-Position must be a position as returned in X-Event-Position (commit/prepare).`, `must be "success" or "failed"`,
 		`Send the body as application/json.`, `The body must be at most 1048576 bytes.`, `a@example.com`,
+		`Unknown field "a\u0000" (names are case-sensitive).`, `At most 5 orders per minute for one email.`,
+		`must be a UUID (8-4-4-4-12 hexadecimal digits)`, `At most 5 orders per 60 seconds for one email.`,
+		`GET is not served at "/orders"; allowed: POST (see /docs).`, `retry in 2 seconds`, `1m of rope`,
 	} {
 		if term := apitest.GoTerm(fine); term != "" {
 			t.Errorf("%q: found %q", fine, term)

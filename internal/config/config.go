@@ -17,6 +17,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/orders-reference/orders/internal/redact"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -424,19 +425,11 @@ func checkURL(name, raw string, schemes ...string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s=%s: scheme must be one of %s", name, redact(u), strings.Join(schemes, ", "))
+	return fmt.Errorf("%s=%s: scheme must be one of %s", name, Redacted(raw), strings.Join(schemes, ", "))
 }
 
-// redact hides a password in a URL for error messages and logs.
-func redact(u *url.URL) string {
-	return u.Redacted()
-}
-
-// Redacted returns raw with any password replaced, for logs.
-func Redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return redact(u)
-}
+// Redacted returns raw, a URL or DSN, fit for errors, logs and help
+// texts: every password, secret or token in it masked (in the userinfo,
+// in query parameters, in keyword/value settings), and nothing of it but
+// its scheme if it does not parse (see internal/redact).
+func Redacted(raw string) string { return redact.URL(raw) }

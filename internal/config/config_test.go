@@ -252,3 +252,45 @@ func TestRequestPathTimeouts(t *testing.T) {
 		t.Errorf("without backpressure its wait does not matter: %v", err)
 	}
 }
+
+// A URL that configuration errors, logs and help texts print shows no
+// secret in any of the forms each variable takes, and stays readable.
+func TestURLsPrintedWithoutSecrets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		env, secret, shown string
+	}{
+		{"DATABASE_URL=mysql://u@h/db?sslmode=disable&password=QSecret", "QSecret", "DATABASE_URL=mysql://u@h/db?sslmode=disable&password=xxxxx: scheme"},
+		{"DATABASE_URL=mysql://u:S3cretPW@h/db", "S3cretPW", "DATABASE_URL=mysql://u:xxxxx@h/db: scheme"},
+		{"DATABASE_URL=host=127.0.0.1 password=S3cretPW user=u dbname=x", "S3cretPW", "DATABASE_URL=host=127.0.0.1 password=xxxxx user=u dbname=x: scheme"},
+		{"DATABASE_URL=host=127.0.0.1 password='S3cret PW' user=u", "S3cret", "DATABASE_URL=host=127.0.0.1 password=xxxxx user=u: scheme"},
+		{"DATABASE_URL=pg:S3cretPW@h", "S3cretPW", "DATABASE_URL=<unparseable>: scheme"},
+		{"REDIS_URL=http://:RedisPW@cache:6379/0", "RedisPW", "REDIS_URL=http://:xxxxx@cache:6379/0: scheme"},
+		{"REDIS_URL=http://cache:6379/0?password=RedisPW", "RedisPW", "REDIS_URL=http://cache:6379/0?password=xxxxx: scheme"},
+		{"EVENTSTORE_URL=tcp://admin:EsPW@node1:2113,node2:2113?tls=true", "EsPW", "EVENTSTORE_URL=tcp://admin:xxxxx@node1:2113,node2:2113?tls=true: scheme"},
+		{"PAYMENT_PROVIDER_URL=ftp://shop:ProvPW@pay.example/v1?token=T0ken", "PW", "PAYMENT_PROVIDER_URL=ftp://shop:xxxxx@pay.example/v1?token=xxxxx: scheme"},
+		{"PAYMENT_CALLBACK_URL=ftp://shop/webhooks?secret=CbSecret", "CbSecret", "PAYMENT_CALLBACK_URL=ftp://shop/webhooks?secret=xxxxx: scheme"},
+	}
+	for _, c := range cases {
+		_, err := config.Load([]string{c.env})
+		if err == nil {
+			t.Errorf("%s accepted", c.env)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, c.secret) || !strings.Contains(msg, c.shown) {
+			t.Errorf("%s:\n%s\nwant %q and no %q", c.env, msg, c.shown, c.secret)
+		}
+	}
+	for raw, want := range map[string]string{
+		"postgres://u@h/db?sslmode=disable&password=QSecret": "postgres://u@h/db?sslmode=disable&password=xxxxx",
+		"host=127.0.0.1 password=S3cretPW user=u dbname=x":   "host=127.0.0.1 password=xxxxx user=u dbname=x",
+		"redis://:RedisPW@localhost:6379/0":                  "redis://:xxxxx@localhost:6379/0",
+		"esdb://admin:EsPW@127.0.0.1:2113?tls=false":         "esdb://admin:xxxxx@127.0.0.1:2113?tls=false",
+		"https://shop:ProvPW@pay.example/v1":                 "https://shop:xxxxx@pay.example/v1",
+		"postgres://app:s3cr%t@db/orders":                    "postgres://<unparseable>",
+	} {
+		if got := config.Redacted(raw); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -22,30 +22,77 @@ import (
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
 
-// DecodeJSON reads r's body into v strictly: JSON content type, at most
-// MaxBody bytes, then Decode. On failure it has already written the
-// problem response and returns false.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			WriteProblem(w, Problem{Type: TypeUnsupportedMediaType,
-				Detail: "Send the body as application/json."})
-			return false
-		}
-	}
+// MaxArrayItems bounds every array in a request body: no request takes
+// more (an order has at most 100 items), so the work a body costs is
+// bounded by what a request can hold, not by what fits in MaxBody. The
+// shape check refuses a longer array before anything is decoded.
+const MaxArrayItems = 100
+
+// JSONMediaType is the media type of every request body.
+const JSONMediaType = "application/json"
+
+// ReadBody reads r's body, at most MaxBody bytes. On failure it returns
+// the problem to answer: 413 for a body over MaxBody.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			WriteProblem(w, Problem{Type: TypeBodyTooLarge,
-				Detail: fmt.Sprintf("The body must be at most %d bytes.", MaxBody)})
-			return false
+			p := bodyProblem(TypeBodyTooLarge, fmt.Sprintf("must be at most %d bytes", MaxBody))
+			return nil, &p
 		}
-		WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "The body could not be read."})
+		p := bodyProblem(TypeMalformedRequest, "could not be read")
+		return nil, &p
+	}
+	return body, nil
+}
+
+// CheckJSONMediaType answers, and returns false for, a request whose body
+// is not declared as JSON. Content-Type must be sent once (two are 400,
+// as any header the API reads twice), and be application/json with no
+// parameter but charset=utf-8 (RFC 8259 §8.1: JSON is UTF-8; the type
+// defines no other parameter). Anything else, no Content-Type included,
+// is 415 with Accept-Post or Accept-Patch naming what is accepted (RFC
+// 9110 §15.5.16, RFC 5789 §3.1). Structured-syntax types such as
+// application/merge-patch+json are other media types with other meanings,
+// and refused as well.
+func CheckJSONMediaType(w http.ResponseWriter, r *http.Request) bool {
+	const name = "Content-Type"
+	ct, _, p := singleHeader(r, name)
+	if p != nil {
+		WriteProblem(w, *p)
 		return false
 	}
-	if p := Decode(body, v); p != nil {
+	mt, params, err := mime.ParseMediaType(ct)
+	ok := err == nil && mt == JSONMediaType
+	for k, v := range params {
+		ok = ok && k == "charset" && strings.EqualFold(v, "utf-8")
+	}
+	if ok {
+		return true
+	}
+	switch r.Method {
+	case http.MethodPost:
+		w.Header().Set("Accept-Post", JSONMediaType)
+	case http.MethodPatch:
+		w.Header().Set("Accept-Patch", JSONMediaType)
+	}
+	WriteProblem(w, InvalidField(TypeUnsupportedMediaType, name, "must be application/json (charset, if given, utf-8)"))
+	return false
+}
+
+// DecodeJSON reads r's body into v strictly: JSON content type
+// (CheckJSONMediaType), at most MaxBody bytes (ReadBody), then Decode. On
+// failure it has already written the problem response and returns false.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !CheckJSONMediaType(w, r) {
+		return false
+	}
+	body, p := ReadBody(w, r)
+	if p == nil {
+		p = Decode(body, v)
+	}
+	if p != nil {
 		WriteProblem(w, *p)
 		return false
 	}
@@ -55,14 +102,20 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 // Decode decodes a request body already read (DecodeJSON's, or a
 // webhook's, whose signature is checked over the raw bytes first) into v,
 // a pointer to a struct: the body must be valid UTF-8 (Go's decoder would
-// replace invalid bytes silently) holding one JSON object (Unmarshal), and
-// every string in it text the service stores (TextProblems). On failure it
-// returns the problem to answer, which names the fields in the API's terms
-// (items[0].quantity), never Go's: 400 for a body that cannot be read as
-// the request, 422 for a value that breaks a field's rule.
+// replace invalid bytes silently) holding one JSON object of the right
+// shape (checkShape: no null, no array longer than MaxArrayItems), which
+// Unmarshal decodes, and every string in it text the service stores
+// (TextProblems). On failure it returns the problem to answer, which names
+// the fields in the API's terms (items[0].quantity), never Go's: 400 for a
+// body that cannot be read as the request (a whole-body problem names
+// "body"), 422 for a value that breaks a field's rule.
 func Decode(body []byte, v any) *Problem {
 	if !utf8.Valid(body) {
-		return &Problem{Type: TypeMalformedRequest, Detail: "The body is not valid UTF-8."}
+		p := bodyProblem(TypeMalformedRequest, "is not valid UTF-8")
+		return &p
+	}
+	if p := checkShape(body, reflect.TypeOf(v)); p != nil {
+		return p
 	}
 	if err := Unmarshal(body, v); err != nil {
 		p := describe(err, body, v)
@@ -80,8 +133,9 @@ func Decode(body []byte, v any) *Problem {
 // the body is one JSON object, member names match exactly (encoding/json
 // matched "USER_EMAIL" to user_email), a name given twice is refused
 // (encoding/json let the last win, so {"quantity":1,"quantity":4}
-// reserved 4), unknown names are refused, and nothing may follow the
-// value. Every decoder of request and webhook bodies goes through it.
+// reserved 4), unknown names are refused, nothing may follow the value,
+// and a UUID is only its canonical form (ParseUUID). Every decoder of
+// request and webhook bodies goes through it.
 func Unmarshal(body []byte, v any) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
@@ -92,13 +146,131 @@ func Unmarshal(body []byte, v any) error {
 		// array is refused by the decoder as well, but not as plainly.
 		return errNotObject
 	}
-	return json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+	return json.Unmarshal(body, v, json.RejectUnknownMembers(true), json.WithUnmarshalers(canonicalUUID))
 }
+
+// canonicalUUID decodes a UUID from its canonical text only (ParseUUID);
+// a value of another JSON kind is left to the default, which refuses it.
+var canonicalUUID = json.UnmarshalFromFunc(func(dec *jsontext.Decoder, id *uuid.UUID) error {
+	if dec.PeekKind() != '"' {
+		return errors.ErrUnsupported // the default decodes (and refuses) it
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	parsed, err := ParseUUID(tok.String())
+	if err != nil {
+		return err
+	}
+	*id = parsed
+	return nil
+})
 
 var (
 	errEmptyBody = errors.New("empty body")
 	errNotObject = errors.New("the body is not a JSON object")
 )
+
+// checkShape walks the body's JSON alongside t, the type it decodes into,
+// before anything is decoded, and returns the first problem of its shape:
+// a null where the request has a field (the API has no nullable input: a
+// null is a value of the wrong JSON kind, 400), or an array longer than
+// MaxArrayItems (422, before a single element is decoded). Members the
+// type does not have and raw values are skipped without being decoded;
+// a body that is not valid JSON is left to Unmarshal to describe.
+func checkShape(body []byte, t reflect.Type) *Problem {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	p, _ := shape(dec, t, "")
+	return p
+}
+
+func shape(dec *jsontext.Decoder, t reflect.Type, path string) (*Problem, error) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() == reflect.Interface || isRaw(t) {
+		return nil, dec.SkipValue()
+	}
+	_, value := valueTypes[t] // decoded from its own format, not walked
+	switch dec.PeekKind() {
+	case 'n':
+		if path == "" {
+			return nil, nil // the body itself: Unmarshal says it is not an object
+		}
+		p := fieldProblem(TypeMalformedRequest, path, "must be "+shortKind(t)+", not null")
+		return &p, nil
+	case '{':
+		if value || t.Kind() != reflect.Struct && t.Kind() != reflect.Map {
+			return nil, dec.SkipValue() // the wrong kind: Unmarshal describes it
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := tok.String()
+			if p, err := shape(dec, memberType(t, name), join(path, name)); p != nil || err != nil {
+				return p, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return nil, err
+	case '[':
+		if value || t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return nil, dec.SkipValue()
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		for i := 0; dec.PeekKind() != ']'; i++ {
+			if i == MaxArrayItems {
+				p := fieldProblem(TypeValidation, orBody(path), fmt.Sprintf("must have at most %d items", MaxArrayItems))
+				return &p, nil
+			}
+			if p, err := shape(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != nil || err != nil {
+				return p, err
+			}
+		}
+		_, err := dec.ReadToken()
+		return nil, err
+	}
+	return nil, dec.SkipValue()
+}
+
+// memberType is the type of t's member name as the decoder matches it
+// (the exact JSON name), or nil if it has none.
+func memberType(t reflect.Type, name string) reflect.Type {
+	if t.Kind() == reflect.Map {
+		return t.Elem()
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if tag == name {
+			return f.Type
+		}
+	}
+	return nil
+}
+
+// isRaw reports whether t holds a JSON value as it is (jsontext.Value,
+// json.RawMessage): its own parser reads it later, if at all.
+func isRaw(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t != reflect.TypeFor[[]byte]()
+}
 
 // describe turns a decoding error into the problem to answer, naming the
 // field by its path in the request (items[0].quantity) and saying what it
@@ -108,34 +280,44 @@ func describe(err error, body []byte, v any) Problem {
 	var syn *jsontext.SyntacticError
 	switch {
 	case errors.Is(err, errEmptyBody):
-		return Problem{Type: TypeMalformedRequest, Detail: "The body is empty; send a JSON object."}
+		return bodyProblem(TypeMalformedRequest, "is empty; it must be a JSON object")
 	case errors.Is(err, errNotObject):
-		return Problem{Type: TypeMalformedRequest, Detail: "The body must be a JSON object."}
+		return bodyProblem(TypeMalformedRequest, "must be a JSON object")
 	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
 		return fieldProblem(TypeMalformedRequest, fieldPath(syn.JSONPointer), "appears more than once")
 	case errors.As(err, &syn) && syn.JSONPointer != "" && onlyUnicode(body, v):
 		// The bytes are UTF-8: an escape names half a surrogate pair.
 		return fieldProblem(TypeMalformedRequest, fieldPath(syn.JSONPointer),
 			`must be Unicode text (a \u escape names half a surrogate pair)`)
+	case errors.As(err, &syn) && oneValue(body):
+		return bodyProblem(TypeMalformedRequest, fmt.Sprintf("is not valid JSON: it has more after the object (at byte %d)", syn.ByteOffset))
 	case errors.As(err, &syn):
-		return Problem{Type: TypeMalformedRequest, Detail: fmt.Sprintf("The body is not valid JSON (at byte %d).", syn.ByteOffset)}
+		return bodyProblem(TypeMalformedRequest, fmt.Sprintf("is not valid JSON (at byte %d)", syn.ByteOffset))
 	case errors.As(err, &sem) && errors.Is(sem.Err, json.ErrUnknownName):
 		field := fieldPath(sem.JSONPointer)
 		p := fieldProblem(TypeMalformedRequest, field, "is not a field of this request (names are case-sensitive)")
-		p.Detail = fmt.Sprintf("Unknown field %q (names are case-sensitive).", field)
+		p.Detail = "Unknown field " + Quote(field) + " (names are case-sensitive)."
 		return p
 	case errors.As(err, &sem) && sem.JSONPointer != "" && sem.GoType != nil:
-		typ, message := expected(sem)
+		typ, message := expected(sem, kindAt(body, sem.ByteOffset))
 		return fieldProblem(typ, fieldPath(sem.JSONPointer), message)
 	}
-	return Problem{Type: TypeMalformedRequest, Detail: "The body must be a JSON object."}
+	return bodyProblem(TypeMalformedRequest, "must be a JSON object")
+}
+
+// bodyProblem is a problem about the body as a whole: errors names it
+// "body", and the detail says the same.
+func bodyProblem(typ, message string) Problem {
+	p := InvalidField(typ, "body", message)
+	p.Detail = "The body " + message + "."
+	return p
 }
 
 // fieldProblem is a problem about one field of the body: its detail quotes
 // the field, its errors member names it.
 func fieldProblem(typ, field, message string) Problem {
 	p := InvalidField(typ, field, message)
-	p.Detail = fmt.Sprintf("Field %q %s.", field, message)
+	p.Detail = "Field " + Quote(field) + " " + message + "."
 	return p
 }
 
@@ -147,7 +329,37 @@ func onlyUnicode(body []byte, v any) bool {
 		return false
 	}
 	fresh := reflect.New(t.Elem()).Interface()
-	return json.Unmarshal(body, fresh, json.RejectUnknownMembers(true), jsontext.AllowInvalidUTF8(true)) == nil
+	return json.Unmarshal(body, fresh, json.RejectUnknownMembers(true), jsontext.AllowInvalidUTF8(true),
+		json.WithUnmarshalers(canonicalUUID)) == nil
+}
+
+// oneValue reports whether body starts with one valid JSON value: then a
+// syntax error is what follows it.
+func oneValue(body []byte) bool {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	_, err := dec.ReadValue()
+	return err == nil
+}
+
+// kindAt is the kind of the JSON value at offset in body (0 if none).
+func kindAt(body []byte, offset int64) jsontext.Kind {
+	if offset < 0 || offset >= int64(len(body)) {
+		return 0
+	}
+	rest := bytes.TrimLeft(body[offset:], " \t\r\n,:")
+	if len(rest) == 0 {
+		return 0
+	}
+	switch c := rest[0]; {
+	case c == '-' || c >= '0' && c <= '9':
+		return '0'
+	case c == 't':
+		return 't'
+	case c == 'f':
+		return 'f'
+	default:
+		return jsontext.Kind(c)
+	}
 }
 
 // fieldPath turns a JSON Pointer (RFC 6901) into the API's field notation:
@@ -168,28 +380,30 @@ func fieldPath(p jsontext.Pointer) string {
 }
 
 // valueTypes describes the request types that decode from a JSON value of
-// their own format, in JSON's terms. A value of the right JSON kind in a
+// their own format, in JSON's terms: the JSON kinds the format is written
+// in, a short name and a description. A value of one of those kinds in a
 // wrong format breaks the field's rule (422, as a price of "1.001" does);
 // a value of another kind cannot be read (400).
 var valueTypes = map[reflect.Type]struct {
-	kind        jsontext.Kind // the JSON kind the format is written in
+	kinds       string // jsontext kinds: '"' a string, '0' a number
+	name        string
 	description string
 }{
-	reflect.TypeFor[uuid.UUID]():    {'"', "a UUID"},
-	reflect.TypeFor[money.Amount](): {'0', `a decimal amount with at most two fraction digits, e.g. "1500.00"`},
+	reflect.TypeFor[uuid.UUID]():    {`"`, "a UUID", strings.TrimPrefix(UUIDRule, "must be ")},
+	reflect.TypeFor[money.Amount](): {`"0`, "a decimal amount", `a decimal amount with at most two fraction digits, e.g. "1500.00"`},
 }
 
 // expected says what a field that failed to decode must be, and whether
 // the failure is a value breaking the field's rule (422) or a value of
-// another JSON kind (400).
-func expected(sem *json.SemanticError) (typ, message string) {
+// another JSON kind (400); kind is the kind of the value sent.
+func expected(sem *json.SemanticError, kind jsontext.Kind) (typ, message string) {
 	t := sem.GoType
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if vt, ok := valueTypes[t]; ok {
 		typ = TypeMalformedRequest
-		if errors.Is(sem.Err, money.ErrInvalidAmount) || sem.JSONKind == vt.kind {
+		if kind != 0 && strings.ContainsRune(vt.kinds, rune(kind)) {
 			typ = TypeValidation
 		}
 		return typ, "must be " + vt.description
@@ -198,6 +412,15 @@ func expected(sem *json.SemanticError) (typ, message string) {
 		return TypeValidation, "is out of range"
 	}
 	return TypeMalformedRequest, "must be " + jsonKind(t)
+}
+
+// shortKind names what a value of type t is, briefly (for "must be a
+// string, not null").
+func shortKind(t reflect.Type) string {
+	if vt, ok := valueTypes[t]; ok {
+		return vt.name
+	}
+	return jsonKind(t)
 }
 
 // jsonKind names what a Go type decodes from in JSON's terms (a request's

@@ -94,7 +94,7 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 						panic(v)
 					}
 					log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-					WriteProblem(w, Problem{Type: TypeInternal})
+					WriteProblem(w, Problem{Type: TypeInternal, Detail: InternalDetail})
 				}
 			}()
 			next.ServeHTTP(w, r)

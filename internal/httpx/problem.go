@@ -6,7 +6,6 @@ package httpx
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"slices"
@@ -106,12 +105,21 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 
 // Invalid is the problem of a request whose inputs break rules: typ (a
 // 400 TypeMalformedRequest for what cannot be read, a 422 TypeValidation
-// for what breaks a field rule) with the errors member, which maps each
-// input by its name in the API (a body field as items[0].quantity, a query
-// or path parameter, a header) to what is wrong with it, and a detail
-// that says the same in a sentence.
+// for what breaks a field rule, or another status about inputs, such as a
+// 415 about Content-Type) with the errors member, which maps each input by
+// its name in the API (a body field as items[0].quantity, a query or path
+// parameter, a header, "body" for the body as a whole) to what is wrong
+// with it, and a detail that says the same in a sentence. errors names at
+// most MaxErrors inputs (the first by name); the detail counts them all.
 func Invalid(typ string, fields map[string]string) Problem {
-	return Problem{Type: typ, Detail: FieldsDetail(fields), Extensions: map[string]any{"errors": fields}}
+	shown := fields
+	if len(fields) > MaxErrors {
+		shown = make(map[string]string, MaxErrors)
+		for _, name := range slices.Sorted(maps.Keys(fields))[:MaxErrors] {
+			shown[name] = fields[name]
+		}
+	}
+	return Problem{Type: typ, Detail: FieldsDetail(fields), Extensions: map[string]any{"errors": shown}}
 }
 
 // InvalidField is Invalid for one input.
@@ -119,7 +127,11 @@ func InvalidField(typ, field, message string) Problem {
 	return Invalid(typ, map[string]string{field: message})
 }
 
-// detailFields is how many fields a detail spells out; errors has them all.
+// MaxErrors is the most inputs a problem's errors member names: an answer
+// stays small however many inputs a request gets wrong.
+const MaxErrors = 20
+
+// detailFields is how many fields a detail spells out; errors has more.
 const detailFields = 3
 
 // FieldsDetail summarises field problems in a sentence, the fields in
@@ -134,10 +146,18 @@ func FieldsDetail(fields map[string]string) string {
 	for _, name := range names[:min(len(names), detailFields)] {
 		parts = append(parts, name+" "+fields[name])
 	}
-	if more := len(names) - detailFields; more > 0 {
+	switch more := len(names) - detailFields; {
+	case len(names) > MaxErrors:
+		parts = append(parts, fmt.Sprintf("and %d more (errors lists the first %d of %d)", more, MaxErrors, len(names)))
+	case more > 0:
 		parts = append(parts, fmt.Sprintf("and %d more (see errors)", more))
 	}
 	return strings.Join(parts, "; ") + "."
+}
+
+// NotFound answers 404 for a path no route serves.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	WriteProblem(w, Problem{Type: TypeNotFound, Detail: "No such endpoint: " + Quote(r.URL.Path) + " (see /docs)."})
 }
 
 // WriteProblem sends p as application/problem+json.
@@ -154,12 +174,9 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	_, _ = w.Write(body)
 }
 
-// Internal logs err and answers 500 without revealing it.
-func Internal(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	WriteProblem(w, Problem{Type: TypeInternal,
-		Detail: "The request could not be completed; it is safe to retry with the same Idempotency-Key."})
-}
+// InternalDetail is the detail of a 500: nothing of the cause (which is
+// logged).
+const InternalDetail = "The request could not be completed; retry later."
 
 // WriteJSON sends v as JSON with the given status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

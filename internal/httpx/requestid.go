@@ -10,12 +10,19 @@ import (
 type requestIDKey struct{}
 
 // RequestID gives every request an id: the caller's X-Request-ID if it is
-// sensible (1-128 printable ASCII characters), else a new UUID. The id is
+// sensible (sent once, 1-128 printable ASCII characters: no space, no
+// control character, nothing a log line or an event's metadata could be
+// confused by), else a new UUID. It is not refused: the id is the
+// caller's hint for correlating, not an input of the request. The id is
 // echoed in the response and becomes the correlation id of the events the
 // request causes.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
+		values := r.Header.Values("X-Request-ID")
+		id := ""
+		if len(values) == 1 {
+			id = values[0]
+		}
 		if !printable(id) {
 			id = uuid.NewString()
 		}

@@ -2,8 +2,11 @@ package httpx
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -15,7 +18,8 @@ import (
 // it, jsonb refuses \u0000), and no other control character (C0, DEL, C1),
 // except tab and newline in fields that allow several lines. One rule, at
 // the boundary: request bodies (DecodeJSON, every string field it decodes,
-// however nested), query parameters (CheckQuery) and stored headers.
+// however nested), query parameters (CheckQuery) and stored headers
+// (Header).
 
 // TextProblem returns why s is not text the service accepts, or "" if it
 // is; multiline allows tab and newline (and carriage return before one).
@@ -113,23 +117,81 @@ func orBody(path string) string {
 }
 
 // CheckQuery refuses, with 400 naming the parameter, a request whose query
-// parameters (names or values) are not text the service accepts.
+// parameters (names or values) are not text the service accepts, or that
+// gives one parameter more than once (no parameter of the API is a list:
+// "limit=10&limit=200" has no one meaning, and reading the first would
+// hide the second). Every API and the fake provider mount it.
 func CheckQuery(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for name, values := range r.URL.Query() {
+		query, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "The query string is not valid (a % escape is malformed or a ; separates parameters)."})
+			return
+		}
+		for _, name := range slices.Sorted(maps.Keys(query)) {
 			if p := TextProblem(name, false); p != "" {
 				WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "A query parameter's name " + p + "."})
 				return
 			}
+			values := query[name]
+			problem := ""
+			if len(values) > 1 {
+				problem = "must be given once"
+			}
 			for _, v := range values {
-				if p := TextProblem(v, false); p != "" {
-					problem := InvalidField(TypeMalformedRequest, name, p)
-					problem.Detail = fmt.Sprintf("Query parameter %q %s.", name, p)
-					WriteProblem(w, problem)
-					return
+				if p := TextProblem(v, false); p != "" && problem == "" {
+					problem = p
 				}
+			}
+			if problem != "" {
+				p := InvalidField(TypeMalformedRequest, name, problem)
+				p.Detail = "Query parameter " + Quote(name) + " " + problem + "."
+				WriteProblem(w, p)
+				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Header returns the value of the request header name, for a header whose
+// value the service reads (and may store or echo): it must be sent at
+// most once (two fields would have two meanings, and Get reads only the
+// first), hold text the service accepts (TextProblem: no control
+// character, tab included, valid UTF-8) and, if max is positive, be 1 to
+// max characters long. present reports whether it was sent; a problem is
+// a 400 naming the header.
+func Header(r *http.Request, name string, max int) (value string, present bool, problem *Problem) {
+	value, present, problem = singleHeader(r, name)
+	if !present || problem != nil {
+		return value, present, problem
+	}
+	message := TextProblem(value, false)
+	if n := utf8.RuneCountInString(value); message == "" && max > 0 && (n == 0 || n > max) {
+		message = fmt.Sprintf("must be 1-%d characters", max)
+	}
+	if message != "" {
+		return "", true, headerProblem(name, message)
+	}
+	return value, true, nil
+}
+
+// singleHeader returns the one value of the request header name; two or
+// more fields are a 400 naming it. (Header adds the text rule; a header
+// with a syntax of its own, such as Content-Type, whose parameters may be
+// separated by tabs, is read with this alone.)
+func singleHeader(r *http.Request, name string) (value string, present bool, problem *Problem) {
+	switch values := r.Header.Values(name); len(values) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return values[0], true, nil
+	}
+	return "", true, headerProblem(name, "must be sent once")
+}
+
+func headerProblem(name, message string) *Problem {
+	p := InvalidField(TypeMalformedRequest, name, message)
+	p.Detail = "Header " + name + " " + message + "."
+	return &p
 }

@@ -165,9 +165,8 @@ func TestDecodeJSONDescribesTypesInJSONTerms(t *testing.T) {
 		`{"note":"a"}{"note":"b"}`: `The body is not valid JSON`,
 	} {
 		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
 		var v nested
-		httpx.DecodeJSON(rec, req, &v)
+		httpx.DecodeJSON(rec, post(body), &v)
 		var p struct{ Detail string }
 		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 			t.Fatal(err)
@@ -205,4 +204,39 @@ func FuzzUnmarshal(f *testing.F) {
 			}
 		}
 	})
+}
+
+// CheckQuery holds every query parameter to the text rule, and to one
+// value: no parameter of the API is a list, so a repeated one is refused
+// (400 naming it), never read as its first value.
+func TestCheckQuery(t *testing.T) {
+	t.Parallel()
+	h := httpx.CheckQuery(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for query, field := range map[string]string{
+		"limit=10&status=paid":        "",
+		"":                            "",
+		"limit=10&limit=200":          "limit",
+		"status=paid&status=canceled": "status",
+		"email=x&email=y":             "email",
+		"email=x&email=x":             "email",
+		"cursor=a%00b":                "cursor",
+		"email=a%C2%85b":              "email",
+		"email=%FF":                   "email",
+		"a%00b=1":                     "-",
+		"limit=%zz":                   "-",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/products?"+query, nil))
+		switch {
+		case field == "" && rec.Code != http.StatusNoContent:
+			t.Errorf("?%s: %d %s", query, rec.Code, rec.Body)
+		case field != "" && rec.Code != http.StatusBadRequest:
+			t.Errorf("?%s: %d, want 400", query, rec.Code)
+		case field != "" && field != "-":
+			var p struct{ Errors map[string]string }
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || len(p.Errors) != 1 || p.Errors[field] == "" {
+				t.Errorf("?%s: %s, want errors naming %s", query, rec.Body, field)
+			}
+		}
+	}
 }

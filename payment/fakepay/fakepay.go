@@ -46,6 +46,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -185,8 +186,8 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 	if id, ok := p.byKey[key]; ok {
 		existing := p.payments[id]
 		if existing.fp != fp {
-			return payment.Payment{}, fmt.Errorf("%w: key %q names payment %s of order %s, %s %s", ErrIdempotencyConflict,
-				key, existing.ID, existing.Request.OrderID, existing.Request.Amount, existing.Request.Currency)
+			return payment.Payment{}, fmt.Errorf("%w: key %s names payment %s of order %s, %s %s", ErrIdempotencyConflict,
+				httpx.Quote(key), existing.ID, existing.Request.OrderID, existing.Request.Amount, existing.Request.Currency)
 		}
 		if existing.Request.CallbackURL != req.CallbackURL {
 			p.log.Info("payment requested again with another callback URL; deliveries go there from now on",
@@ -264,7 +265,7 @@ func (p *Provider) PaymentByKey(_ context.Context, key string) (payment.Payment,
 	defer p.mu.Unlock()
 	id, ok := p.byKey[key]
 	if !ok {
-		return payment.Payment{}, fmt.Errorf("%w: no payment with key %q", payment.ErrNotFound, key)
+		return payment.Payment{}, fmt.Errorf("%w: no payment with key %s", payment.ErrNotFound, httpx.Quote(key))
 	}
 	return p.payments[id].view(), nil
 }
@@ -288,7 +289,7 @@ func (p *Provider) Refund(_ context.Context, paymentID, key string) (payment.Ref
 	defer p.mu.Unlock()
 	pay, ok := p.payments[paymentID]
 	if !ok {
-		return payment.Refund{}, fmt.Errorf("%w: %s", payment.ErrNotFound, paymentID)
+		return payment.Refund{}, fmt.Errorf("%w: %s", payment.ErrNotFound, httpx.Quote(paymentID))
 	}
 	if pay.Outcome != payment.StatusSuccess {
 		return payment.Refund{}, fmt.Errorf("%w: payment %s did not succeed", payment.ErrRefused, paymentID)

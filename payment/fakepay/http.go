@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/internal/httpx"
@@ -23,9 +24,16 @@ import (
 // A payment as it stands now is {payment_id, status, order_id, amount,
 // currency, refund_id?, callback_url, webhooks_delivered, webhook_attempts}
 // with status pending, succeeded, failed or refunded; an unknown payment is
-// a 404 problem, a lookup naming no order or key a 422 problem.
+// a 404 problem, a lookup naming no order or key, or a malformed one, a
+// 400 problem. Requests are checked with the API's own mechanisms
+// (internal/httpx): strict JSON bodies, query parameters and headers held
+// to the same text rule, RFC 9457 problems for unknown routes (404) and
+// methods (405 with Allow), HEAD wherever GET is served.
 func (p *Provider) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(middleware.GetHead, httpx.CheckQuery)
+	r.NotFound(httpx.NotFound)
+	r.MethodNotAllowed(httpx.MethodNotAllowed(r))
 	r.Post("/payments", p.create)
 	r.Get("/payments", p.find)
 	r.Post("/payments/{id}/refund", p.refund)
@@ -36,20 +44,29 @@ func (p *Provider) Handler() http.Handler {
 	return r
 }
 
+// MaxIdempotencyKey is the longest Idempotency-Key accepted, in
+// characters, as by the Orders API.
+const MaxIdempotencyKey = 255
+
 func (p *Provider) create(w http.ResponseWriter, r *http.Request) {
-	var req payment.Request
-	if !httpx.DecodeJSON(w, r, &req) {
+	key, present, problem := httpx.Header(r, "Idempotency-Key", MaxIdempotencyKey)
+	if problem == nil && !present {
+		pr := httpx.InvalidField(httpx.TypeMalformedRequest, "Idempotency-Key", "is required")
+		problem = &pr
+	}
+	if problem != nil {
+		httpx.WriteProblem(w, *problem)
 		return
 	}
-	if r.Header.Get("Idempotency-Key") == "" {
-		httpx.WriteProblem(w, httpx.InvalidField(httpx.TypeMalformedRequest, "Idempotency-Key", "is required"))
+	var req payment.Request
+	if !httpx.DecodeJSON(w, r, &req) {
 		return
 	}
 	if problems := requestProblems(req); len(problems) > 0 {
 		httpx.WriteProblem(w, httpx.Invalid(httpx.TypeValidation, problems))
 		return
 	}
-	pay, err := p.InitiatePayment(r.Context(), req, r.Header.Get("Idempotency-Key"))
+	pay, err := p.InitiatePayment(r.Context(), req, key)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -58,7 +75,8 @@ func (p *Provider) create(w http.ResponseWriter, r *http.Request) {
 }
 
 // requestProblems names the fields of a payment request that
-// InitiatePayment would refuse.
+// InitiatePayment would refuse, or that it could not act on (a callback
+// URL it cannot call).
 func requestProblems(req payment.Request) map[string]string {
 	problems := map[string]string{}
 	if req.OrderID == uuid.Nil {
@@ -70,14 +88,22 @@ func requestProblems(req payment.Request) map[string]string {
 	if req.Currency == "" {
 		problems["currency"] = "is required"
 	}
-	if req.CallbackURL == "" {
+	switch {
+	case req.CallbackURL == "":
 		problems["callback_url"] = "is required"
+	case httpx.HTTPURLProblem(req.CallbackURL) != "":
+		problems["callback_url"] = httpx.HTTPURLProblem(req.CallbackURL)
 	}
 	return problems
 }
 
 func (p *Provider) refund(w http.ResponseWriter, r *http.Request) {
-	refund, err := p.Refund(r.Context(), chi.URLParam(r, "id"), r.Header.Get("Idempotency-Key"))
+	key, _, problem := httpx.Header(r, "Idempotency-Key", MaxIdempotencyKey)
+	if problem != nil {
+		httpx.WriteProblem(w, *problem)
+		return
+	}
+	refund, err := p.Refund(r.Context(), chi.URLParam(r, "id"), key)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -96,21 +122,28 @@ type paymentJSON struct {
 
 func (p *Provider) get(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	p.writePayment(w, id, fmt.Errorf("%w: %s", payment.ErrNotFound, id))
+	p.writePayment(w, id, fmt.Errorf("%w: %s", payment.ErrNotFound, httpx.Quote(id)))
 }
 
-// find looks a payment up by order id or by idempotency key.
+// find looks a payment up by order id or by idempotency key (a query
+// parameter or the header). What names no payment, or names it in a
+// malformed way, is 400, as a malformed query parameter is in the API.
 func (p *Provider) find(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	key := q.Get("idempotency_key")
+	header, _, problem := httpx.Header(r, "Idempotency-Key", MaxIdempotencyKey)
+	if problem != nil {
+		httpx.WriteProblem(w, *problem)
+		return
+	}
 	if key == "" {
-		key = r.Header.Get("Idempotency-Key")
+		key = header
 	}
 	switch {
 	case q.Has("order_id"):
-		orderID, err := uuid.Parse(q.Get("order_id"))
+		orderID, err := httpx.ParseUUID(q.Get("order_id"))
 		if err != nil {
-			httpx.WriteProblem(w, httpx.InvalidField(httpx.TypeValidation, "order_id", "must be a UUID"))
+			httpx.WriteProblem(w, httpx.InvalidField(httpx.TypeMalformedRequest, "order_id", httpx.UUIDRule))
 			return
 		}
 		p.mu.Lock()
@@ -121,10 +154,11 @@ func (p *Provider) find(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		id := p.byKey[key]
 		p.mu.Unlock()
-		p.writePayment(w, id, fmt.Errorf("%w: no payment with key %q", payment.ErrNotFound, key))
+		p.writePayment(w, id, fmt.Errorf("%w: no payment with key %s", payment.ErrNotFound, httpx.Quote(key)))
 	default:
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation,
-			Detail: "Name the payment: ?order_id=…, ?idempotency_key=… or an Idempotency-Key header."})
+		problem := httpx.InvalidField(httpx.TypeMalformedRequest, "order_id", "is required, unless idempotency_key or an Idempotency-Key header names the payment")
+		problem.Detail = "Name the payment: ?order_id=…, ?idempotency_key=… or an Idempotency-Key header."
+		httpx.WriteProblem(w, problem)
 	}
 }
 

@@ -147,8 +147,8 @@ func TestLookupHTTP(t *testing.T) {
 		{"/payments?idempotency_key=the-key", "", http.StatusOK},
 		{"/payments", "the-key", http.StatusOK},
 		{"/payments/" + pay.ID, "", http.StatusOK},
-		{"/payments", "", http.StatusUnprocessableEntity},
-		{"/payments?order_id=not-a-uuid", "", http.StatusUnprocessableEntity},
+		{"/payments", "", http.StatusBadRequest},
+		{"/payments?order_id=not-a-uuid", "", http.StatusBadRequest},
 		{"/payments?idempotency_key=other", "", http.StatusNotFound},
 		{"/payments/pay_unknown", "", http.StatusNotFound},
 	} {

@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/net/idna"
 
+	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/money"
@@ -68,6 +71,12 @@ const (
 // A rejected order (its stock could not be reserved) is shown as canceled
 // with the rejection's reason, since the contract's statuses end in paid or
 // canceled.
+//
+// Beside the address as the order's placement has it (user_email), a row
+// keeps its canonical form as this version computes it (email_canonical,
+// EmailKey), which the admin filter matches: every row the projector
+// writes gets it, a row written before migration 00010 included, so a
+// rebuild gives every order the form of the version that runs it.
 type Projector struct {
 	Table string
 }
@@ -195,6 +204,7 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 	var (
 		rid                     = make([]uuid.UUID, 0, n)
 		email, status, currency = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		emailKey                = make([]string, 0, n)
 		items                   = make([]string, 0, n)
 		total, version          = make([]int64, 0, n), make([]int64, 0, n)
 		paymentID, cancelReason = make([]*string, 0, n), make([]*string, 0, n)
@@ -202,18 +212,44 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 	)
 	for _, r := range rows {
 		rid, email, status, currency = append(rid, r.id), append(email, r.email), append(status, r.status), append(currency, r.currency)
+		emailKey = append(emailKey, EmailKey(r.email))
 		items, total, version = append(items, string(r.items)), append(total, r.total), append(version, r.version)
 		paymentID, cancelReason = append(paymentID, r.paymentID), append(cancelReason, r.cancelReason)
 		created, updated = append(created, r.createdAt), append(updated, r.updatedAt)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO `+table+` AS t (id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version)
-	     SELECT u.id, u.email, u.status, u.items::jsonb, u.total, u.currency, u.payment_id, u.cancel_reason, u.created_at, u.updated_at, u.version
-	       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[])
-	            AS u(id, email, status, items, total, currency, payment_id, cancel_reason, created_at, updated_at, version)
+	_, err = tx.Exec(ctx, `INSERT INTO `+table+` AS t (id, user_email, email_canonical, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version)
+	     SELECT u.id, u.email, u.email_key, u.status, u.items::jsonb, u.total, u.currency, u.payment_id, u.cancel_reason, u.created_at, u.updated_at, u.version
+	       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::text[])
+	            AS u(id, email, status, items, total, currency, payment_id, cancel_reason, created_at, updated_at, version, email_key)
 	     ON CONFLICT (id) DO UPDATE SET status = excluded.status, payment_id = excluded.payment_id,
-	        cancel_reason = excluded.cancel_reason, updated_at = excluded.updated_at, version = excluded.version`,
-		rid, email, status, items, total, currency, paymentID, cancelReason, created, updated, version)
+	        cancel_reason = excluded.cancel_reason, updated_at = excluded.updated_at, version = excluded.version,
+	        email_canonical = excluded.email_canonical`,
+		rid, email, status, items, total, currency, paymentID, cancelReason, created, updated, version, emailKey)
 	return err
+}
+
+// EmailKey is the form of an address the admin filter matches: its
+// canonical form (order.CanonicalEmail), or, for an address without one
+// (a filter that is no address, or one stored by an earlier version that
+// this one refuses), the address trimmed and lower-cased
+// (order.NormalizeEmail). Computed when an event is projected, and for the
+// filter when it is read.
+func EmailKey(email string) string { return order.NormalizeEmail(email) }
+
+// storedForms are the forms in which versions before email_canonical may
+// have stored an address that the filter email (whose EmailKey is key)
+// names, for the rows they wrote that have no email_canonical yet: the
+// filter trimmed and lower-cased, as they stored what a customer typed,
+// and the key with its domain in Unicode (user@bücher.example for
+// user@xn--bcher-kva.example), as most customers type such a domain.
+func storedForms(email, key string) []string {
+	forms := []string{strings.ToLower(strings.TrimSpace(email)), key}
+	if local, domain, ok := strings.Cut(key, "@"); ok {
+		if u, err := idna.Lookup.ToUnicode(domain); err == nil {
+			forms = append(forms, local+"@"+u)
+		}
+	}
+	return forms
 }
 
 // Reader reads the orders read model.
@@ -268,6 +304,11 @@ type orderCursor struct {
 }
 
 // List lists orders newest first, optionally for one email and/or status.
+// The email matches every order whose address has the same EmailKey: any
+// spelling of one customer's address finds all of their orders. Orders
+// projected before migration 00010 that have no key yet (not rebuilt
+// since, nor touched by a later event) are found by the forms they were
+// stored in (storedForms).
 func (r *Reader) List(ctx context.Context, email, status string, limit int, cursor string) (query.Page[Order], error) {
 	var (
 		c   orderCursor
@@ -279,10 +320,17 @@ func (r *Reader) List(ctx context.Context, email, status string, limit int, curs
 		}
 		has = true
 	}
+	var key string
+	var stored []string
+	if email != "" {
+		key = EmailKey(email)
+		stored = storedForms(email, key)
+	}
 	rows, _ := r.pool.Query(ctx, `SELECT `+orderColumns+` FROM `+Table+`
-	     WHERE ($1 = '' OR user_email = $1) AND ($2 = '' OR status = $2)
+	     WHERE ($1 = '' OR email_canonical = $1 OR (email_canonical IS NULL AND user_email = ANY($7)))
+	       AND ($2 = '' OR status = $2)
 	       AND (NOT $3 OR (created_at, id) < ($4, $5))
-	     ORDER BY created_at DESC, id DESC LIMIT $6`, email, status, has, c.CreatedAt, c.ID, limit+1)
+	     ORDER BY created_at DESC, id DESC LIMIT $6`, key, status, has, c.CreatedAt, c.ID, limit+1, stored)
 	items, err := pgx.CollectRows(rows, scanOrder)
 	if err != nil {
 		return query.Page[Order]{}, fmt.Errorf("list orders: %w", err)

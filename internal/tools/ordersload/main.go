@@ -43,11 +43,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/orders-reference/orders/internal/redact"
 )
 
 const usage = `Usage: ordersload [COMMAND] [flags]
@@ -114,14 +115,8 @@ func main() {
 	}
 }
 
-// redacted is a database URL fit to print: its password masked.
-func redacted(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+// redacted is a URL or DSN fit to print: its passwords and tokens masked.
+func redacted(raw string) string { return redact.URL(raw) }
 
 // flagUsage sets fs's usage: the text, then the flags.
 func flagUsage(fs *flag.FlagSet, stderr io.Writer, text string) {
