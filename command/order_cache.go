@@ -21,6 +21,10 @@ type loadedOrder struct {
 	correlation string
 	// fresh: read from the event store just now, not from the cache.
 	fresh bool
+	// appended: an append of this process brought the order to its
+	// version, and reported the transition (rather than a read, or an
+	// append the store recognised as a replay).
+	appended bool
 }
 
 // orderCache keeps the orders this process touched last, so that a saga's
@@ -66,15 +70,27 @@ func (c *orderCache) get(id uuid.UUID) (loadedOrder, bool) {
 }
 
 // put stores a copy of o, unless the cache holds a later version already
-// (two commands of one order finishing out of order).
-func (c *orderCache) put(o loadedOrder) {
+// (two commands of one order finishing out of order). For an order that
+// an append of this process has just brought to its version (o.appended),
+// it reports whether another such append had brought the cached order to
+// that same version already: this append was then a replay of that one
+// (the stream is the same prefix either way), whose transition that one
+// reports.
+func (c *orderCache) put(o loadedOrder) (repeated bool) {
 	o.st, o.fresh = o.st.Clone(), false
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.entries.Peek(o.st.ID); ok && old.st.Version > o.st.Version {
-		return
+	if old, ok := c.entries.Peek(o.st.ID); ok && old.st.Version >= o.st.Version {
+		if old.st.Version > o.st.Version {
+			return false
+		}
+		if old.appended && o.appended {
+			return true
+		}
+		o.appended = o.appended || old.appended
 	}
 	c.entries.Add(o.st.ID, o)
+	return false
 }
 
 // has reports whether the cache holds order id.

@@ -1,9 +1,11 @@
 package command_test
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -11,6 +13,8 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/kurrentdb"
+	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
 )
 
 // countTypes counts the events of each type in a stream.
@@ -46,10 +50,30 @@ func reservedOrder(t *testing.T, svc *command.Service, stock, qty int64) (comman
 var webhookRequest = eventstore.Metadata{Actor: events.ActorProvider, CorrelationID: "webhook-request"}
 
 // One provider message delivered 40 times at once, and again to a service
-// that has never seen it (a restart): recorded once.
+// that has never seen it (a restart): recorded once, and the paid hook told
+// once, also on KurrentDB, which cannot tell a replayed append from a
+// fresh one (AppendResult.Replayed).
 func TestRecordPaymentOncePerMessage(t *testing.T) {
 	t.Parallel()
-	store := newStore(t)
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testRecordPaymentOncePerMessage(t, newStore(t))
+	})
+	t.Run("kurrentdb", func(t *testing.T) {
+		t.Parallel()
+		srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		store, err := kurrentdb.New(ctx, srv.URL(), kurrentdb.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(store.Close)
+		testRecordPaymentOncePerMessage(t, store)
+	})
+}
+
+func testRecordPaymentOncePerMessage(t *testing.T, store command.EventStore) {
 	var paidHook atomic.Int32
 	svc := command.NewService(store, command.Options{OnOrderPaid: func() { paidHook.Add(1) }})
 	v, p := reservedOrder(t, svc, 5, 2)

@@ -79,6 +79,12 @@ type Options struct {
 	// service moved to paid or canceled (with the cancel reason).
 	OnOrderPaid     func()
 	OnOrderCanceled func(reason string)
+	// OnOrderEnded, if set, is told of the same transitions with the
+	// order's new status (paid or canceled) and how long it took from its
+	// placement, by the event store's times, under the context of the
+	// command that moved it (a webhook, a step, a customer's cancel: its
+	// trace, for exemplars).
+	OnOrderEnded func(ctx context.Context, status order.Status, took time.Duration)
 	// Stock tunes the product cache and its snapshots.
 	Stock StockOptions
 	// OrderCacheSize bounds the cache of the orders this process touched
@@ -124,9 +130,12 @@ func (s *Service) Stock() *Stock { return s.stock }
 
 // ended tells the hooks about an order that this service just moved to paid
 // or canceled.
-func (s *Service) ended(before order.Status, st *order.State) {
+func (s *Service) ended(ctx context.Context, before order.Status, st *order.State) {
 	if before == st.Status {
 		return
+	}
+	if (st.Status == order.StatusPaid || st.Status == order.StatusCanceled) && s.opts.OnOrderEnded != nil {
+		s.opts.OnOrderEnded(ctx, st.Status, st.UpdatedAt.Sub(st.CreatedAt))
 	}
 	switch {
 	case st.Status == order.StatusPaid && s.opts.OnOrderPaid != nil:
@@ -295,9 +304,14 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *loadedOr
 		if before.Version < 0 {
 			o.correlation = meta.CorrelationID
 		}
-		s.orders.put(o)
-		if !res.Replayed { // a replay's transition was reported by whoever wrote it
-			s.ended(before.Status, st)
+		o.appended = !res.Replayed // a transition this append reports
+		repeated := s.orders.put(o)
+		// A replay's transition was reported by whoever wrote it. A store
+		// that cannot tell a replay (KurrentDB) reports none; the cache
+		// still tells one of another append of this process (a webhook
+		// delivered twice at once), which is not counted twice.
+		if !res.Replayed && !repeated {
+			s.ended(ctx, before.Status, st)
 		}
 		return st, res.Position, nil
 	}

@@ -164,3 +164,54 @@ func TestUpgradeNumbersStepsInSchedulingOrder(t *testing.T) {
 		t.Fatalf("steps by seq %v, want %v", got, want)
 	}
 }
+
+// The upgrade that records each checkpoint's event store (00009) gives
+// every checkpoint written before it PostgreSQL's: no other event store
+// could run then. Later inserts that name none get it too (a previous
+// version still running during a rolling upgrade).
+func TestUpgradeRecordsCheckpointsAsPostgreSQLs(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := migrations.New(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UpTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare)
+		VALUES ('products', 10, 2), ('process_manager', 12, 1), ('orders#rebuild', 3, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO projection_checkpoints (name) VALUES ('orders')`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT name, event_store, position_commit FROM projection_checkpoints ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var name, kind string
+		var commit int64
+		if err := rows.Scan(&name, &kind, &commit); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = fmt.Sprintf("%s@%d", kind, commit)
+	}
+	want := map[string]string{"products": "postgres@10", "process_manager": "postgres@12", "orders#rebuild": "postgres@3", "orders": "postgres@0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("checkpoints %v, want %v", got, want)
+	}
+}

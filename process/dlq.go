@@ -89,18 +89,28 @@ type Backlog struct {
 	Scheduled int64
 	// Parked is the dead-letter list.
 	Parked int64
+	// OldestDue is the due time of the step due longest (waiting or
+	// running); zero when none is due.
+	OldestDue time.Time
 }
 
 // ReadBacklog counts the work list as of now.
 func ReadBacklog(ctx context.Context, pool *pgxpool.Pool, now time.Time) (Backlog, error) {
-	var b Backlog
+	var (
+		b      Backlog
+		oldest *time.Time
+	)
 	err := pool.QueryRow(ctx, `
 		SELECT count(*) FILTER (WHERE state = 'pending' AND (due_at <= $1 OR attempts > 0)),
 		       count(*) FILTER (WHERE state = 'pending' AND due_at > $1 AND attempts = 0),
-		       count(*) FILTER (WHERE state = 'parked')
-		  FROM process_tasks`, now).Scan(&b.Due, &b.Scheduled, &b.Parked)
+		       count(*) FILTER (WHERE state = 'parked'),
+		       min(due_at) FILTER (WHERE state = 'pending' AND due_at <= $1)
+		  FROM process_tasks`, now).Scan(&b.Due, &b.Scheduled, &b.Parked, &oldest)
 	if err != nil {
 		return Backlog{}, fmt.Errorf("read backlog: %w", err)
+	}
+	if oldest != nil {
+		b.OldestDue = *oldest
 	}
 	return b, nil
 }
@@ -127,12 +137,13 @@ func DueSteps(ctx context.Context, pool *pgxpool.Pool, now time.Time, limit int)
 // ErrNotIdle: StartAt found work in the process manager's work list.
 var ErrNotIdle = errors.New("the process manager has work in its list")
 
-// StartAt makes a process manager that has never run begin after pos, as
-// if it had scheduled and run the reactions to every event up to pos (a
-// history written in bulk whose sagas are all complete). It refuses one
-// that has a checkpoint (projections.ErrCheckpointExists) or any step or
-// open placement (ErrNotIdle).
-func StartAt(ctx context.Context, pool *pgxpool.Pool, pos eventstore.Position) error {
+// StartAt makes a process manager that has never run begin after pos, a
+// position in an event store of kind eventStore (see projections.Start),
+// as if it had scheduled and run the reactions to every event up to pos
+// (a history written in bulk whose sagas are all complete). It refuses
+// one that has a checkpoint (projections.ErrCheckpointExists) or any step
+// or open placement (ErrNotIdle).
+func StartAt(ctx context.Context, pool *pgxpool.Pool, eventStore string, pos eventstore.Position) error {
 	var busy bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM process_tasks) OR EXISTS (SELECT 1 FROM process_open_placements)`).Scan(&busy); err != nil {
 		return fmt.Errorf("process manager work list: %w", err)
@@ -140,5 +151,5 @@ func StartAt(ctx context.Context, pool *pgxpool.Pool, pos eventstore.Position) e
 	if busy {
 		return ErrNotIdle
 	}
-	return projections.Start(ctx, pool, Name, pos)
+	return projections.Start(ctx, pool, Name, eventStore, pos)
 }

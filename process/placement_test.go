@@ -510,16 +510,16 @@ func TestStartAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := process.StartAt(context.Background(), h.pool, head); err != nil {
+	if err := process.StartAt(context.Background(), h.pool, "", head); err != nil {
 		t.Fatal(err)
 	}
-	if err := process.StartAt(context.Background(), h.pool, head); !errors.Is(err, projections.ErrCheckpointExists) {
+	if err := process.StartAt(context.Background(), h.pool, "", head); !errors.Is(err, projections.ErrCheckpointExists) {
 		t.Fatalf("a second start: %v", err)
 	}
 	h.start(t)
 	id := h.place(t, p, 1)
 	h.waitStatus(t, id, order.StatusPaymentPending)
-	if err := process.StartAt(context.Background(), h.pool, head); !errors.Is(err, process.ErrNotIdle) {
+	if err := process.StartAt(context.Background(), h.pool, "", head); !errors.Is(err, process.ErrNotIdle) {
 		t.Fatalf("a start with work in the list: %v", err)
 	}
 }

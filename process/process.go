@@ -162,10 +162,16 @@ type Options struct {
 	// time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// EventStore is the kind of event store the scheduler follows (see
+	// projections.Options.EventStore; "" means PostgreSQL).
+	EventStore string
 	// OnStep is told the outcome of every step run; OnError of every
 	// failure (for metrics).
 	OnStep  func(kind, outcome string)
 	OnError func(kind string)
+	// OnStepDuration is told how long each run of a step took, whatever
+	// its outcome, with the step's context (for metrics).
+	OnStepDuration func(ctx context.Context, kind string, took time.Duration)
 }
 
 // Manager is the process manager.
@@ -224,7 +230,7 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 // always shares the steps.
 func (m *Manager) Run(ctx context.Context) error {
 	scheduler := projections.NewRunner(m.pool, m.store, scheduler{m}, projections.Options{
-		Logger: m.log, LeaderPoll: m.opts.LeaderPoll,
+		Logger: m.log, LeaderPoll: m.opts.LeaderPoll, EventStore: m.opts.EventStore,
 		OnApplied: func(string, eventstore.Position) { m.Wake() },
 	})
 	g, ctx := errgroup.WithContext(ctx)

@@ -14,7 +14,7 @@ import (
 
 // Behind is the backlog of each named, running projection, counted up to
 // the limit; other rows (rebuilds, failed projections, names not asked
-// about) are left out.
+// about, checkpoints of another event store) are left out.
 func TestBehind(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -41,7 +41,11 @@ func TestBehind(t *testing.T) {
 	set("behind_by_3#rebuild", 0, projections.StateRunning)
 	set("failed", 0, projections.StateFailed)
 	set("removed_long_ago", 0, projections.StateRunning)
-	names := []string{"caught_up", "behind_by_3", "failed", "never_started"}
+	set("elsewhere", 0, projections.StateRunning)
+	if _, err := e.pool.Exec(ctx, `UPDATE projection_checkpoints SET event_store = 'kurrentdb' WHERE name = 'elsewhere'`); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"caught_up", "behind_by_3", "failed", "never_started", "elsewhere"}
 	for _, c := range []struct {
 		limit int
 		want  map[string]int
@@ -49,7 +53,7 @@ func TestBehind(t *testing.T) {
 		{100, map[string]int{"caught_up": 0, "behind_by_3": 3}},
 		{2, map[string]int{"caught_up": 0, "behind_by_3": 2}},
 	} {
-		got, err := projections.Behind(ctx, e.pool, e.store, names, c.limit)
+		got, err := projections.Behind(ctx, e.pool, e.store, projections.DefaultEventStore, names, c.limit)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,7 +99,7 @@ func TestLegacyTextDoesNotStopAProjection(t *testing.T) {
 			t.Fatalf("%s at %s, %s: %s", name, cp, state, msg)
 		}
 	}
-	behind, err := projections.Behind(ctxT(t), e.pool, e.store, []string{products.Name, orders.Name}, 1000)
+	behind, err := projections.Behind(ctxT(t), e.pool, e.store, "", []string{products.Name, orders.Name}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestLegacyTextDoesNotStopAProjection(t *testing.T) {
 		e.waitCaughtUp(t, name)
 	}
 	eventually.True(t, "no backlog after the rebuilds", func() bool {
-		behind, err := projections.Behind(context.Background(), e.pool, e.store, []string{products.Name, orders.Name}, 1000)
+		behind, err := projections.Behind(context.Background(), e.pool, e.store, "", []string{products.Name, orders.Name}, 1000)
 		return err == nil && len(behind) == 2 && behind[products.Name] == 0 && behind[orders.Name] == 0
 	})
 }

@@ -120,12 +120,15 @@ func (p *Progress) WaitFor(ctx context.Context, name string, pos eventstore.Posi
 type Status struct {
 	Name       string
 	Checkpoint eventstore.Position
+	// EventStore is the kind of event store the checkpoint belongs to.
+	EventStore string
 	State      string
 	Error      string
 	UpdatedAt  time.Time
 	// Behind is how many events after the checkpoint are in the store
-	// (of any stream: the projection may skip some), counted up to a
-	// million.
+	// (of any stream: the projection may skip some), counted up to
+	// StatusOptions.MaxBehind; zero for a checkpoint of another event
+	// store, which nothing here can count.
 	Behind int64
 	// OldestPending is when the first event after the checkpoint was
 	// recorded (zero when there is none): the lag in time.
@@ -138,15 +141,35 @@ type BacklogReader interface {
 	Backlog(ctx context.Context, from eventstore.Position, limit int) (eventstore.Backlog, error)
 }
 
-// maxBehind caps the count of events behind a checkpoint, so that a
+// DefaultMaxBehind caps the count of events behind a checkpoint, so that a
 // projection far behind costs a bounded query.
-const maxBehind = 1_000_000
+const DefaultMaxBehind = 1_000_000
+
+// StatusOptions tunes Statuses.
+type StatusOptions struct {
+	// EventStore is the kind of event store the backlog is read from (""
+	// means DefaultEventStore); checkpoints of another kind are listed
+	// without one.
+	EventStore string
+	// MaxBehind caps each count of events behind a checkpoint (default
+	// DefaultMaxBehind). An event store that counts by reading the events
+	// (KurrentDB) wants a lower cap: every status read costs up to that
+	// many events read per projection.
+	MaxBehind int
+}
+
+func (o StatusOptions) maxBehind() int {
+	if o.MaxBehind <= 0 {
+		return DefaultMaxBehind
+	}
+	return o.MaxBehind
+}
 
 // Statuses lists every projection that has a checkpoint, and every rebuild
 // in progress (named "<projection>#rebuild"), with how far behind the event
 // store each is.
-func Statuses(ctx context.Context, pool *pgxpool.Pool, store BacklogReader) ([]Status, error) {
-	rows, err := pool.Query(ctx, `SELECT name, position_commit, position_prepare, state, error, updated_at
+func Statuses(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, opts StatusOptions) ([]Status, error) {
+	rows, err := pool.Query(ctx, `SELECT name, position_commit, position_prepare, event_store, state, error, updated_at
 	   FROM projection_checkpoints ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("projection statuses: %w", err)
@@ -154,15 +177,19 @@ func Statuses(ctx context.Context, pool *pgxpool.Pool, store BacklogReader) ([]S
 	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Status, error) {
 		var s Status
 		var c, p int64
-		err := row.Scan(&s.Name, &c, &p, &s.State, &s.Error, &s.UpdatedAt)
+		err := row.Scan(&s.Name, &c, &p, &s.EventStore, &s.State, &s.Error, &s.UpdatedAt)
 		s.Checkpoint = eventstore.Position{Commit: uint64(c), Prepare: uint64(p)}
 		return s, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projection statuses: %w", err)
 	}
+	eventStore := eventStoreOr(opts.EventStore)
 	for i := range list {
-		b, err := store.Backlog(ctx, list[i].Checkpoint, maxBehind)
+		if list[i].EventStore != eventStore {
+			continue
+		}
+		b, err := store.Backlog(ctx, list[i].Checkpoint, opts.maxBehind())
 		if err != nil {
 			return nil, fmt.Errorf("projection %s: %w", list[i].Name, err)
 		}
@@ -194,13 +221,15 @@ func Resume(ctx context.Context, pool *pgxpool.Pool, name string) error {
 // ErrCheckpointExists: Start found the projection with a checkpoint already.
 var ErrCheckpointExists = errors.New("the projection has a checkpoint already")
 
-// Start gives a projection that has never run a checkpoint at pos, so that
-// it begins after pos instead of at the first event (for a history written
-// in bulk that the projection is known to have seen; the process manager's
-// StartAt). A projection with a checkpoint is ErrCheckpointExists.
-func Start(ctx context.Context, pool *pgxpool.Pool, name string, pos eventstore.Position) error {
-	tag, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare) VALUES ($1, $2, $3)
-	       ON CONFLICT (name) DO NOTHING`, name, int64(pos.Commit), int64(pos.Prepare))
+// Start gives a projection that has never run a checkpoint at pos, a
+// position in an event store of kind eventStore ("" means
+// DefaultEventStore), so that it begins after pos instead of at the first
+// event (for a history written in bulk that the projection is known to
+// have seen; the process manager's StartAt). A projection with a
+// checkpoint is ErrCheckpointExists.
+func Start(ctx context.Context, pool *pgxpool.Pool, name, eventStore string, pos eventstore.Position) error {
+	tag, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare, event_store) VALUES ($1, $2, $3, $4)
+	       ON CONFLICT (name) DO NOTHING`, name, int64(pos.Commit), int64(pos.Prepare), eventStoreOr(eventStore))
 	if err != nil {
 		return fmt.Errorf("start %s at %s: %w", name, pos, err)
 	}
@@ -216,10 +245,12 @@ func Start(ctx context.Context, pool *pgxpool.Pool, name string, pos eventstore.
 // placements by. Names are the projections this deployment runs: rows left
 // by a projection since renamed or removed, and rebuilds in progress, are
 // not asked about; a failed projection waits for an operator
-// (projection_failed), not for fewer orders.
-func Behind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, names []string, limit int) (map[string]int, error) {
+// (projection_failed), not for fewer orders. Likewise a checkpoint of
+// another kind of event store than eventStore ("" means
+// DefaultEventStore) waits for a rebuild and is not asked about.
+func Behind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, eventStore string, names []string, limit int) (map[string]int, error) {
 	rows, err := pool.Query(ctx, `SELECT name, position_commit, position_prepare FROM projection_checkpoints
-	   WHERE name = ANY($1) AND state = $2`, names, StateRunning)
+	   WHERE name = ANY($1) AND state = $2 AND event_store = $3`, names, StateRunning, eventStoreOr(eventStore))
 	if err != nil {
 		return nil, fmt.Errorf("projection checkpoints: %w", err)
 	}

@@ -19,7 +19,9 @@ import (
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventstores"
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
@@ -31,8 +33,10 @@ import (
 
 type env struct {
 	pool  *pgxpool.Pool
-	store *postgres.Store
-	svc   *command.Service
+	store eventstore.Store
+	// kind is the store's kind of event store (projections.Options.EventStore).
+	kind string
+	svc  *command.Service
 }
 
 func newEnv(t *testing.T) *env {
@@ -40,7 +44,21 @@ func newEnv(t *testing.T) *env {
 	pool := pgtest.NewPool(t, 12)
 	store := postgres.New(pool, postgres.Options{PollInterval: 100 * time.Millisecond})
 	t.Cleanup(store.Close)
-	return &env{pool: pool, store: store, svc: command.NewService(store, command.Options{})}
+	return &env{pool: pool, store: store, kind: projections.DefaultEventStore, svc: command.NewService(store, command.Options{})}
+}
+
+// newKurrentDBEnv is an env whose events are in a KurrentDB double, opened
+// as ordersd opens it.
+func newKurrentDBEnv(t *testing.T) *env {
+	t.Helper()
+	pool := pgtest.NewPool(t, 12)
+	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+	b, err := eventstores.Open(ctxT(t), srv.URL(), pool, eventstores.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return &env{pool: pool, store: b.Store, kind: b.Kind, svc: command.NewService(b.Store, command.Options{})}
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -435,13 +453,24 @@ func (e *env) leftovers(t *testing.T) int {
 }
 
 // A rebuild while orders keep coming ends with a read model equal, row by
-// row, to the streams, and the live projection carries on after it.
+// row, to the streams, and the live projection carries on after it; on
+// either event store.
 func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testRebuildMatchesWhileWritesContinue(t, newEnv(t))
+	})
+	t.Run("kurrentdb", func(t *testing.T) {
+		t.Parallel()
+		testRebuildMatchesWhileWritesContinue(t, newKurrentDBEnv(t))
+	})
+}
+
+func testRebuildMatchesWhileWritesContinue(t *testing.T, e *env) {
 	productIDs, orderIDs := e.workload(t)
-	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{}))
-	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{EventStore: e.kind}))
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{EventStore: e.kind}))
 	e.waitCaughtUp(t, "products")
 
 	var (
@@ -467,7 +496,7 @@ func TestRebuildMatchesWhileWritesContinue(t *testing.T) {
 	}()
 	for round := range 2 { // twice: a second rebuild must not trip over the first one's names
 		for _, proj := range []projections.Rebuildable{products.Projector{}, orders.Projector{}} {
-			opts := projections.RebuildOptions{BatchSize: 10}
+			opts := projections.RebuildOptions{BatchSize: 10, EventStore: e.kind}
 			if round == 0 {
 				// Let the live projection get ahead of the finished shadow,
 				// so that the swap has to catch the shadow up.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,9 +41,23 @@ type RebuildOptions struct {
 	// Restart drops an interrupted rebuild's work instead of resuming it.
 	Restart bool
 	// Progress, if set, is told after every batch how many events have been
-	// read and how many there were to read when the rebuild began.
+	// read and how many there were to read when the rebuild began, or -1
+	// for total while that is unknown: more than MaxCount (the last call,
+	// once the rebuild has read everything, always has a total).
 	Progress func(done, total int64)
-	Logger   *slog.Logger
+	// MaxCount caps the count of the events to read that gives Progress
+	// its total (default DefaultMaxBehind), so that the count costs the
+	// same however long the history: an event store that counts by
+	// reading the events (KurrentDB) would otherwise read the whole log
+	// twice. Without Progress nothing is counted.
+	MaxCount int
+	// EventStore is the kind of event store that store is ("" means
+	// DefaultEventStore). The rebuilt projection's checkpoint belongs to
+	// it, whatever the live one's did: a rebuild is how a projection moves
+	// to another event store. An interrupted rebuild of another kind of
+	// event store starts over.
+	EventStore string
+	Logger     *slog.Logger
 
 	// beforeSwap, set only by tests, runs once the shadow has reached the
 	// head, just before the swap.
@@ -73,10 +86,19 @@ type RebuildResult struct {
 //
 // An interrupted rebuild resumes where it stopped; two at once are refused
 // with ErrRebuildRunning.
+//
+// When the live checkpoint belongs to another kind of event store than
+// store (opts.EventStore), the swap does not compare positions with it:
+// the live runner, which reads the other store, has refused to run since
+// (ErrOtherEventStore), or is deposed by the swap.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebuildable, opts RebuildOptions) (RebuildResult, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 5000
 	}
+	if opts.MaxCount <= 0 {
+		opts.MaxCount = DefaultMaxBehind
+	}
+	eventStore := eventStoreOr(opts.EventStore)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -108,7 +130,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	live := proj.Tables()[0]
 	shadowName := name + "#rebuild"
 	liveID := pgx.Identifier{live}.Sanitize()
-	if opts.Restart {
+	// dropShadow drops an interrupted rebuild's work.
+	dropShadow := func() error {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var previous string
 			err := tx.QueryRow(ctx, `DELETE FROM projection_checkpoints WHERE name = $1 RETURNING shadow_table`, shadowName).Scan(&previous)
@@ -122,23 +145,45 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 			return err
 		})
 		if err != nil {
-			return RebuildResult{}, fmt.Errorf("rebuild %s: restart: %w", name, err)
+			return fmt.Errorf("rebuild %s: restart: %w", name, err)
+		}
+		return nil
+	}
+	if opts.Restart {
+		if err := dropShadow(); err != nil {
+			return RebuildResult{}, err
 		}
 	}
-	// A fresh shadow gets a fresh name, so that the index names PostgreSQL
-	// derives from it never collide with those of an earlier rebuild.
-	fresh := fmt.Sprintf("%s_rb_%d", live, time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name, shadow_table) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
-		shadowName, fresh); err != nil {
+	var (
+		c, p                     int64
+		shadow, shadowEventStore string
+	)
+	// openShadow reads the shadow's checkpoint, creating it if there is
+	// none. A fresh shadow gets a fresh name, so that the index names
+	// PostgreSQL derives from it never collide with those of an earlier
+	// rebuild.
+	openShadow := func() error {
+		fresh := fmt.Sprintf("%s_rb_%d", live, time.Now().UnixNano())
+		if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name, shadow_table, event_store) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+			shadowName, fresh, eventStore); err != nil {
+			return err
+		}
+		return conn.QueryRow(ctx, `SELECT position_commit, position_prepare, shadow_table, event_store FROM projection_checkpoints WHERE name = $1`,
+			shadowName).Scan(&c, &p, &shadow, &shadowEventStore)
+	}
+	if err := openShadow(); err != nil {
 		return RebuildResult{}, err
 	}
-	var (
-		c, p   int64
-		shadow string
-	)
-	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, shadow_table FROM projection_checkpoints WHERE name = $1`,
-		shadowName).Scan(&c, &p, &shadow); err != nil {
-		return RebuildResult{}, err
+	if shadowEventStore != eventStore {
+		// Its position means nothing in this event store.
+		log.InfoContext(ctx, "an interrupted rebuild read another event store: starting over", "projection", name,
+			"interrupted_event_store", shadowEventStore, "event_store", eventStore)
+		if err := dropShadow(); err != nil {
+			return RebuildResult{}, err
+		}
+		if err := openShadow(); err != nil {
+			return RebuildResult{}, err
+		}
 	}
 	shadowID := pgx.Identifier{shadow}.Sanitize()
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+shadowID+` (LIKE `+liveID+` INCLUDING ALL)`); err != nil {
@@ -148,11 +193,18 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	if pos != eventstore.Start {
 		log.InfoContext(ctx, "resuming rebuild", "projection", name, "from", pos.String(), "shadow", shadow)
 	}
-	ahead, err := store.Backlog(ctx, pos, math.MaxInt32)
-	if err != nil {
-		return RebuildResult{}, err
+	// total is how many events there are to read, -1 when more than
+	// MaxCount (unknown).
+	var total int64 = -1
+	if opts.Progress != nil {
+		ahead, err := store.Backlog(ctx, pos, opts.MaxCount)
+		if err != nil {
+			return RebuildResult{}, err
+		}
+		if ahead.Events < int64(opts.MaxCount) {
+			total = ahead.Events
+		}
 	}
-	total := ahead.Events
 
 	target := proj.WithTable(shadow)
 	var done int64
@@ -180,7 +232,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		}
 		pos, done = page.Next, done+int64(page.Scanned)
 		if opts.Progress != nil {
-			opts.Progress(done, max(total, done))
+			if total < 0 {
+				opts.Progress(done, -1)
+			} else {
+				opts.Progress(done, max(total, done))
+			}
 		}
 		if page.AtEnd {
 			break
@@ -195,14 +251,25 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+liveID+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, name); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO projection_checkpoints (name, event_store) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+			name, eventStore); err != nil {
 			return err
 		}
-		var lc, lp int64
-		if err := tx.QueryRow(ctx, `SELECT position_commit, position_prepare FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, name).Scan(&lc, &lp); err != nil {
+		var (
+			lc, lp         int64
+			liveEventStore string
+		)
+		if err := tx.QueryRow(ctx, `SELECT position_commit, position_prepare, event_store FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+			name).Scan(&lc, &lp, &liveEventStore); err != nil {
 			return err
 		}
 		liveAt := eventstore.Position{Commit: uint64(lc), Prepare: uint64(lp)}
+		if liveEventStore != eventStore {
+			// A position in another event store: nothing to catch up with.
+			log.InfoContext(ctx, "rebuild moves the projection to another event store", "projection", name,
+				"from_event_store", liveEventStore, "from", liveAt.String(), "event_store", eventStore)
+			liveAt = eventstore.Start
+		}
 		for pos.Less(liveAt) { // the live projection got further meanwhile
 			page, err := store.ReadAll(ctx, pos, opts.BatchSize, target.Filter())
 			if err != nil {
@@ -227,8 +294,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 			}
 		}
 		if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints
-		       SET position_commit = $2, position_prepare = $3, generation = generation + 1, state = 'running', error = '', updated_at = now()
-		     WHERE name = $1`, name, int64(pos.Commit), int64(pos.Prepare)); err != nil {
+		       SET position_commit = $2, position_prepare = $3, event_store = $4, generation = generation + 1, state = 'running', error = '', updated_at = now()
+		     WHERE name = $1`, name, int64(pos.Commit), int64(pos.Prepare), eventStore); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, shadowName); err != nil {
@@ -246,7 +313,7 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		log.WarnContext(ctx, "rebuild: could not drop the old table", "table", live+"_old", "error", err)
 	}
 	if opts.Progress != nil {
-		opts.Progress(done, max(total, done))
+		opts.Progress(done, done)
 	}
 	return RebuildResult{Events: done, Duration: time.Since(start), Checkpoint: pos}, nil
 }

@@ -66,6 +66,12 @@ type Options struct {
 	OnApplied func(name string, checkpoint eventstore.Position)
 	// OnFailed, if set, is told when the projection stops on a poison event.
 	OnFailed func(name string, err error)
+	// EventStore is the kind of event store the runner subscribes to
+	// ("" means DefaultEventStore), recorded with a new checkpoint. A
+	// checkpoint of another kind is a position that means nothing here:
+	// the runner refuses it (ErrOtherEventStore) until a rebuild gives the
+	// projection a checkpoint of this kind.
+	EventStore string
 }
 
 // Runner runs one projection.
@@ -92,6 +98,7 @@ func NewRunner(pool *pgxpool.Pool, store Subscriber, proj Projector, opts Option
 	if opts.LeaderPoll <= 0 {
 		opts.LeaderPoll = time.Second
 	}
+	opts.EventStore = eventStoreOr(opts.EventStore)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,7 +113,9 @@ func lockKey(name string) int64 { return pg.LockKey("orders.projection." + name)
 // nil then. While another instance leads, it waits as a standby; when the
 // leader's connection dies, it takes over. A poisoned projection stays
 // stopped (OnFailed has been told) until its checkpoint is reset, which a
-// rebuild does; the runner then carries on by itself.
+// rebuild does; the runner then carries on by itself. So does one whose
+// checkpoint belongs to another event store (ErrOtherEventStore), once a
+// rebuild has given it one of this runner's.
 func (r *Runner) Run(ctx context.Context) error {
 	reported := false
 	for {
@@ -122,6 +131,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		case errors.Is(err, ErrPoisoned):
 			if !reported {
 				r.log.ErrorContext(ctx, "projection stopped; rebuild it after fixing the cause", "error", err)
+				reported = true
+			}
+			delay = 5 * r.opts.LeaderPoll
+		case errors.Is(err, ErrOtherEventStore):
+			if !reported {
+				r.log.ErrorContext(ctx, "projection stopped: its checkpoint belongs to another event store; rebuild it from this one", "error", err)
 				reported = true
 			}
 			delay = 5 * r.opts.LeaderPoll
@@ -158,18 +173,23 @@ func (r *Runner) lead(ctx context.Context) error {
 }
 
 // checkpoint reads (creating if needed) the projection's checkpoint; a
-// failed projection stays stopped until an operator resets it.
+// failed projection stays stopped until an operator resets it, and one of
+// another event store until a rebuild replaces it.
 func (r *Runner) checkpoint(ctx context.Context, conn *pgx.Conn) (eventstore.Position, int64, error) {
 	var (
-		commit, prepare, gen int64
-		state, msg           string
+		commit, prepare, gen   int64
+		state, msg, eventStore string
 	)
-	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING`, r.proj.Name()); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO projection_checkpoints (name, event_store) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+		r.proj.Name(), r.opts.EventStore); err != nil {
 		return eventstore.Position{}, 0, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, generation, state, error FROM projection_checkpoints WHERE name = $1`,
-		r.proj.Name()).Scan(&commit, &prepare, &gen, &state, &msg); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT position_commit, position_prepare, generation, state, error, event_store FROM projection_checkpoints WHERE name = $1`,
+		r.proj.Name()).Scan(&commit, &prepare, &gen, &state, &msg, &eventStore); err != nil {
 		return eventstore.Position{}, 0, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+	}
+	if eventStore != r.opts.EventStore {
+		return eventstore.Position{}, 0, &OtherEventStoreError{Name: r.proj.Name(), Recorded: eventStore, Configured: r.opts.EventStore}
 	}
 	if state == StateFailed {
 		return eventstore.Position{}, 0, fmt.Errorf("%w: %s (stopped earlier: %s)", ErrPoisoned, r.proj.Name(), msg)

@@ -2,20 +2,24 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventstores"
 	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
-// database is the one connection of a command to Orders' database: opened
-// on first use, closed when the command ends (withDatabase).
+// database is the one connection of a command to Orders' database, and to
+// its event store: each opened on first use, closed when the command ends
+// (withDatabase).
 type database struct {
 	url   string
 	conns *pgxpool.Pool
-	es    *postgres.Store
+	// esURL is the event store's URL: empty for PostgreSQL in url.
+	esURL string
+	es    *eventstores.Backend
 }
 
 // pool returns the connection pool, opening it the first time.
@@ -30,14 +34,19 @@ func (d *database) pool(ctx context.Context) (*pgxpool.Pool, error) {
 	return d.conns, nil
 }
 
-// store returns the event store over the pool.
-func (d *database) store(ctx context.Context) (*postgres.Store, error) {
+// events returns the event store, opening it the first time.
+func (d *database) events(ctx context.Context) (*eventstores.Backend, error) {
 	if d.es == nil {
 		p, err := d.pool(ctx)
 		if err != nil {
 			return nil, err
 		}
-		d.es = postgres.New(p, postgres.Options{})
+		// Errors never hold the URL's password.
+		es, err := eventstores.Open(ctx, d.esURL, p, eventstores.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		d.es = es
 	}
 	return d.es, nil
 }
@@ -51,11 +60,18 @@ func (d *database) close() {
 	}
 }
 
-// withDatabase runs f with a database for the URL *url names when the
+// urls are the database's and the event store's URLs, as the flags
+// --database-url and --eventstore-url set them.
+type urls struct {
+	database   string
+	eventStore string
+}
+
+// withDatabase runs f with a database for the URLs u holds when the
 // command runs (after flags are parsed), and closes it afterwards.
-func withDatabase(url *string, f func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+func withDatabase(u *urls, f func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		db := &database{url: *url}
+		db := &database{url: u.database, esURL: u.eventStore}
 		defer db.close()
 		return f(cmd.Context(), db, cmd, args)
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // newDLQCmd is "ordersctl dlq": the process manager's dead letters.
-func newDLQCmd(databaseURL *string) *cobra.Command {
+func newDLQCmd(u *urls) *cobra.Command {
 	dlq := &cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect, retry or discard parked payment saga steps (dead letters)",
@@ -32,7 +32,7 @@ func newDLQCmd(databaseURL *string) *cobra.Command {
 		Use:   "list",
 		Short: "List parked steps, oldest first",
 		Args:  cobra.NoArgs,
-		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
 			return listDeadLetters(ctx, db, limit, asJSON, cmd.OutOrStdout())
 		}),
 	}
@@ -43,7 +43,7 @@ func newDLQCmd(databaseURL *string) *cobra.Command {
 		Use:   "retry ID",
 		Short: "Run a parked step once more",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
 			return actOnDeadLetter(ctx, db, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
 				if err := process.RetryDeadLetter(ctx, pool, id, time.Now()); err != nil {
 					return "", err
@@ -56,7 +56,7 @@ func newDLQCmd(databaseURL *string) *cobra.Command {
 		Use:   "discard ID",
 		Short: "Drop a parked step for good",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDatabase(databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
 			return actOnDeadLetter(ctx, db, args[0], cmd.OutOrStdout(), func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error) {
 				d, err := process.DiscardDeadLetter(ctx, pool, id)
 				if err != nil {

@@ -1,7 +1,9 @@
 // Command ordersctl is the operator's tool for Orders: it applies and lists
-// database migrations, lists and rebuilds projections, shows an order's
-// audit trail, and lists, retries or discards the process manager's dead
-// letters.
+// database migrations, lists and rebuilds projections (and moves them to
+// another event store), shows an order's audit trail, and lists, retries
+// or discards the process manager's dead letters. Like ordersd it reads
+// the events from the event store EVENTSTORE_URL selects (--eventstore-url):
+// PostgreSQL in DATABASE_URL when empty, or KurrentDB.
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -34,7 +37,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmd := newRootCmd(os.Getenv("DATABASE_URL"))
+	cmd := newRootCmd(os.Getenv("DATABASE_URL"), os.Getenv("EVENTSTORE_URL"))
 	if err := cmd.ExecuteContext(ctx); err != nil {
 		os.Exit(1)
 	}
@@ -42,28 +45,35 @@ func main() {
 
 const defaultDatabaseURL = "postgres://postgres@localhost:5432/orders?sslmode=disable"
 
-// newRootCmd builds the command tree; databaseURL is the DATABASE_URL
-// environment variable, the default of --database-url.
-func newRootCmd(databaseURL string) *cobra.Command {
+// newRootCmd builds the command tree; databaseURL and eventStoreURL are
+// the DATABASE_URL and EVENTSTORE_URL environment variables, the defaults
+// of --database-url and --eventstore-url.
+func newRootCmd(databaseURL, eventStoreURL string) *cobra.Command {
 	if databaseURL == "" {
 		databaseURL = defaultDatabaseURL
 	}
+	u := &urls{database: databaseURL, eventStore: eventStoreURL}
 	root := &cobra.Command{
 		Use:           "ordersctl",
 		Short:         "Operate an Orders deployment",
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.PersistentFlags().StringVar(&databaseURL, "database-url", databaseURL, "PostgreSQL URL (default from DATABASE_URL)")
-	// Help shows the default without its password.
+	root.PersistentFlags().StringVar(&u.database, "database-url", databaseURL, "PostgreSQL URL (default from DATABASE_URL)")
+	root.PersistentFlags().StringVar(&u.eventStore, "eventstore-url", eventStoreURL,
+		"event store: empty for PostgreSQL in --database-url, or esdb://… / kurrentdb://… for KurrentDB (default from EVENTSTORE_URL)")
+	// Help shows the defaults without their passwords.
 	root.PersistentFlags().Lookup("database-url").DefValue = config.Redacted(databaseURL)
+	if eventStoreURL != "" {
+		root.PersistentFlags().Lookup("eventstore-url").DefValue = config.Redacted(eventStoreURL)
+	}
 
 	migrate := &cobra.Command{Use: "migrate", Short: "Apply or inspect database migrations"}
 	migrate.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Create the database if missing and apply every pending migration",
 		Args:  cobra.NoArgs,
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
 			return migrateUp(ctx, db, cmd.OutOrStdout())
 		}),
 	})
@@ -71,7 +81,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "status",
 		Short: "List migrations and whether each is applied",
 		Args:  cobra.NoArgs,
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
 			return migrateStatus(ctx, db, cmd.OutOrStdout())
 		}),
 	})
@@ -82,7 +92,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "list",
 		Short: "List projections: checkpoint, events behind, state",
 		Args:  cobra.NoArgs,
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
 			return listProjections(ctx, db, cmd.OutOrStdout())
 		}),
 	})
@@ -92,9 +102,11 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "rebuild NAME",
 		Short: "Rebuild a projection's read model without downtime (resumes an interrupted rebuild)",
 		Long: "Rebuild a read model without downtime: a shadow table catches up from the first event, then takes the live\n" +
-			"table's place in one transaction. An interrupted rebuild resumes. Read models: " + strings.Join(readmodels.Names(), ", ") + ".",
+			"table's place in one transaction. An interrupted rebuild resumes. The events come from the event store\n" +
+			"--eventstore-url names, and the rebuilt read model's checkpoint belongs to it: this is also how a read model\n" +
+			"moves to another event store. Read models: " + strings.Join(readmodels.Names(), ", ") + ".",
 		Args: cobra.ExactArgs(1),
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
 			return rebuildProjection(ctx, db, args[0], projections.RebuildOptions{Restart: restart, BatchSize: batch},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
@@ -105,7 +117,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		Use:   "resume NAME",
 		Short: "Let a failed projection (or the process manager) try its failing event again, keeping its checkpoint",
 		Args:  cobra.ExactArgs(1),
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
 			pool, err := db.pool(ctx)
 			if err != nil {
 				return err
@@ -118,6 +130,18 @@ func newRootCmd(databaseURL string) *cobra.Command {
 		}),
 	})
 	projectionsCmd.AddCommand(rebuild)
+	projectionsCmd.AddCommand(&cobra.Command{
+		Use:   "switch " + process.Name,
+		Short: "Move the process manager to the head of the configured event store, after the events were moved there",
+		Long: "Move the process manager's checkpoint, a position in another event store, to the head of the configured one\n" +
+			"(--eventstore-url) without running any saga again. Only after switching event stores: the process manager must\n" +
+			"have scheduled every event of the old store (projections list showed it 0 behind there), and the configured store\n" +
+			"must hold the same events, with nothing written since. Read models are rebuilt instead (projections rebuild).",
+		Args: cobra.ExactArgs(1),
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			return switchProjection(ctx, db, args[0], cmd.OutOrStdout())
+		}),
+	})
 	root.AddCommand(projectionsCmd)
 
 	var asJSON bool
@@ -129,7 +153,7 @@ func newRootCmd(databaseURL string) *cobra.Command {
 			"index: the command first waits (up to --wait) for the index to reach the end of the event store, and says\n" +
 			"so on stderr if it did not (stock events after the index's checkpoint are then missing).",
 		Args: cobra.ExactArgs(1),
-		RunE: withDatabase(&databaseURL, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
 			return orderHistory(ctx, db, args[0], asJSON, wait, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
@@ -138,25 +162,36 @@ func newRootCmd(databaseURL string) *cobra.Command {
 	ordersCmd := &cobra.Command{Use: "orders", Short: "Inspect orders"}
 	ordersCmd.AddCommand(history)
 	root.AddCommand(ordersCmd)
-	root.AddCommand(newDLQCmd(&databaseURL))
+	root.AddCommand(newDLQCmd(u))
 	root.AddCommand(newProbeCmd())
 	return root
 }
 
+// listProjections prints every checkpoint with the event store it belongs
+// to and how far behind that store it is: "-" for a checkpoint of another
+// event store than the configured one (rebuild it, or switch the process
+// manager), "N+" when the count stopped at its cap.
 func listProjections(ctx context.Context, db *database, out io.Writer) error {
-	store, err := db.store(ctx)
+	es, err := db.events(ctx)
 	if err != nil {
 		return err
 	}
 	pool, _ := db.pool(ctx)
-	list, err := projections.Statuses(ctx, pool, store)
+	list, err := projections.Statuses(ctx, pool, es.Store, projections.StatusOptions{EventStore: es.Kind, MaxBehind: es.MaxCount})
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tCHECKPOINT\tBEHIND\tSTATE\tUPDATED\tERROR")
+	fmt.Fprintln(tw, "NAME\tEVENT STORE\tCHECKPOINT\tBEHIND\tSTATE\tUPDATED\tERROR")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Checkpoint, s.Behind, s.State,
+		behind := strconv.FormatInt(s.Behind, 10)
+		switch {
+		case s.EventStore != es.Kind:
+			behind = "-"
+		case s.Behind >= int64(es.MaxCount):
+			behind += "+"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.EventStore, s.Checkpoint, behind, s.State,
 			s.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), s.Error)
 	}
 	return tw.Flush()
@@ -170,41 +205,69 @@ func rebuildProjection(ctx context.Context, db *database, name string, opts proj
 		}
 		return fmt.Errorf("no projection %q (have %s)", name, strings.Join(readmodels.Names(), ", "))
 	}
-	store, err := db.store(ctx)
+	es, err := db.events(ctx)
 	if err != nil {
 		return err
 	}
 	pool, _ := db.pool(ctx)
-	progress := newProgress(errOut, "rebuild "+name)
-	opts.Progress = progress.update
-	res, err := projections.Rebuild(ctx, pool, store, proj, opts)
+	progress := newProgress(errOut, "rebuild "+name, es.MaxCount)
+	opts.Progress, opts.MaxCount, opts.EventStore = progress.update, es.MaxCount, es.Kind
+	res, err := projections.Rebuild(ctx, pool, es.Store, proj, opts)
 	progress.finish()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "rebuilt %s: %d events in %s (%.0f events/s); live from %s\n", name, res.Events,
-		res.Duration.Round(time.Millisecond), float64(res.Events)/res.Duration.Seconds(), res.Checkpoint)
+	fmt.Fprintf(out, "rebuilt %s: %d events in %s (%.0f events/s); live from %s in the %s event store\n", name, res.Events,
+		res.Duration.Round(time.Millisecond), float64(res.Events)/res.Duration.Seconds(), res.Checkpoint, es.Kind)
 	return nil
 }
 
+// switchProjection moves the process manager to the head of the
+// configured event store (see projections.Switch).
+func switchProjection(ctx context.Context, db *database, name string, out io.Writer) error {
+	if name != process.Name {
+		if _, ok := readmodels.Lookup(name); ok {
+			return fmt.Errorf("%s is a read model: rebuild it from the configured event store instead (ordersctl projections rebuild %s)", name, name)
+		}
+		return fmt.Errorf("only %s is switched (read models are rebuilt): no projection %q", process.Name, name)
+	}
+	es, err := db.events(ctx)
+	if err != nil {
+		return err
+	}
+	pool, _ := db.pool(ctx)
+	sw, err := projections.Switch(ctx, pool, es.Store, name, es.Kind)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%s moved from %s in the %s event store to the head of the %s event store, %s\n",
+		name, sw.From, sw.FromEventStore, es.Kind, sw.To)
+	return err
+}
+
 // progress reports a rebuild's progress: a bar on a terminal, a plain line
-// every few seconds otherwise (logs, CI).
+// every few seconds otherwise (logs, CI). When the rebuild did not count
+// the events to read (more than maxCount), it shows how many it has read,
+// a spinner rather than a bar, and no ETA.
 type progress struct {
-	w     io.Writer
-	title string
-	bar   *progressbar.ProgressBar
-	tty   bool
-	start time.Time
-	last  time.Time
+	w        io.Writer
+	title    string
+	maxCount int
+	bar      *progressbar.ProgressBar
+	tty      bool
+	start    time.Time
+	last     time.Time
 	// printedFinal: the line for the last event read is out.
 	printedFinal bool
 }
 
-func newProgress(w io.Writer, title string) *progress {
+func newProgress(w io.Writer, title string, maxCount int) *progress {
 	f, isFile := w.(*os.File)
-	return &progress{w: w, title: title, tty: isFile && term.IsTerminal(int(f.Fd())), start: time.Now()}
+	return &progress{w: w, title: title, maxCount: maxCount, tty: isFile && term.IsTerminal(int(f.Fd())), start: time.Now()}
 }
 
+// update is told the events read so far and how many there are in all, -1
+// while that is unknown.
 func (p *progress) update(done, total int64) {
 	if p.tty {
 		if p.bar == nil {
@@ -216,13 +279,17 @@ func (p *progress) update(done, total int64) {
 		_ = p.bar.Set64(done)
 		return
 	}
-	final := done >= total
+	final := total >= 0 && done >= total
 	if (time.Since(p.last) < 2*time.Second && !final) || (final && p.printedFinal) {
 		return
 	}
 	p.last, p.printedFinal = time.Now(), final
 	elapsed := time.Since(p.start).Seconds()
 	rate := float64(done) / max(elapsed, 0.001)
+	if total < 0 {
+		fmt.Fprintf(p.w, "%s: %d events of more than %d, %.0f events/s\n", p.title, done, p.maxCount, rate)
+		return
+	}
 	eta := "-"
 	if rate > 0 && total > done {
 		eta = (time.Duration(float64(total-done)/rate) * time.Second).Round(time.Second).String()
@@ -245,10 +312,11 @@ func orderHistory(ctx context.Context, db *database, rawID string, asJSON bool, 
 	if err != nil {
 		return fmt.Errorf("order id %q is not a UUID", rawID)
 	}
-	store, err := db.store(ctx)
+	es, err := db.events(ctx)
 	if err != nil {
 		return err
 	}
+	store := es.Store
 	pool, _ := db.pool(ctx)
 	head, err := store.Head(ctx)
 	if err != nil {

@@ -20,17 +20,21 @@ import (
 	"github.com/orders-reference/orders/process"
 )
 
+// ctl runs ordersctl with DATABASE_URL=url and no EVENTSTORE_URL (the
+// PostgreSQL event store) and returns its output.
 func ctl(t *testing.T, url string, args ...string) string {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := newRootCmd(url)
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("ordersctl %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	return ctlES(t, url, "", args...)
+}
+
+// ctlES runs ordersctl with DATABASE_URL=url and EVENTSTORE_URL=esURL.
+func ctlES(t *testing.T, url, esURL string, args ...string) string {
+	t.Helper()
+	out, err := ctlESErr(url, esURL, args...)
+	if err != nil {
+		t.Fatalf("ordersctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
 }
 
 func TestMigrateUpAndStatus(t *testing.T) {
@@ -52,8 +56,12 @@ func TestMigrateUpAndStatus(t *testing.T) {
 
 // ctlErr runs ordersctl and returns its error and output.
 func ctlErr(url string, args ...string) (string, error) {
+	return ctlESErr(url, "", args...)
+}
+
+func ctlESErr(url, esURL string, args ...string) (string, error) {
 	var out bytes.Buffer
-	cmd := newRootCmd(url)
+	cmd := newRootCmd(url, esURL)
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(args)

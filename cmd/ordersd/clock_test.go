@@ -10,10 +10,15 @@ import (
 
 // One clock for one fact: the times a command answers with are the times
 // the event store recorded, so the same order or product read later shows
-// the same created_at and updated_at (to the microsecond).
+// the same created_at and updated_at (to the microsecond), whichever the
+// event store.
 func TestAnswersAndReadsShowOneTime(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	onEachEventStore(t, testAnswersAndReadsShowOneTime)
+}
+
+func testAnswersAndReadsShowOneTime(t *testing.T, es string) {
+	s := startServer(t, es)
 	admin := []string{"X-Admin-Secret", adminSecret}
 	created := s.do(t, "POST", "/admin/products", `{"name":"clock","price":"1.00","stock":5}`, admin...)
 	if created.Status != http.StatusCreated {

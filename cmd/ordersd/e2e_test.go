@@ -22,9 +22,13 @@ import (
 // PostgreSQL and Redis. Every answer is also checked against openapi.json.
 func TestOriginalScenarios(t *testing.T) {
 	t.Parallel()
+	onEachEventStore(t, testOriginalScenarios)
+}
+
+func testOriginalScenarios(t *testing.T, es string) {
 	const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	run := uuid.NewString()[:8]
-	s := startServer(t, "REDIS_URL="+redistest.URL(), "RATE_LIMIT_ORDERS_PER_MINUTE=3", "FAKE_PAYMENT_DELAY=1h",
+	s := startServer(t, es, "REDIS_URL="+redistest.URL(), "RATE_LIMIT_ORDERS_PER_MINUTE=3", "FAKE_PAYMENT_DELAY=1h",
 		"PAYMENT_WEBHOOK_SECRET="+webhookSecret)
 	var emails []string
 	email := func(name string) string {
@@ -224,7 +228,8 @@ func TestOriginalScenarios(t *testing.T) {
 		r := s.do(t, "GET", "/metrics", "")
 		for _, name := range []string{"orders_total", "orders_paid_total", "orders_canceled_total", "outbox_pending", "worker_errors_total",
 			"http_request_duration_seconds", "eventstore_append_duration_seconds", "projection_lag_events", "orders_rate_limited_total",
-			"stock_cache_hits_total", "stock_cache_misses_total", "stock_cache_evictions_total", "snapshots_written_total", "snapshot_errors_total"} {
+			"stock_cache_hits_total", "stock_cache_misses_total", "stock_cache_evictions_total", "snapshots_written_total", "snapshot_errors_total",
+			"orders_saga_duration_seconds", "process_manager_step_duration_seconds", "process_manager_queue_age_seconds", "eventstore_append_batch_appends"} {
 			if !strings.Contains(r.Raw, "\n"+name) {
 				t.Errorf("/metrics lacks %s", name)
 			}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
@@ -35,10 +34,12 @@ type readiness struct {
 	store    interface {
 		Head(ctx context.Context) (eventstore.Position, error)
 	}
-	// redis is the rate limiter's client (nil without one); with
+	// redis is the Redis rate limiter (nil without one); with
 	// redisRequired a Redis outage makes the process not ready, otherwise
-	// it is reported as degraded (orders pass unlimited).
-	redis            *redis.Client
+	// it is reported as degraded (orders pass unlimited). Its check waits
+	// at most redisReadyTimeout, and not at all while the limiter's
+	// circuit breaker is open.
+	redis            *redisLimiter
 	redisRequired    bool
 	watcher          *watcher
 	maxLag           time.Duration
@@ -61,7 +62,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rd.redis != nil {
 		checks["redis"] = func(ctx context.Context) error {
-			err := unreachable(rd.redis.Ping(ctx).Err())
+			err := rd.redis.ready(ctx)
 			if err != nil && !rd.redisRequired {
 				return fmt.Errorf("%w: %w (orders pass without a rate limit)", errDegraded, err)
 			}
@@ -163,6 +164,8 @@ func (rd *readiness) projections(context.Context) error {
 			return fmt.Errorf("%s has not started (is a projector running?)", name)
 		case s.State == projections.StateFailed:
 			return fmt.Errorf("%s stopped on an event it cannot apply", name)
+		case s.EventStore != rd.watcher.opts.EventStore:
+			return fmt.Errorf("%s stopped: its checkpoint belongs to the %s event store (rebuild it)", name, s.EventStore)
 		}
 		if lag := time.Duration(lagSeconds(s) * float64(time.Second)); lag > rd.maxLag {
 			return fmt.Errorf("%s is %s behind (%d events)", name, lag.Round(time.Second), s.Behind)

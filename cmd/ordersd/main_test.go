@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/eventually"
@@ -32,6 +33,9 @@ const adminSecret = "e2e-admin-secret"
 type server struct {
 	url      string
 	contract *contract
+	// stop stops the server and checks that it shut down cleanly; the
+	// test's end does so too.
+	stop func()
 }
 
 // testDatabase is a fresh database for t, with a small pool per server so
@@ -45,6 +49,21 @@ func testDatabase(t *testing.T) string {
 	q.Set("pool_max_conns", "6")
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// onEachEventStore runs test as a parallel subtest per event store:
+// "postgres", the event store in DATABASE_URL, and "kurrentdb", a
+// KurrentDB protocol double of the subtest's own. es is the EVENTSTORE_URL
+// entry to give startServer.
+func onEachEventStore(t *testing.T, test func(t *testing.T, es string)) {
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		test(t, "EVENTSTORE_URL=")
+	})
+	t.Run("kurrentdb", func(t *testing.T) {
+		t.Parallel()
+		test(t, "EVENTSTORE_URL="+kurrentdbtest.Start(t, kurrentdbtest.Options{}).URL())
+	})
 }
 
 // startServer runs ordersd with the given extra environment ("{addr}" in a
@@ -74,18 +93,22 @@ func startServer(t *testing.T, environ ...string) *server {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
 	go func() { done <- run(ctx, cfg, logger, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("ordersd stopped with %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("ordersd stopped with %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("ordersd did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("ordersd did not stop")
-		}
-	})
-	s := &server{url: "http://" + ln.Addr().String(), contract: newContract(t)}
+		})
+	}
+	t.Cleanup(stop)
+	s := &server{url: "http://" + ln.Addr().String(), contract: newContract(t), stop: stop}
 	eventually.True(t, "ordersd to serve", func() bool {
 		resp, err := http.Get(s.url + "/healthz")
 		if err != nil {
@@ -213,24 +236,28 @@ func metric(t *testing.T, s *server, name string) string {
 // out of order: every order ends paid and its stock is sold.
 func TestSagaEmbeddedAllPaid(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5", "FAKE_PAYMENT_JITTER=100ms")
-	products, sold := sagaRun(t, s, 24, "paid")
-	checkStock(t, s, products, sold)
-	if got := metric(t, s, "orders_paid_total"); got != "24" {
-		t.Errorf("orders_paid_total %q, want 24", got)
-	}
+	onEachEventStore(t, func(t *testing.T, es string) {
+		s := startServer(t, es, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5", "FAKE_PAYMENT_JITTER=100ms")
+		products, sold := sagaRun(t, s, 24, "paid")
+		checkStock(t, s, products, sold)
+		if got := metric(t, s, "orders_paid_total"); got != "24" {
+			t.Errorf("orders_paid_total %q, want 24", got)
+		}
+	})
 }
 
 // The embedded provider always fails: every order ends canceled with the
 // reason, and all stock is back.
 func TestSagaEmbeddedAllCanceled(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=0", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5")
-	products, sold := sagaRun(t, s, 24, "canceled")
-	checkStock(t, s, products, sold)
-	if got := metric(t, s, `orders_canceled_total{reason="payment_failed"}`); got != "24" {
-		t.Errorf("orders_canceled_total{payment_failed} %q, want 24", got)
-	}
+	onEachEventStore(t, func(t *testing.T, es string) {
+		s := startServer(t, es, "FAKE_PAYMENT_SUCCESS_RATE=0", "FAKE_PAYMENT_DELAY=20ms", "FAKE_PAYMENT_DUPLICATE_RATE=0.5")
+		products, sold := sagaRun(t, s, 24, "canceled")
+		checkStock(t, s, products, sold)
+		if got := metric(t, s, `orders_canceled_total{reason="payment_failed"}`); got != "24" {
+			t.Errorf("orders_canceled_total{payment_failed} %q, want 24", got)
+		}
+	})
 }
 
 // The provider as a separate service over HTTP, failing a third of the
@@ -270,39 +297,43 @@ func TestSagaSeparateProvider(t *testing.T) {
 // the first are paid through the second and read back from the first.
 func TestRolesInSeparateProcesses(t *testing.T) {
 	t.Parallel()
-	db := testDatabase(t)
-	api := startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=command,query")
-	startServer(t, "DATABASE_URL="+db, "ORDERS_ROLES=projector,process,fakepay", "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms",
-		"PAYMENT_CALLBACK_URL="+api.url+"/webhooks/payment")
-	products, sold := sagaRun(t, api, 6, "paid")
-	checkStock(t, api, products, sold)
-	if status, _ := api.call(t, "GET", "/fakepay/healthz", ""); status != http.StatusNotFound {
-		t.Errorf("the API process serves the fake provider: %d", status)
-	}
+	onEachEventStore(t, func(t *testing.T, es string) {
+		db := testDatabase(t)
+		api := startServer(t, es, "DATABASE_URL="+db, "ORDERS_ROLES=command,query")
+		startServer(t, es, "DATABASE_URL="+db, "ORDERS_ROLES=projector,process,fakepay", "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms",
+			"PAYMENT_CALLBACK_URL="+api.url+"/webhooks/payment")
+		products, sold := sagaRun(t, api, 6, "paid")
+		checkStock(t, api, products, sold)
+		if status, _ := api.call(t, "GET", "/fakepay/healthz", ""); status != http.StatusNotFound {
+			t.Errorf("the API process serves the fake provider: %d", status)
+		}
+	})
 }
 
 // /readyz reports each check; /healthz only that the process runs.
 func TestHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	var (
-		status int
-		body   map[string]any
-	)
-	eventually.True(t, "ordersd to be ready", func() bool {
-		status, body = s.call(t, "GET", "/readyz", "")
-		return status == http.StatusOK
+	onEachEventStore(t, func(t *testing.T, es string) {
+		s := startServer(t, es)
+		var (
+			status int
+			body   map[string]any
+		)
+		eventually.True(t, "ordersd to be ready", func() bool {
+			status, body = s.call(t, "GET", "/readyz", "")
+			return status == http.StatusOK
+		})
+		checks, _ := body["checks"].(map[string]any)
+		if status != http.StatusOK || body["status"] != "ready" || checks["database"] != "ok" || checks["eventstore"] != "ok" || checks["projections"] != "ok" {
+			t.Fatalf("readyz: %d %v", status, body)
+		}
+		if status, body := s.call(t, "GET", "/healthz", ""); status != http.StatusOK || body["status"] != "ok" {
+			t.Fatalf("healthz: %d %v", status, body)
+		}
+		if got := metric(t, s, `http_request_duration_seconds_count{method="GET",route="/readyz",status="200"}`); got == "" {
+			t.Error("no request duration recorded for /readyz")
+		}
 	})
-	checks, _ := body["checks"].(map[string]any)
-	if status != http.StatusOK || body["status"] != "ready" || checks["database"] != "ok" || checks["eventstore"] != "ok" || checks["projections"] != "ok" {
-		t.Fatalf("readyz: %d %v", status, body)
-	}
-	if status, body := s.call(t, "GET", "/healthz", ""); status != http.StatusOK || body["status"] != "ok" {
-		t.Fatalf("healthz: %d %v", status, body)
-	}
-	if got := metric(t, s, `http_request_duration_seconds_count{method="GET",route="/readyz",status="200"}`); got == "" {
-		t.Error("no request duration recorded for /readyz")
-	}
 }
 
 // Bad configuration and an unreachable database stop ordersd with a clear
@@ -419,7 +450,11 @@ func TestNotReady(t *testing.T) {
 // causes, the payment half included.
 func TestRequestIDBecomesTheCorrelationID(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms")
+	onEachEventStore(t, testRequestIDBecomesTheCorrelationID)
+}
+
+func testRequestIDBecomesTheCorrelationID(t *testing.T, es string) {
+	s := startServer(t, es, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms")
 	p := s.do(t, "POST", "/admin/products", `{"name":"Laptop","price":"10.00","stock":5}`, "X-Admin-Secret", adminSecret).Body["id"].(string)
 	placed := s.do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":"corr@example.com","items":[{"product_id":%q,"quantity":1}]}`, p),
 		"X-Request-ID", "corr-4711")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -17,12 +18,13 @@ import (
 
 	"github.com/orders-reference/orders/api"
 	"github.com/orders-reference/orders/command"
+	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
-	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/eventstores"
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
@@ -43,9 +45,6 @@ import (
 // batch, releases its leader locks and returns nil.
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener) error {
 	defer ln.Close()
-	if cfg.EventStoreURL != "" {
-		return fmt.Errorf("EVENTSTORE_URL=%s: the EventStoreDB/KurrentDB adapter is not available yet; unset EVENTSTORE_URL to use the PostgreSQL event store", config.Redacted(cfg.EventStoreURL))
-	}
 	logger.Info("ordersd starting", "roles", cfg.Roles.String(), "addr", ln.Addr().String(), "env", cfg.Env)
 	for _, name := range cfg.DevelopmentSecrets() {
 		logger.Warn("a published development secret is in use: set your own before exposing this service (ORDERS_ENV=production refuses it)", "variable", name)
@@ -113,19 +112,24 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 // costs a request a bounded wait and rolls its statement back. pool serves
 // background work (projections, their rebuilds, the process manager's own
 // tables, the watcher) with no such limit.
+//
+// The event store is PostgreSQL's, in the same database, or KurrentDB
+// (EVENTSTORE_URL); see package eventstores. Read models, checkpoints and
+// the process manager's tables stay in PostgreSQL either way, and every
+// checkpoint records which kind of event store its position belongs to.
 type deps struct {
 	cfg      config.Config
 	log      *slog.Logger
 	pool     *pgxpool.Pool
-	store    *postgres.Store
 	requests *pgxpool.Pool
-	// reqStore is store on requests: the write side's and the audit
-	// trail's event store.
-	reqStore *postgres.Store
-	svc      *command.Service
-	metrics  *metrics.Metrics
-	watcher  *watcher
-	ready    *readiness
+	// events is the event store: events.Store for background work,
+	// events.Requests (on requests, for PostgreSQL) for the write side and
+	// the audit trail.
+	events  *eventstores.Backend
+	svc     *command.Service
+	metrics *metrics.Metrics
+	watcher *watcher
+	ready   *readiness
 	// progress wakes read-your-writes waiters; set when the query role runs.
 	progress *projections.Progress
 }
@@ -163,8 +167,13 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 	m.Prime(append(readmodels.Names(), process.Name),
 		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
-	store := postgres.New(pool, postgres.Options{Logger: logger, AppendObserver: m.ObserveAppend})
-	reqStore := store.WithPool(requests)
+	es, err := openEventStore(startCtx, cfg, pool, eventstores.Options{Requests: requests, AppendObserver: m.ObserveAppend, BatchObserver: m.ObserveAppendBatch, Logger: logger})
+	if err != nil {
+		requests.Close()
+		pool.Close()
+		return nil, nil, err
+	}
+	logger.Info("event store", "kind", es.Kind, "url", eventStoreURL(cfg))
 	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger,
 		OnCache: func(event string) {
 			switch event {
@@ -188,27 +197,105 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 	} else {
 		stock.SnapshotEvery = -1
 	}
-	svc := command.NewService(reqStore, command.Options{
+	svc := command.NewService(es.Requests, command.Options{
 		OnOrderPlaced: m.OrdersTotal.Inc, OnOrderPaid: m.OrdersPaid.Inc,
 		OnOrderCanceled: func(reason string) { m.OrdersCanceled.WithLabelValues(reason).Inc() },
-		KeySecret:       []byte(cfg.IdempotencyKeySecret), Stock: stock, OrderCacheSize: cfg.OrderCacheSize,
+		OnOrderEnded: func(ctx context.Context, status order.Status, took time.Duration) {
+			metrics.Observe(ctx, m.SagaDuration.WithLabelValues(string(status)), took.Seconds())
+		},
+		KeySecret: []byte(cfg.IdempotencyKeySecret), Stock: stock, OrderCacheSize: cfg.OrderCacheSize,
 	})
-	w := newWatcher(pool, store, m, logger)
+	w := newWatcher(pool, es.Store, projections.StatusOptions{EventStore: es.Kind, MaxBehind: es.MaxCount}, m, logger)
 	d := &deps{
-		cfg: cfg, log: logger, pool: pool, store: store, requests: requests, reqStore: reqStore, svc: svc, metrics: m, watcher: w,
-		ready: &readiness{pool: requests, timeouts: timeouts, store: store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
+		cfg: cfg, log: logger, pool: pool, requests: requests, events: es, svc: svc, metrics: m, watcher: w,
+		ready: &readiness{pool: requests, timeouts: timeouts, store: es.Store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
 			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
 	}
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		svc.Close(ctx) // the snapshots waiting to be saved
-		store.Close()
+		es.Close()
 		requests.Close()
 		pool.Close()
 	}
 	return d, closeAll, nil
 }
+
+// openEventStore opens the event store EVENTSTORE_URL selects and refuses
+// it when a checkpoint this deployment reads belongs to another kind of
+// event store: its position would be read in the wrong log.
+func openEventStore(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, opts eventstores.Options) (*eventstores.Backend, error) {
+	es, err := eventstores.Open(ctx, cfg.EventStoreURL, pool, opts)
+	if err != nil {
+		return nil, fmt.Errorf("EVENTSTORE_URL: %w", err) // the adapter's error names the URL, without its password
+	}
+	names := append(readmodels.Names(), process.Name)
+	if err := projections.CheckEventStore(ctx, pool, es.Kind, names); err != nil {
+		es.Close()
+		if errors.Is(err, projections.ErrOtherEventStore) {
+			return nil, otherEventStore(err, eventStoreURL(cfg))
+		}
+		return nil, err
+	}
+	return es, nil
+}
+
+// eventStoreURL names the configured event store for logs and errors,
+// without a password.
+func eventStoreURL(cfg config.Config) string {
+	if cfg.EventStoreURL == "" {
+		return "PostgreSQL in DATABASE_URL (EVENTSTORE_URL is empty)"
+	}
+	return config.Redacted(cfg.EventStoreURL)
+}
+
+// errOtherEventStore: ordersd refused to start on checkpoints of another
+// event store.
+var errOtherEventStore = errors.New("checkpoints of another event store")
+
+// otherEventStore turns CheckEventStore's errors into what the operator
+// does about each checkpoint: a read model is rebuilt from the configured
+// event store; the process manager, which must not run its sagas again,
+// is switched to the configured store's head once it has scheduled every
+// event of the old one.
+func otherEventStore(err error, url string) error {
+	var each []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		each = joined.Unwrap()
+	} else {
+		each = []error{err}
+	}
+	var advice []string
+	for _, e := range each {
+		var other *projections.OtherEventStoreError
+		if !errors.As(e, &other) {
+			advice = append(advice, e.Error())
+			continue
+		}
+		if other.Name == process.Name {
+			advice = append(advice, fmt.Sprintf("%s: the process manager's checkpoint is a position in the %s event store; it cannot be rebuilt "+
+				"(that would run every saga again): once it has scheduled every event of the %s store and those events are in %s, "+
+				"move it to the head of %s with `ordersctl projections switch %s`", other.Name, other.Recorded, other.Recorded, other.Configured,
+				other.Configured, other.Name))
+			continue
+		}
+		advice = append(advice, fmt.Sprintf("%s: its checkpoint is a position in the %s event store; rebuild it from %s with "+
+			"`ordersctl projections rebuild %s` (same DATABASE_URL and EVENTSTORE_URL)", other.Name, other.Recorded, other.Configured, other.Name))
+	}
+	return &otherEventStoreError{cause: err, msg: fmt.Sprintf("refusing to start with event store %s: %v (their positions mean nothing in this one): %s",
+		url, errOtherEventStore, strings.Join(advice, "; "))}
+}
+
+// otherEventStoreError is errOtherEventStore and CheckEventStore's error,
+// with what to do about it.
+type otherEventStoreError struct {
+	msg   string
+	cause error
+}
+
+func (e *otherEventStoreError) Error() string   { return e.msg }
+func (e *otherEventStoreError) Unwrap() []error { return []error{errOtherEventStore, e.cause} }
 
 // part is what one role adds to the process: routes to mount, loops that
 // run until their context ends, and what to release at the end.
@@ -294,7 +381,7 @@ func (d *deps) commandRole(ctx context.Context) (part, error) {
 func (d *deps) backpressure() *backpressure.Gate {
 	names := append(readmodels.Names(), process.Name)
 	probe := func(ctx context.Context, limit int) ([]backpressure.Source, error) {
-		behind, err := projections.Behind(ctx, d.pool, d.store, names, limit)
+		behind, err := projections.Behind(ctx, d.pool, d.events.Store, d.events.Kind, names, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -308,8 +395,14 @@ func (d *deps) backpressure() *backpressure.Gate {
 		}
 		return sources, nil
 	}
+	var poll time.Duration // the gate's default
+	if d.events.Kind == eventstores.KurrentDB {
+		// KurrentDB counts a backlog by reading it (up to the limit, per
+		// projection): read it less often.
+		poll = time.Second
+	}
 	return backpressure.New(probe, backpressure.Options{
-		MaxBacklog: d.cfg.PlacementMaxBacklog, MaxWait: d.cfg.PlacementBackpressureWait, Logger: d.log,
+		MaxBacklog: d.cfg.PlacementMaxBacklog, MaxWait: d.cfg.PlacementBackpressureWait, Logger: d.log, Poll: poll,
 		OnHold: func(holding bool, cause backpressure.Source) {
 			if holding {
 				d.metrics.Backpressure.Set(1)
@@ -328,7 +421,7 @@ func (d *deps) queryRole() part {
 	d.progress = projections.NewProgress(d.pool, 0)
 	api := httpapi.New(httpapi.Config{
 		Products: products.NewReader(d.requests), Orders: orders.NewReader(d.requests),
-		Events: d.reqStore, StockIndex: orderstock.NewReader(d.requests),
+		Events: d.events.Requests, StockIndex: orderstock.NewReader(d.requests),
 		Waiter: d.progress, AdminSecret: d.cfg.AdminSecret, Logger: d.log, RequestTimeout: d.cfg.RequestTimeout,
 	})
 	return part{mount: api.MountQueries, run: []func(context.Context) error{
@@ -345,7 +438,7 @@ func (d *deps) projectorRole() part {
 	}
 	var p part
 	for _, proj := range readmodels.All() {
-		runner := projections.NewRunner(d.pool, d.store, proj, projections.Options{Logger: d.log, OnApplied: onApplied})
+		runner := projections.NewRunner(d.pool, d.events.Store, proj, projections.Options{Logger: d.log, OnApplied: onApplied, EventStore: d.events.Kind})
 		p.run = append(p.run, runner.Run)
 	}
 	return p
@@ -373,19 +466,23 @@ func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
 	var provider process.Provider = fake
 	providerName := "embedded fake provider"
 	if fake == nil {
-		provider, providerName = d.providerClient(), d.cfg.PaymentProviderURL
+		provider, providerName = d.providerClient(), config.Redacted(d.cfg.PaymentProviderURL)
 	}
 	callback := d.cfg.PaymentCallbackURL
 	if callback == "" {
 		callback = "http://" + loopback(addr) + "/webhooks/payment"
 	}
 	m := d.metrics
-	manager := process.New(d.pool, d.store, d.svc, provider, process.Options{
+	manager := process.New(d.pool, d.events.Store, d.svc, provider, process.Options{
 		Backoff: d.cfg.PaymentRetryBackoff, PaymentTimeout: d.cfg.PaymentTimeout, CallbackURL: callback, Logger: d.log,
-		OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
-		OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+		EventStore: d.events.Kind,
+		OnStep:     func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
+		OnError:    func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+		OnStepDuration: func(ctx context.Context, kind string, took time.Duration) {
+			metrics.Observe(ctx, m.StepDuration.WithLabelValues(kind), took.Seconds())
+		},
 	})
-	d.log.Info("payment process manager", "provider", providerName, "callback_url", callback)
+	d.log.Info("payment process manager", "provider", providerName, "callback_url", config.Redacted(callback))
 	return part{run: []func(context.Context) error{manager.Run}}
 }
 
@@ -422,9 +519,7 @@ func mount(r chi.Router, parts []part, metricsHandler, ready http.Handler) {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: "No such endpoint: " + req.URL.Path + " (see /docs)."})
-	})
+	r.NotFound(httpx.NotFound)
 	r.MethodNotAllowed(httpx.MethodNotAllowed(r))
 }
 

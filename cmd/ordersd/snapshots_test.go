@@ -15,7 +15,11 @@ import (
 // it.
 func TestSnapshotsAndBoundedCache(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "ORDERS_ROLES=command", "SNAPSHOT_EVERY=3", "STOCK_CACHE_SIZE=1")
+	onEachEventStore(t, testSnapshotsAndBoundedCache)
+}
+
+func testSnapshotsAndBoundedCache(t *testing.T, es string) {
+	s := startServer(t, es, "ORDERS_ROLES=command", "SNAPSHOT_EVERY=3", "STOCK_CACHE_SIZE=1")
 	var ids []string
 	for i := range 2 {
 		status, p := s.call(t, "POST", "/admin/products", fmt.Sprintf(`{"name":"S%d","price":"1.00","stock":100}`, i), "X-Admin-Secret", adminSecret)

@@ -23,16 +23,19 @@ const watchEvery = 5 * time.Second
 type watcher struct {
 	pool  *pgxpool.Pool
 	store projections.BacklogReader
-	m     *metrics.Metrics
-	log   *slog.Logger
+	// opts names the kind of event store and caps each count of events
+	// behind (a KurrentDB store counts by reading them).
+	opts projections.StatusOptions
+	m    *metrics.Metrics
+	log  *slog.Logger
 
 	mu   sync.Mutex
 	last []projections.Status
 	at   time.Time
 }
 
-func newWatcher(pool *pgxpool.Pool, store projections.BacklogReader, m *metrics.Metrics, log *slog.Logger) *watcher {
-	return &watcher{pool: pool, store: store, m: m, log: log}
+func newWatcher(pool *pgxpool.Pool, store projections.BacklogReader, opts projections.StatusOptions, m *metrics.Metrics, log *slog.Logger) *watcher {
+	return &watcher{pool: pool, store: store, opts: opts, m: m, log: log}
 }
 
 // Run reads every watchEvery until ctx ends.
@@ -57,7 +60,7 @@ func (w *watcher) Projections() ([]projections.Status, time.Time) {
 }
 
 func (w *watcher) read(ctx context.Context) {
-	list, err := projections.Statuses(ctx, w.pool, w.store)
+	list, err := projections.Statuses(ctx, w.pool, w.store, w.opts)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.WarnContext(ctx, "reading projection lag failed", "error", err)
@@ -77,8 +80,8 @@ func (w *watcher) read(ctx context.Context) {
 		w.m.ProjectionLag.WithLabelValues(s.Name).Set(float64(s.Behind))
 		w.m.ProjectionLagSeconds.WithLabelValues(s.Name).Set(lagSeconds(s))
 		failed := 0.0
-		if s.State == projections.StateFailed {
-			failed = 1
+		if s.State == projections.StateFailed || s.EventStore != w.opts.EventStore {
+			failed = 1 // stopped until an operator acts
 		}
 		w.m.ProjectionFailed.WithLabelValues(s.Name).Set(failed)
 	}
@@ -88,6 +91,7 @@ func (w *watcher) read(ctx context.Context) {
 	if backlog, err := process.ReadBacklog(ctx, w.pool, time.Now()); err == nil {
 		w.m.OutboxPending.Set(float64(unscheduled + backlog.Due))
 		w.m.DeadLetters.Set(float64(backlog.Parked))
+		w.m.QueueAge.Set(queueAge(backlog.OldestDue))
 	} else if ctx.Err() == nil {
 		w.log.WarnContext(ctx, "reading the process manager backlog failed", "error", err)
 	}
@@ -99,4 +103,12 @@ func lagSeconds(s projections.Status) float64 {
 		return 0
 	}
 	return time.Since(s.OldestPending).Seconds()
+}
+
+// queueAge is how long the oldest due step has been due.
+func queueAge(oldestDue time.Time) float64 {
+	if oldestDue.IsZero() {
+		return 0
+	}
+	return max(time.Since(oldestDue).Seconds(), 0)
 }

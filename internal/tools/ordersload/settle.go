@@ -207,7 +207,7 @@ func readModelAgrees(ctx context.Context, pool *pgxpool.Pool, store *postgres.St
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+ordersTable+` WHERE status = $1`, statusCreated).Scan(&created); err != nil {
 		return false, fmt.Errorf("look at the read model: %w", err)
 	}
-	list, err := projections.Statuses(ctx, pool, store)
+	list, err := projections.Statuses(ctx, pool, store, projections.StatusOptions{})
 	if err != nil {
 		return false, err
 	}

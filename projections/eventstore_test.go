@@ -1,0 +1,127 @@
+package projections_test
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/projections"
+	"github.com/orders-reference/orders/query/orders"
+	"github.com/orders-reference/orders/query/products"
+)
+
+// A checkpoint records the kind of event store its position belongs to. A
+// runner of another kind refuses it, moving nothing, and is listed as of
+// that store with nothing counted against it; a rebuild from the runner's
+// event store takes the projection over, and the runner carries on.
+func TestRunnerRefusesACheckpointOfAnotherEventStore(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	productIDs, orderIDs := e.workload(t)
+	foreign := eventstore.Position{Commit: 4096, Prepare: 4096}
+	if _, err := e.pool.Exec(ctxT(t), `INSERT INTO projection_checkpoints (name, position_commit, position_prepare, event_store)
+		VALUES ($1, $2, $3, 'kurrentdb')`, products.Name, int64(foreign.Commit), int64(foreign.Prepare)); err != nil {
+		t.Fatal(err)
+	}
+	err := projections.CheckEventStore(ctxT(t), e.pool, "", []string{products.Name, orders.Name, "never_ran"})
+	var other *projections.OtherEventStoreError
+	if !errors.As(err, &other) || !errors.Is(err, projections.ErrOtherEventStore) ||
+		*other != (projections.OtherEventStoreError{Name: products.Name, Recorded: "kurrentdb", Configured: projections.DefaultEventStore}) {
+		t.Fatalf("check: %v", err)
+	}
+	if err := projections.CheckEventStore(ctxT(t), e.pool, "kurrentdb", []string{products.Name}); err != nil {
+		t.Fatalf("check for the checkpoint's own event store: %v", err)
+	}
+
+	var logs legacyTextLogs
+	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), LeaderPoll: 20 * time.Millisecond}))
+	eventually.True(t, "the runner to refuse the checkpoint", func() bool {
+		return strings.Contains(logs.String(), "projection products: its checkpoint is a position in the kurrentdb event store, not in the postgres one configured")
+	})
+	if cp, state, _ := e.checkpoint(t, products.Name); cp != foreign || state != projections.StateRunning {
+		t.Fatalf("the refused checkpoint moved: %s %s", cp, state)
+	}
+	list, err := projections.Statuses(ctxT(t), e.pool, e.store, projections.StatusOptions{})
+	if err != nil || len(list) != 1 || list[0].EventStore != "kurrentdb" || list[0].Behind != 0 {
+		t.Fatalf("statuses: %+v %v", list, err)
+	}
+
+	e.waitVisible(t)
+	res, err := projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.CheckEventStore(ctxT(t), e.pool, projections.DefaultEventStore, []string{products.Name}); err != nil {
+		t.Fatalf("after the rebuild: %v", err)
+	}
+	if cp, _, _ := e.checkpoint(t, products.Name); cp != res.Checkpoint {
+		t.Fatalf("rebuilt to %s, the checkpoint is at %s", res.Checkpoint, cp)
+	}
+	e.waitCaughtUp(t, products.Name)
+	run(t, projections.NewRunner(e.pool, e.store, orders.Projector{}, projections.Options{}))
+	e.waitCaughtUp(t, orders.Name)
+	e.checkAgainstWriteModel(t, productIDs, orderIDs)
+}
+
+// Start records the event store of the position it is given; Switch moves
+// a checkpoint of another event store to the head of the given one.
+func TestStartAndSwitch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.workload(t)
+	e.waitVisible(t)
+	if err := projections.Start(ctxT(t), e.pool, "scheduler", "kurrentdb", eventstore.Position{Commit: 77, Prepare: 77}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projections.Switch(ctxT(t), e.pool, e.store, "nothing", ""); !errors.Is(err, projections.ErrNoCheckpoint) {
+		t.Fatalf("switch without a checkpoint: %v", err)
+	}
+	sw, err := projections.Switch(ctxT(t), e.pool, e.store, "scheduler", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := e.store.Head(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sw.From != (eventstore.Position{Commit: 77, Prepare: 77}) || sw.FromEventStore != "kurrentdb" || sw.To.Less(head) {
+		t.Fatalf("switched %+v, head %s", sw, head)
+	}
+	if cp, _, _ := e.checkpoint(t, "scheduler"); cp != sw.To {
+		t.Fatalf("checkpoint at %s after the switch to %s", cp, sw.To)
+	}
+	if _, err := projections.Switch(ctxT(t), e.pool, e.store, "scheduler", projections.DefaultEventStore); !errors.Is(err, projections.ErrSameEventStore) {
+		t.Fatalf("second switch: %v", err)
+	}
+}
+
+// A rebuild counts the events ahead only up to MaxCount: beyond it the
+// total is unknown (-1) until the last report.
+func TestRebuildCountsUpToMaxCount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.workload(t)
+	e.waitVisible(t)
+	var totals []int64
+	var last int64
+	res, err := projections.Rebuild(ctxT(t), e.pool, e.store, products.Projector{}, projections.RebuildOptions{
+		BatchSize: 4, MaxCount: 3,
+		Progress: func(done, total int64) { totals, last = append(totals, total), done },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(totals) < 3 || totals[len(totals)-1] != res.Events || last != res.Events {
+		t.Fatalf("totals %v, last done %d, read %d", totals, last, res.Events)
+	}
+	for _, total := range totals[:len(totals)-1] {
+		if total != -1 {
+			t.Fatalf("totals %v: a total before the end beyond MaxCount", totals)
+		}
+	}
+}
