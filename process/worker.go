@@ -442,7 +442,11 @@ func (m *Manager) claim(ctx context.Context, lease uuid.UUID, n int, lane int16)
 // due again after the next backoff delay, or parked after the last.
 func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 	stepCtx, cancel := context.WithTimeout(ctx, m.opts.StepTimeout)
+	began := time.Now()
 	err := m.execute(stepCtx, t)
+	if m.opts.OnStepDuration != nil {
+		m.opts.OnStepDuration(stepCtx, t.Kind, time.Since(began))
+	}
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down or fenced: the step runs again once its lease has ended

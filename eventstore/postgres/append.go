@@ -94,6 +94,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 // timed out, the connection failed): each would fail the same way, one
 // timeout after another, while every caller waits.
 func (s *Store) execBatch(batch []*appendRequest) {
+	if s.opts.BatchObserver != nil {
+		s.opts.BatchObserver(len(batch))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	err := s.runBatch(ctx, batch)

@@ -45,6 +45,9 @@ type Options struct {
 	// AppendObserver, if set, is called after every Append with its duration
 	// and error (for metrics).
 	AppendObserver func(d time.Duration, err error)
+	// BatchObserver, if set, is told how many appends each group commit
+	// combined into one statement (for metrics).
+	BatchObserver func(appends int)
 
 	// MaxBatch caps the appends combined into one transaction.
 	MaxBatch int

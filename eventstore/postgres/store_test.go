@@ -384,3 +384,59 @@ func TestTimedOutBatchFailsAsAWhole(t *testing.T) {
 		t.Fatalf("%d events stored by timed-out appends (%v)", stored, err)
 	}
 }
+
+// BatchObserver is told the size of every group commit: appends that
+// arrive while a batch runs are combined into the next one.
+func TestBatchObserverSeesGroupCommits(t *testing.T) {
+	t.Parallel()
+	var (
+		mu       sync.Mutex
+		batches  []int
+		first    sync.Once
+		release  = make(chan struct{})
+		blocking = make(chan struct{})
+	)
+	opts := postgres.Options{MaxInFlight: 1, BatchObserver: func(n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		batches = append(batches, n)
+	}}
+	s, _ := newStore(t, postgres.WithBeforeCommit(opts, func(ctx context.Context) {
+		first.Do(func() {
+			close(blocking)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		})
+	}))
+	const n = 6
+	errs := make(chan error, n)
+	go func() {
+		_, err := s.Append(context.Background(), "order-0", eventstore.NoStream, testEvent(0))
+		errs <- err
+	}()
+	<-blocking // the first batch runs and holds the only slot
+	for i := 1; i < n; i++ {
+		go func() {
+			_, err := s.Append(context.Background(), fmt.Sprintf("order-%d", i), eventstore.NoStream, testEvent(i))
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the others queue behind it
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sum := 0
+	for _, b := range batches {
+		sum += b
+	}
+	if sum != n || len(batches) < 2 || batches[0] != 1 || len(batches) == n {
+		t.Fatalf("batches %v, want %d appends in all: the first alone, the rest combined", batches, n)
+	}
+}
