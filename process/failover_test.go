@@ -70,7 +70,14 @@ func TestFailoverWithPerInstanceCallbacks(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	hooksA, hooksB := webhooks(), webhooks()
+	hooksB := webhooks()
+	// The first instance hangs mid-call: its own webhook endpoint (the same
+	// process) answers nothing useful either, so an outcome delivered there
+	// early is not recorded and the provider keeps retrying it.
+	hooksA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(hooksA.Close)
 
 	var (
 		mu     sync.Mutex
