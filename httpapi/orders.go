@@ -183,7 +183,7 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	page, err := a.cfg.Orders.List(r.Context(), order.NormalizeEmail(q.Get("email")), status, n, q.Get("cursor"))
+	page, err := a.cfg.Orders.List(r.Context(), q.Get("email"), status, n, q.Get("cursor"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return

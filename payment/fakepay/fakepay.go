@@ -47,6 +47,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/redact"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -191,7 +192,7 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 		}
 		if existing.Request.CallbackURL != req.CallbackURL {
 			p.log.Info("payment requested again with another callback URL; deliveries go there from now on",
-				"payment_id", existing.ID, "order_id", req.OrderID, "callback_url", req.CallbackURL)
+				"payment_id", existing.ID, "order_id", req.OrderID, "callback_url", redact.URL(req.CallbackURL))
 			existing.Request.CallbackURL = req.CallbackURL
 		}
 		return payment.Payment{ID: existing.ID, Status: payment.StatusPending}, nil
