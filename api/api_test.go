@@ -123,6 +123,39 @@ func TestEveryOperationAppearsOnce(t *testing.T) {
 	}
 }
 
+// What every route answers whatever its operation, each operation lists:
+// 405 (a method the path does not serve, with Allow) by the one shared
+// response, and, where it answers JSON, 406 (an Accept that accepts no
+// JSON; shared too) and 400 (a query parameter it does not take). The
+// OpenAPI document itself is served as it is, whatever is asked.
+func TestEveryOperationListsTheTransportAnswers(t *testing.T) {
+	for _, d := range documents {
+		doc, err := openapi3.NewLoader().LoadFromData(d.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for path, item := range doc.Paths.Map() {
+			for method, op := range item.Operations() {
+				name := d.name + ": " + method + " " + path
+				want := map[string]string{"405": "MethodNotAllowed"}
+				for _, status := range []string{"200", "201"} {
+					if r := op.Responses.Value(status); r != nil && r.Value.Content["application/json"] != nil && path != "/openapi.json" {
+						want["406"] = "NotAcceptable"
+						if op.Responses.Value("400") == nil {
+							t.Errorf("%s: no 400", name)
+						}
+					}
+				}
+				for status, component := range want {
+					if r := op.Responses.Value(status); r == nil || r.Ref != "#/components/responses/"+component {
+						t.Errorf("%s: %s is not the shared %s response", name, status, component)
+					}
+				}
+			}
+		}
+	}
+}
+
 // The Problem schema lists exactly the problem types the service answers
 // with; the fake provider's, some of them.
 func TestProblemTypesAreTheCatalog(t *testing.T) {

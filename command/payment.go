@@ -11,6 +11,7 @@ import (
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 // The payment saga's commands. Each records a decision on the order stream
@@ -58,6 +59,9 @@ func (s *Service) RecordPayment(ctx context.Context, id uuid.UUID, outcome order
 	}
 	if o.correlation != "" {
 		meta.CorrelationID = o.correlation
+		// The caller's log lines (a webhook's request) continue the
+		// order's story too.
+		logging.Add(ctx, "correlation_id", o.correlation)
 	}
 	seed := ""
 	if outcome.WebhookID != "" {

@@ -2,6 +2,7 @@ package command_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +14,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
-	"github.com/orders-reference/orders/eventstore/kurrentdb"
-	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
+	"github.com/orders-reference/orders/internal/eventstores/eventstorestest"
 )
 
 // countTypes counts the events of each type in a stream.
@@ -55,21 +55,77 @@ var webhookRequest = eventstore.Metadata{Actor: events.ActorProvider, Correlatio
 // fresh one (AppendResult.Replayed).
 func TestRecordPaymentOncePerMessage(t *testing.T) {
 	t.Parallel()
-	t.Run("postgres", func(t *testing.T) {
-		t.Parallel()
-		testRecordPaymentOncePerMessage(t, newStore(t))
+	eventstorestest.Each(t, func(t *testing.T, b eventstorestest.Backend) {
+		testRecordPaymentOncePerMessage(t, b.Store)
 	})
-	t.Run("kurrentdb", func(t *testing.T) {
-		t.Parallel()
-		srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		store, err := kurrentdb.New(ctx, srv.URL(), kurrentdb.Options{})
-		if err != nil {
-			t.Fatal(err)
+}
+
+// One provider message handled by several processes at once (a provider
+// that delivers twice, to two instances behind a load balancer), each with
+// its own client of the event store and an order cache that has seen the
+// order awaiting its payment: every one of them appends the message's
+// events, with the same derived ids at the same expected version, so one
+// writes them and the others are idempotent retries. The order's
+// transition is counted once in all (orders_paid_total or
+// orders_canceled_total, and the saga's duration), also on KurrentDB,
+// whose client answers a recognised retry as it answers a write.
+func TestPaymentOutcomeCountedOnceAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	eventstorestest.Each(t, func(t *testing.T, b eventstorestest.Backend) {
+		for _, succeeded := range []bool{true, false} {
+			var paid, ended atomic.Int32
+			var mu sync.Mutex
+			var canceled []string
+			opts := command.Options{
+				OnOrderPaid: func() { paid.Add(1) },
+				OnOrderCanceled: func(reason string) {
+					mu.Lock()
+					defer mu.Unlock()
+					canceled = append(canceled, reason)
+				},
+				OnOrderEnded: func(context.Context, order.Status, time.Duration) { ended.Add(1) },
+			}
+			v, _ := reservedOrder(t, command.NewService(b.Store, command.Options{}), 5, 2)
+			processes := make([]*command.Service, 4)
+			for i := range processes {
+				processes[i] = command.NewService(b.Connect(t), opts)
+				if got, err := processes[i].Order(ctxT(t), v.ID); err != nil || got.Status != order.StatusPaymentPending {
+					t.Fatalf("process %d reads the order: %v %v", i, got.Status, err)
+				}
+			}
+			outcome := order.PaymentOutcome{WebhookID: "msg_" + v.ID.String(), PaymentID: v.PaymentID, Succeeded: succeeded, Amount: 300000}
+			want := order.StatusPaid
+			if !succeeded {
+				want = order.StatusCanceled
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for _, svc := range processes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					if got, err := svc.RecordPayment(ctxT(t), v.ID, outcome, webhookRequest); err != nil || got.Status != want {
+						t.Errorf("record: %v %v, want %s", got.Status, err, want)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+
+			types := []string{events.TypeOrderPlaced, events.TypeOrderReserved, events.TypeOrderPaymentRequested, events.TypeOrderPaid}
+			if !succeeded {
+				types = append(types[:3], events.TypeOrderPaymentFailed, events.TypeOrderCanceled)
+			}
+			eventstorestest.WantTypes(t, b.Store, events.OrderStream(v.ID), types...)
+			mu.Lock()
+			if wantPaid := map[bool]int32{true: 1}[succeeded]; paid.Load() != wantPaid || ended.Load() != 1 ||
+				(succeeded && len(canceled) != 0) || (!succeeded && !slices.Equal(canceled, []string{events.CancelPaymentFailed})) {
+				t.Errorf("succeeded %v: the hooks were told paid %d times, canceled %v, ended %d times; want the transition once",
+					succeeded, paid.Load(), canceled, ended.Load())
+			}
+			mu.Unlock()
 		}
-		t.Cleanup(store.Close)
-		testRecordPaymentOncePerMessage(t, store)
 	})
 }
 

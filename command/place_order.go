@@ -257,12 +257,12 @@ func (s *Service) price(ctx context.Context, lines []order.Line) ([]events.Order
 		}
 		switch {
 		case errors.Is(err, product.ErrNotFound):
-			problems[fmt.Sprintf("items[%d].product_id", i)] = "no such product"
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "must name an existing product"
 			continue
 		case err != nil:
 			return nil, err
 		case !v.IsActive:
-			problems[fmt.Sprintf("items[%d].product_id", i)] = "product is not available"
+			problems[fmt.Sprintf("items[%d].product_id", i)] = "must name a product that is available (this one is not active)"
 			continue
 		}
 		items[i] = events.OrderItem{ProductID: l.ProductID, Quantity: l.Quantity, UnitPrice: v.Price}

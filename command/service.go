@@ -306,10 +306,11 @@ func (s *Service) decideOrder(ctx context.Context, id uuid.UUID, known *loadedOr
 		}
 		o.appended = !res.Replayed // a transition this append reports
 		repeated := s.orders.put(o)
-		// A replay's transition was reported by whoever wrote it. A store
-		// that cannot tell a replay (KurrentDB) reports none; the cache
-		// still tells one of another append of this process (a webhook
-		// delivered twice at once), which is not counted twice.
+		// A replay's transition was reported by whoever wrote it, in this
+		// process or another: every adapter tells a replay (KurrentDB's by
+		// reading its mark back). Should one not know (a failed read-back),
+		// the cache still tells a replay of another append of this process
+		// (a webhook delivered twice at once), which is not counted twice.
 		if !res.Replayed && !repeated {
 			s.ended(ctx, before.Status, st)
 		}

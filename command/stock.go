@@ -12,11 +12,14 @@ import (
 
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/batch"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/snapshot"
 )
@@ -77,7 +80,17 @@ type StockOptions struct {
 	OnSnapshot func(err error)
 	// Logger receives failed snapshot loads and saves; nil discards them.
 	Logger *slog.Logger
+	// TracerProvider, if set, gives every batch of decisions on a product
+	// a span, in the trace of the orders it decides for (or linked to
+	// theirs, when it serves many); its reads and append are under it.
+	TracerProvider trace.TracerProvider
 }
+
+// The attributes of a stock batch's span.
+const (
+	attrProduct   = attribute.Key("product.id")
+	attrDecisions = attribute.Key("stock.decisions")
+)
 
 // Cache events reported to StockOptions.OnCache.
 const (
@@ -321,6 +334,12 @@ func (s *Stock) Peek(ctx context.Context, id uuid.UUID) (ProductView, error) {
 func (s *Stock) run(e *stockEntry, ops []*stockOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
+	if s.opts.TracerProvider != nil {
+		var span trace.Span
+		ctx, span = tracing.StartLinked(ctx, tracing.Tracer(s.opts.TracerProvider), "stock batch", len(ops),
+			func(i int) eventstore.Metadata { return ops[i].meta }, trace.WithAttributes(attrProduct.String(e.id.String()), attrDecisions.Int(len(ops))))
+		defer span.End()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	defer func() {

@@ -108,6 +108,12 @@ type Metadata struct {
 	CausationID string `json:"causation_id,omitempty"`
 	// Actor is who caused it: "admin", "customer", "provider" or "system".
 	Actor string `json:"actor,omitempty"`
+	// Traceparent and Tracestate are the W3C trace context of the work
+	// that wrote the event (a request, a process manager step), so that
+	// the work the event causes elsewhere continues its trace. Empty when
+	// that work was not traced (and in events stored before tracing).
+	Traceparent string `json:"traceparent,omitempty"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // RecordedEvent is an event as stored.

@@ -28,7 +28,9 @@ import (
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/ratelimit"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/query"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
@@ -133,10 +135,14 @@ func New(cfg Config) *API {
 	return &API{cfg: cfg, log: log}
 }
 
+// Every route answers JSON (httpx.AcceptJSON, first, so a request refused
+// for its Accept header changes nothing) and declares the query
+// parameters it takes (httpx.Query; the command routes take none).
+
 // MountCommands adds the command routes to r.
 func (a *API) MountCommands(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(a.deadline, httpx.CheckQuery)
+		r.Use(httpx.AcceptJSON, a.deadline, httpx.Query())
 		r.Group(func(r chi.Router) {
 			r.Use(httpx.RequireAdmin(a.cfg.AdminSecret))
 			r.Post("/admin/products", a.createProduct)
@@ -153,16 +159,30 @@ func (a *API) MountCommands(r chi.Router) {
 // MountQueries adds the query routes to r.
 func (a *API) MountQueries(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(a.deadline, httpx.CheckQuery)
-		r.Get("/products", a.waiting(products.Name, a.listProducts))
-		r.Get("/products/{id}", a.waiting(products.Name, a.getProduct))
-		r.Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
-		r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
+		r.Use(httpx.AcceptJSON, a.deadline)
+		admin := httpx.RequireAdmin(a.cfg.AdminSecret)
+		r.With(httpx.Query(paramIsActive, paramLimit, paramCursor)).Get("/products", a.waiting(products.Name, a.listProducts))
+		r.With(httpx.Query()).Get("/products/{id}", a.waiting(products.Name, a.getProduct))
+		r.With(httpx.Query()).Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
+		r.With(httpx.Query(paramEmail, paramStatus, paramLimit, paramCursor), admin).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
 		if a.cfg.Events != nil {
-			r.With(httpx.RequireAdmin(a.cfg.AdminSecret)).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
+			r.With(httpx.Query(), admin).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
 		}
 	})
 }
+
+// The query parameters of the list endpoints, each with the most
+// characters its value may have: a cursor as long as any the API returns
+// (base64 of a time and an id) with room to spare, an email as long as an
+// address may be (order.MaxEmail), the others a little over their longest
+// right value (their own rules then say what is wrong).
+var (
+	paramIsActive = httpx.Param{Name: "is_active", Max: 32}
+	paramLimit    = httpx.Param{Name: "limit", Max: 32}
+	paramStatus   = httpx.Param{Name: "status", Max: 32}
+	paramCursor   = httpx.Param{Name: "cursor", Max: 256}
+	paramEmail    = httpx.Param{Name: "email", Max: order.MaxEmail}
+)
 
 // deadline gives each request Config.RequestTimeout.
 func (a *API) deadline(next http.Handler) http.Handler {
@@ -177,10 +197,21 @@ func (a *API) deadline(next http.Handler) http.Handler {
 }
 
 // meta is the metadata of the events a request causes: the request id is
-// their correlation and causation.
+// their correlation and causation, and the request's trace context
+// theirs, so that what they cause continues its trace.
 func meta(r *http.Request, actor string) eventstore.Metadata {
 	id := httpx.RequestIDFrom(r.Context())
-	return eventstore.Metadata{CorrelationID: id, CausationID: id, Actor: actor}
+	return tracing.Record(r.Context(), eventstore.Metadata{CorrelationID: id, CausationID: id, Actor: actor})
+}
+
+// orderPathID reads the {id} of an order's route (pathID); the request's
+// log lines carry it as order_id.
+func (a *API) orderPathID(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
+	id, ok := a.pathID(w, r)
+	if ok {
+		logging.Add(r.Context(), "order_id", id)
+	}
+	return id, ok
 }
 
 // pathID reads the {id} URL parameter, a UUID in its canonical form

@@ -17,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/apitest"
@@ -31,7 +32,7 @@ const secret = "test-admin-secret"
 
 type env struct {
 	srv   *httptest.Server
-	store *postgres.Store
+	store eventstore.Store
 	svc   *command.Service
 }
 
@@ -40,12 +41,19 @@ type envOptions struct {
 	failClosed     bool
 	onLimiterError func(error)
 	webhooks       httpapi.WebhookVerifier
+	// store, if set, is the event store (by default PostgreSQL, on a
+	// database of the test's own).
+	store eventstore.Store
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	store := postgres.New(pgtest.NewPool(t, 12), postgres.Options{})
-	t.Cleanup(store.Close)
+	store := o.store
+	if store == nil {
+		pg := postgres.New(pgtest.NewPool(t, 12), postgres.Options{})
+		t.Cleanup(pg.Close)
+		store = pg
+	}
 	svc := command.NewService(store, command.Options{})
 	api := httpapi.New(httpapi.Config{
 		Commands: svc, AdminSecret: secret,

@@ -27,9 +27,9 @@ type badRequest struct{ param, message string }
 
 func (e badRequest) Error() string {
 	if e.param == "" {
-		return e.message
+		return "malformed request: " + e.message
 	}
-	return e.param + " " + e.message + "."
+	return "malformed request: " + e.param + ": " + e.message
 }
 
 // errNotCaughtUp: a read-your-writes wait ran out (X-Min-Position).
@@ -37,30 +37,35 @@ var errNotCaughtUp = errors.New("the read model has not caught up with X-Min-Pos
 
 // errorProblems maps every error the API answers to its problem type, in
 // one table (the way benbjohnson/wtf maps its error codes): the first
-// entry that errors.Is/As matches wins. detail, if set, replaces the
-// error's own text (which may name internals); the catalog in
-// internal/httpx gives each type its title and status.
+// entry that errors.Is/As matches wins. detail is a fixed sentence for a
+// client; decorate words it more closely from what the error carries as
+// fields (the order's status, the kind of thing not found, the inputs a
+// validation names), never from the error's text, which is for logs and
+// may name internals (ids, Go's words). Every row has one: a test walks
+// the table, and another checks that nothing here reads an error's
+// Error(). The catalog in internal/httpx gives each type its title and
+// status.
 var errorProblems = []struct {
 	match  func(error) bool
 	typ    string
 	detail string
 }{
-	{as[badRequest], httpx.TypeMalformedRequest, ""},
+	{as[badRequest], httpx.TypeMalformedRequest, "A parameter or header of the request is malformed."},
 	{is(query.ErrInvalidCursor), httpx.TypeMalformedRequest, "cursor is not one this API returned."},
-	{as[*command.ValidationError], httpx.TypeValidation, ""},
-	{is(product.ErrInvalid), httpx.TypeValidation, ""},
+	{is(command.ErrValidation), httpx.TypeValidation, "The request has invalid fields."},
+	{is(product.ErrInvalid), httpx.TypeValidation, "The product's fields break its rules."},
 	{is(command.ErrRejected), httpx.TypeInsufficientStock, "Not every item could be reserved; nothing is reserved."},
 	{is(command.ErrIdempotencyConflict), httpx.TypeIdempotencyConflict, "This Idempotency-Key was used for a different request."},
-	{as[errRateLimited], httpx.TypeRateLimited, ""},
+	{as[errRateLimited], httpx.TypeRateLimited, "Too many orders for one email; retry later."},
 	{is(errLimiterDown), httpx.TypeUnavailable, "Orders cannot be rate limited right now; try again shortly."},
 	{is(errNotCaughtUp), httpx.TypeUnavailable, "The read model has not caught up with X-Min-Position yet; retry shortly."},
 	{is(backpressure.ErrBehind), httpx.TypeUnavailable, "The service is catching up with its backlog of orders; retry shortly."},
 	{dependencyTimeout, httpx.TypeUnavailable, "The database did not answer in time; retry shortly."},
-	{is(product.ErrNotFound), httpx.TypeNotFound, ""},
-	{is(order.ErrNotFound), httpx.TypeNotFound, ""},
-	{is(query.ErrNotFound), httpx.TypeNotFound, ""},
-	{is(order.ErrIllegalTransition), httpx.TypeInvalidTransition, ""},
-	{is(order.ErrPaymentMismatch), httpx.TypePaymentMismatch, ""},
+	{is(product.ErrNotFound), httpx.TypeNotFound, "There is no product with this id."},
+	{is(order.ErrNotFound), httpx.TypeNotFound, "There is no order with this id."},
+	{is(query.ErrNotFound), httpx.TypeNotFound, "There is nothing with this id."},
+	{is(order.ErrIllegalTransition), httpx.TypeInvalidTransition, "The order's status does not allow this."},
+	{is(order.ErrPaymentMismatch), httpx.TypePaymentMismatch, "The outcome names another payment or amount than the order's."},
 }
 
 // dependencyTimeout: the database is unavailable or too slow (a statement
@@ -99,12 +104,9 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			// Operators see why (the error names no secret); the client
 			// gets the table's detail.
 			a.log.WarnContext(r.Context(), "request answered 503: the database did not answer in time",
-				"method", r.Method, "path", r.URL.Path, "error", err)
+				"method", httpx.Clip(r.Method), "path", httpx.Clip(r.URL.Path), "error", err)
 		}
 		p := httpx.Problem{Type: m.typ, Detail: m.detail}
-		if p.Detail == "" {
-			p.Detail = err.Error()
-		}
 		decorate(w, err, &p)
 		if m.typ == httpx.TypeUnavailable && dependencyTimeout(err) {
 			p.Detail += retryHint(r)
@@ -112,7 +114,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.WriteProblem(w, p)
 		return
 	}
-	a.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	a.log.ErrorContext(r.Context(), "request failed", "method", httpx.Clip(r.Method), "path", httpx.Clip(r.URL.Path), "error", err)
 	httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeInternal, Detail: httpx.InternalDetail + retryHint(r)})
 }
 
@@ -125,22 +127,32 @@ func retryHint(r *http.Request) string {
 	return ""
 }
 
-// decorate adds what some errors carry: the fields of a validation error,
-// the products of a rejection, the delays of a rate limit.
+// decorate adds what some errors carry as fields: the inputs of a
+// malformed request or a validation error, the products of a rejection,
+// the delays of a rate limit, the status of an order that cannot make a
+// transition, the kind of thing not found. It words the detail from those
+// fields only.
 func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	var (
-		bad      badRequest
-		ve       *command.ValidationError
-		pe       *product.InvalidError
-		rej      *command.RejectedError
-		limited  errRateLimited
-		mismatch *order.MismatchError
+		bad        badRequest
+		ve         *command.ValidationError
+		pe         *product.InvalidError
+		rej        *command.RejectedError
+		limited    errRateLimited
+		mismatch   *order.MismatchError
+		transition *order.TransitionError
+		missing    *query.NotFoundError
 	)
 	switch {
-	case errors.As(err, &bad) && bad.param != "":
-		detail := p.Detail
+	case errors.As(err, &bad) && bad.param == "":
+		p.Detail = bad.message
+	case errors.As(err, &bad):
 		*p = httpx.InvalidField(p.Type, bad.param, bad.message)
-		p.Detail = detail
+		p.Detail = bad.param + " " + bad.message + "."
+	case errors.As(err, &transition):
+		p.Detail = transitionDetail(transition)
+	case errors.As(err, &missing) && (missing.Kind == query.KindOrder || missing.Kind == query.KindProduct):
+		p.Detail = "There is no " + missing.Kind + " with this id."
 	case errors.Is(err, query.ErrInvalidCursor):
 		detail := p.Detail
 		*p = httpx.InvalidField(p.Type, "cursor", "is not one this API returned")
@@ -166,6 +178,18 @@ func decorate(w http.ResponseWriter, err error, p *httpx.Problem) {
 	case dependencyTimeout(err):
 		w.Header().Set("Retry-After", "2")
 	}
+}
+
+// transitionDetail words an illegal transition from its fields: the
+// order's status and what was asked of it.
+func transitionDetail(e *order.TransitionError) string {
+	switch {
+	case e.To != order.StatusNew:
+		return fmt.Sprintf("The order is %s; it cannot become %s.", e.Status, e.To)
+	case e.Refund:
+		return fmt.Sprintf("The order is %s; it has no refund to record.", e.Status)
+	}
+	return fmt.Sprintf("The order is %s; no payment was requested for it, so no payment outcome can be recorded.", e.Status)
 }
 
 // per names a window as a client reads it ("minute", "60 seconds"),

@@ -16,7 +16,7 @@ const stockIndex = orderstock.Name
 // own events as they are now, its stock events as far as the order_stock
 // index has got (X-Min-Position waits for it to pass a write).
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.pathID(w, r)
+	id, ok := a.orderPathID(w, r)
 	if !ok {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/query/orders"
@@ -134,12 +135,13 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	logging.Add(r.Context(), "order_id", v.ID) // a repeated key's order, which Admit did not see
 	w.Header().Set("Location", "/orders/"+v.ID.String())
 	writeOrder(w, http.StatusCreated, v)
 }
 
 func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.pathID(w, r)
+	id, ok := a.orderPathID(w, r)
 	if !ok {
 		return
 	}
@@ -152,7 +154,7 @@ func (a *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	id, ok := a.pathID(w, r)
+	id, ok := a.orderPathID(w, r)
 	if !ok {
 		return
 	}

@@ -103,7 +103,7 @@ func (a *API) updateProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Name == nil && req.Description == nil && req.Price == nil && req.Stock == nil && req.IsActive == nil {
-		a.writeError(w, r, &command.ValidationError{Fields: map[string]string{"body": "name, description, price, stock or is_active is required"}})
+		a.writeError(w, r, &command.ValidationError{Fields: map[string]string{"body": "must set at least one of name, description, price, stock or is_active"}})
 		return
 	}
 	v, err := a.cfg.Commands.UpdateProduct(r.Context(), id, product.Details{

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/command/order"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/ratelimit"
 )
 
@@ -27,6 +28,7 @@ var errLimiterDown = errors.New("rate limiter unavailable")
 // are counted once.
 func (a *API) admit(w http.ResponseWriter, email string) func(ctx context.Context, orderID uuid.UUID) error {
 	return func(ctx context.Context, orderID uuid.UUID) error {
+		logging.Add(ctx, "order_id", orderID) // the request's lines from here on carry the new order's id
 		if a.cfg.Backpressure != nil {
 			if err := a.cfg.Backpressure.Admit(ctx); err != nil {
 				return err

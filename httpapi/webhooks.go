@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
@@ -12,6 +11,8 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
 )
@@ -32,6 +33,12 @@ type webhookAnswer struct {
 // member must be met by a change here, not silently half-read. The same
 // message delivered again is acknowledged without a second effect.
 func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
+	// Each signature header is read once, as every header the API reads
+	// (a second field would be a second meaning the check never saw).
+	if p := httpx.Once(r, payment.HeaderID, payment.HeaderTimestamp, payment.HeaderSignature); p != nil {
+		httpx.WriteProblem(w, *p)
+		return
+	}
 	body, p := httpx.ReadBody(w, r)
 	if p != nil {
 		httpx.WriteProblem(w, *p)
@@ -78,11 +85,13 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	case *in.OrderID == uuid.Nil:
 		problems["order_id"] = "must be the order's id"
 	}
-	switch {
-	case in.PaymentID == nil:
+	// The payment id is stored and shown to customers, and put in the
+	// provider's URLs: the rule of payment ids (an identifier from
+	// outside, of URL-safe characters).
+	if in.PaymentID == nil {
 		problems["payment_id"] = "is required"
-	case *in.PaymentID == "" || utf8.RuneCountInString(*in.PaymentID) > 255:
-		problems["payment_id"] = "must be 1-255 characters"
+	} else if p := payment.IDProblem(*in.PaymentID); p != "" {
+		problems["payment_id"] = p
 	}
 	switch {
 	case in.Status == nil:
@@ -98,8 +107,11 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The request's lines carry the order's id, and its correlation id
+	// once RecordPayment has found the order's (logging.Add).
+	logging.Add(r.Context(), "order_id", *in.OrderID)
 	requestID := httpx.RequestIDFrom(r.Context())
-	meta := eventstore.Metadata{CorrelationID: requestID, CausationID: webhookID, Actor: events.ActorProvider}
+	meta := tracing.Record(r.Context(), eventstore.Metadata{CorrelationID: requestID, CausationID: webhookID, Actor: events.ActorProvider})
 	succeeded := *in.Status == payment.StatusSuccess
 	v, err := a.cfg.Commands.RecordPayment(r.Context(), *in.OrderID, order.PaymentOutcome{
 		WebhookID: webhookID, PaymentID: *in.PaymentID, Succeeded: succeeded, Amount: *in.Amount,
@@ -108,8 +120,8 @@ func (a *API) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "payment webhook recorded", "order_id", *in.OrderID, "payment_id", *in.PaymentID,
-		"outcome", *in.Status, "webhook_id", webhookID, "order_status", v.Status)
+	a.log.InfoContext(r.Context(), "payment webhook recorded", "payment_id", httpx.Clip(*in.PaymentID),
+		"outcome", *in.Status, "webhook_id", httpx.Clip(webhookID), "order_status", v.Status)
 	setPosition(w, v.Position)
 	httpx.WriteJSON(w, http.StatusOK, webhookAnswer{OrderID: v.ID.String(), Status: string(v.Status.Public())})
 }

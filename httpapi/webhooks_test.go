@@ -33,11 +33,17 @@ const (
 // secret, and an order waiting for its payment.
 func webhookEnv(t *testing.T) (*env, string, string) {
 	t.Helper()
+	return webhookEnvOn(t, nil)
+}
+
+// webhookEnvOn is webhookEnv on store (nil: PostgreSQL, as newEnv).
+func webhookEnvOn(t *testing.T, store eventstore.Store) (*env, string, string) {
+	t.Helper()
 	v, err := payment.NewVerifier([]string{webhookSecret, oldSecret}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t, envOptions{webhooks: v})
+	e := newEnv(t, envOptions{webhooks: v, store: store})
 	p := e.product(t, 10)
 	r := e.do(t, "POST", "/orders", orderBody("hook@example.com", p, 2))
 	if r.Status != http.StatusCreated {

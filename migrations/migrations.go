@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 //go:embed sql/*.sql
@@ -35,10 +38,13 @@ type Status struct {
 // Migrator applies the embedded migrations to one database.
 type Migrator struct {
 	provider *goose.Provider
+	log      *slog.Logger
 }
 
-// New returns a Migrator for db. logger receives one line per applied
-// migration; nil discards them.
+// New returns a Migrator for db. logger receives one INFO line per
+// migration applied ("migration applied": version, name, duration_ms),
+// never its SQL, and one DEBUG line when there was nothing to apply; nil
+// discards them.
 func New(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
 	fsys, err := fs.Sub(embedded, "sql")
 	if err != nil {
@@ -54,15 +60,17 @@ func New(db *sql.DB, logger *slog.Logger) (*Migrator, error) {
 	// lower number can land after higher ones were applied (00004, the
 	// snapshots table, after 00005 and 00006): apply it instead of refusing
 	// to start. Each migration must therefore not depend on a higher one.
+	// goose itself logs nothing (its verbose mode logs every statement);
+	// the Migrator logs the results.
 	opts := []goose.ProviderOption{goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true)}
-	if logger != nil {
-		opts = append(opts, goose.WithSlog(logger), goose.WithVerbose(true))
-	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
-	return &Migrator{provider: p}, nil
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Migrator{provider: p, log: logger}, nil
 }
 
 // Up applies every pending migration and returns the versions it applied.
@@ -71,11 +79,14 @@ func (m *Migrator) Up(ctx context.Context) ([]int64, error) {
 	if err != nil {
 		var partial *goose.PartialError
 		if errors.As(err, &partial) && partial.Failed != nil {
-			return versions(partial.Applied), fmt.Errorf("migrations: version %d failed: %w", partial.Failed.Source.Version, partial.Err)
+			return m.applied(ctx, partial.Applied), fmt.Errorf("migrations: version %d failed: %w", partial.Failed.Source.Version, partial.Err)
 		}
 		return nil, fmt.Errorf("migrations: up: %w", err)
 	}
-	return versions(results), nil
+	if len(results) == 0 {
+		m.log.DebugContext(ctx, "database schema up to date: no migration to apply")
+	}
+	return m.applied(ctx, results), nil
 }
 
 // UpTo applies the pending migrations up to and including version (to
@@ -83,14 +94,21 @@ func (m *Migrator) Up(ctx context.Context) ([]int64, error) {
 func (m *Migrator) UpTo(ctx context.Context, version int64) ([]int64, error) {
 	results, err := m.provider.UpTo(ctx, version)
 	if err != nil {
-		return versions(results), fmt.Errorf("migrations: up to %d: %w", version, err)
+		var partial *goose.PartialError
+		if errors.As(err, &partial) {
+			results = partial.Applied
+		}
+		return m.applied(ctx, results), fmt.Errorf("migrations: up to %d: %w", version, err)
 	}
-	return versions(results), nil
+	return m.applied(ctx, results), nil
 }
 
-func versions(results []*goose.MigrationResult) []int64 {
+// applied logs each migration applied and returns their versions.
+func (m *Migrator) applied(ctx context.Context, results []*goose.MigrationResult) []int64 {
 	out := make([]int64, 0, len(results))
 	for _, r := range results {
+		m.log.InfoContext(ctx, "migration applied", "version", r.Source.Version, "name", path.Base(r.Source.Path),
+			logging.Millis("duration_ms", r.Duration))
 		out = append(out, r.Source.Version)
 	}
 	return out

@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,17 +116,27 @@ func TestEnsureDatabaseCreatesOnce(t *testing.T) {
 	if _, err := admin.Exec(ctx, "DROP DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		created atomic.Int32
+	)
 	for range 3 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := postgres.EnsureDatabase(ctx, url); err != nil {
+			ok, err := postgres.EnsureDatabase(ctx, url)
+			if err != nil {
 				t.Error(err)
+			}
+			if ok {
+				created.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
+	if n := created.Load(); n != 1 {
+		t.Errorf("%d calls report that they created the database, want 1 (it is logged)", n)
+	}
 	var exists bool
 	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil || !exists {
 		t.Fatalf("database %s exists: %v, %v", name, exists, err)

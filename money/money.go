@@ -19,6 +19,17 @@ type Amount int64
 // fraction digits, or it overflows.
 var ErrInvalidAmount = errors.New("invalid amount")
 
+// ErrTooLarge: the input is a decimal amount beyond MaxAmount in either
+// sign (an ErrInvalidAmount too): its format is right, its size is not.
+var ErrTooLarge = fmt.Errorf("%w: beyond the largest amount", ErrInvalidAmount)
+
+// MaxAmount is the largest amount Parse reads (its negative the
+// smallest): 92233720368547757.99.
+const MaxAmount = Amount(maxUnits*100 + 99)
+
+// maxUnits is the most whole units an Amount holds with any cents.
+const maxUnits = (math.MaxInt64 - 99) / 100
+
 // Currency is the only currency Orders handles.
 const Currency = "USD"
 
@@ -35,8 +46,8 @@ func Parse(s string) (Amount, error) {
 		frac += "0"
 	}
 	units, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || units > (math.MaxInt64-99)/100 {
-		return 0, fmt.Errorf("%w: %q is too large", ErrInvalidAmount, s)
+	if err != nil || units > maxUnits {
+		return 0, fmt.Errorf("%w: %q", ErrTooLarge, s)
 	}
 	cents, _ := strconv.ParseInt(frac, 10, 64)
 	a := Amount(units*100 + cents)

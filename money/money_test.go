@@ -3,6 +3,7 @@ package money_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/orders-reference/orders/money"
@@ -53,5 +54,25 @@ func TestOverflow(t *testing.T) {
 	}
 	if v, err := money.Amount(150).Mul(3); err != nil || v != 450 {
 		t.Errorf("Mul: %v %v", v, err)
+	}
+}
+
+// An amount of the right format beyond MaxAmount is ErrTooLarge (and
+// ErrInvalidAmount), so that a problem can say it is its size, not its
+// format, that is wrong.
+func TestTooLarge(t *testing.T) {
+	t.Parallel()
+	if got, err := money.Parse(money.MaxAmount.String()); err != nil || got != money.MaxAmount || money.MaxAmount.String() != "92233720368547757.99" {
+		t.Fatalf("MaxAmount %s parses as %v, %v", money.MaxAmount, got, err)
+	}
+	for _, s := range []string{"92233720368547758", "92233720368547758.00", "99999999999999999999.00", "-99999999999999999999", "1" + strings.Repeat("0", 40)} {
+		if _, err := money.Parse(s); !errors.Is(err, money.ErrTooLarge) || !errors.Is(err, money.ErrInvalidAmount) {
+			t.Errorf("Parse(%q): %v, want ErrTooLarge", s, err)
+		}
+	}
+	for _, s := range []string{"1.001", "1e3", " 1.00", "abc"} {
+		if _, err := money.Parse(s); errors.Is(err, money.ErrTooLarge) || !errors.Is(err, money.ErrInvalidAmount) {
+			t.Errorf("Parse(%q): %v, want a format error", s, err)
+		}
 	}
 }

@@ -90,6 +90,17 @@ func TestVerify(t *testing.T) {
 			return []byte(vectorBody)
 		}, vectorTimestamp, payment.ErrBadSignature},
 		{"empty v1", func(h http.Header) []byte { h.Set(payment.HeaderSignature, "v1,"); return []byte(vectorBody) }, vectorTimestamp, payment.ErrBadSignature},
+		// A header sent as two fields is one the check would not read:
+		// refused, whichever field holds the right value.
+		{"signature twice, the good one first", func(h http.Header) []byte {
+			h.Add(payment.HeaderSignature, "v1,AAAA")
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"id twice", func(h http.Header) []byte { h.Add(payment.HeaderID, "msg_other"); return []byte(vectorBody) }, vectorTimestamp, payment.ErrMissingHeaders},
+		{"timestamp twice", func(h http.Header) []byte {
+			h.Add(payment.HeaderTimestamp, "1")
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
 		{"id too long", func(h http.Header) []byte {
 			h.Set(payment.HeaderID, string(make([]byte, payment.MaxIDLength+1)))
 			return []byte(vectorBody)

@@ -17,7 +17,6 @@ import (
 	"github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
-	"github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
@@ -275,7 +274,7 @@ func TestReleaseReasons(t *testing.T) {
 // flakyStore fails the first reads it is asked for, as a database that is
 // briefly away would.
 type flakyStore struct {
-	*postgres.Store
+	eventstore.Store
 	failures atomic.Int32
 }
 

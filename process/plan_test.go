@@ -65,9 +65,10 @@ func TestWorkListStatementsDoNotScan(t *testing.T) {
 		maxBuffers             int
 		customOnly             bool
 	}{
-		{"schedule", scheduleStepsSQL, "uuid[], text[], uuid[], uuid[], timestamptz[], text[], text[], smallint[]",
-			fmt.Sprintf("%s, %s, %s, %s, %s, %s, %s, %s", uuids(newIDs(20)), texts(20, KindPaymentTimeout), uuids(orders), texts(20, noProduct.String()),
-				texts(20, `"`+time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)+`"`), texts(20, "c"), texts(20, "c"), texts(20, "0")), 400, false},
+		{"schedule", scheduleStepsSQL, "uuid[], text[], uuid[], uuid[], timestamptz[], text[], text[], smallint[], text[], text[]",
+			fmt.Sprintf("%s, %s, %s, %s, %s, %s, %s, %s, %s, %s", uuids(newIDs(20)), texts(20, KindPaymentTimeout), uuids(orders), texts(20, noProduct.String()),
+				texts(20, `"`+time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)+`"`), texts(20, "c"), texts(20, "c"), texts(20, "0"),
+				texts(20, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), texts(20, `""`)), 400, false},
 		{"drop steps of ended orders", dropStepsSQL, "uuid[], text[]",
 			fmt.Sprintf("%s, '{%s,%s}'", uuids(orders), KindInitiatePayment, KindPaymentTimeout), 150, false},
 		{"claim", claimSQL, "timestamptz, int, uuid, interval, smallint",

@@ -56,11 +56,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/projections"
 )
@@ -172,6 +174,10 @@ type Options struct {
 	// OnStepDuration is told how long each run of a step took, whatever
 	// its outcome, with the step's context (for metrics).
 	OnStepDuration func(ctx context.Context, kind string, took time.Duration)
+	// TracerProvider, if set, traces the scheduler's batches, every run
+	// of a step (continuing the trace of the event that scheduled it) and
+	// every call to the provider (a child of its step's span).
+	TracerProvider trace.TracerProvider
 }
 
 // Manager is the process manager.
@@ -182,6 +188,7 @@ type Manager struct {
 	provider Provider
 	opts     Options
 	log      *slog.Logger
+	tracer   trace.Tracer
 	wake     chan struct{}
 }
 
@@ -219,9 +226,12 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if opts.TracerProvider != nil {
+		provider = tracedProvider{Provider: provider, tracer: tracing.Tracer(opts.TracerProvider)}
+	}
 	return &Manager{
 		pool: pool, store: store, orders: orders, provider: provider, opts: opts,
-		log: log.With("component", Name), wake: make(chan struct{}, 1),
+		log: log.With("component", Name), tracer: tracing.Tracer(opts.TracerProvider), wake: make(chan struct{}, 1),
 	}
 }
 
@@ -230,7 +240,7 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 // always shares the steps.
 func (m *Manager) Run(ctx context.Context) error {
 	scheduler := projections.NewRunner(m.pool, m.store, scheduler{m}, projections.Options{
-		Logger: m.log, LeaderPoll: m.opts.LeaderPoll, EventStore: m.opts.EventStore,
+		Logger: m.log, LeaderPoll: m.opts.LeaderPoll, EventStore: m.opts.EventStore, TracerProvider: m.opts.TracerProvider,
 		OnApplied: func(string, eventstore.Position) { m.Wake() },
 	})
 	g, ctx := errgroup.WithContext(ctx)

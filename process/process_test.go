@@ -22,6 +22,7 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/eventstores/eventstorestest"
 	"github.com/orders-reference/orders/internal/eventtest"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
@@ -173,7 +174,8 @@ func (s *stubProvider) count() (calls, payments, refunds int) {
 
 type harness struct {
 	pool     *pgxpool.Pool
-	store    *postgres.Store
+	store    eventstore.Store
+	kind     string // of the event store ("": PostgreSQL)
 	svc      *command.Service
 	clock    *clock
 	provider *stubProvider
@@ -203,13 +205,21 @@ func newHarness(t *testing.T) *harness {
 	}
 }
 
+// newHarnessOn is newHarness on backend b's database and event store.
+func newHarnessOn(b eventstorestest.Backend) *harness {
+	return &harness{
+		pool: b.Pool, store: b.Store, kind: b.Kind, svc: command.NewService(b.Store, command.Options{}),
+		clock: &clock{now: time.Now()}, provider: newStub(), steps: map[string]int{},
+	}
+}
+
 func (h *harness) manager() *process.Manager {
 	return h.managerOn(h.pool, h.store, nil, nil)
 }
 
 // managerOn returns a manager with the harness's options on pool and store,
 // acting through orders and provider (nil: the harness's).
-func (h *harness) managerOn(pool *pgxpool.Pool, store *postgres.Store, orders process.Orders, provider process.Provider) *process.Manager {
+func (h *harness) managerOn(pool *pgxpool.Pool, store eventstore.Store, orders process.Orders, provider process.Provider) *process.Manager {
 	now := time.Now
 	if h.clock != nil {
 		now = h.clock.Now
@@ -225,7 +235,7 @@ func (h *harness) managerOn(pool *pgxpool.Pool, store *postgres.Store, orders pr
 	}
 	return process.New(pool, store, orders, provider, process.Options{
 		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff, PlacementGrace: h.placementGrace,
-		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond, Logger: h.log,
+		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond, Logger: h.log, EventStore: h.kind,
 		OnStep: func(kind, outcome string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()

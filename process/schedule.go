@@ -40,6 +40,7 @@ var noProduct = uuid.Nil
 type plan struct {
 	ids, orders, products       []uuid.UUID
 	kinds, correlations, causes []string
+	traceparents, tracestates   []string // the causes' trace contexts
 	lanes                       []int16
 	due                         []time.Time
 	scheduled                   map[stepKey]bool
@@ -79,6 +80,7 @@ func (p *plan) add(kind string, order, product uuid.UUID, at time.Time, cause ev
 	}
 	p.ids, p.kinds, p.orders, p.products, p.due = append(p.ids, id), append(p.kinds, kind), append(p.orders, order), append(p.products, product), append(p.due, at)
 	p.correlations, p.causes = append(p.correlations, cause.Metadata.CorrelationID), append(p.causes, cause.ID.String())
+	p.traceparents, p.tracestates = append(p.traceparents, cause.Metadata.Traceparent), append(p.tracestates, cause.Metadata.Tracestate)
 	p.lanes = append(p.lanes, laneOf(kind))
 }
 
@@ -264,7 +266,7 @@ func (p *plan) write(ctx context.Context, tx pgx.Tx) error {
 		// A step scheduled again while it runs (a second stray reservation
 		// of one order and product) runs once more rather than being lost.
 		if _, err := tx.Exec(ctx, scheduleStepsSQL,
-			p.ids, p.kinds, p.orders, p.products, p.due, p.correlations, p.causes, p.lanes); err != nil {
+			p.ids, p.kinds, p.orders, p.products, p.due, p.correlations, p.causes, p.lanes, p.traceparents, p.tracestates); err != nil {
 			return fmt.Errorf("schedule steps: %w", err)
 		}
 	}
@@ -286,8 +288,8 @@ const (
 	// already scheduled for the same order, kind and product is kept, and
 	// runs once more if it is running now.
 	scheduleStepsSQL = `
-		INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id, lane)
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::smallint[])
+		INSERT INTO process_tasks (id, kind, order_id, product_id, due_at, correlation_id, causation_id, lane, traceparent, tracestate)
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[], $7::text[], $8::smallint[], $9::text[], $10::text[])
 		ON CONFLICT (order_id, kind, product_id) DO UPDATE SET rerun = process_tasks.lease_id IS NOT NULL`
 	// dropStepsSQL deletes the steps of kinds $2 of orders $1 that no one
 	// runs now.

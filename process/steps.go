@@ -11,6 +11,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/payment"
 )
@@ -24,15 +25,17 @@ var errPermanent = errors.New("permanent failure")
 // provider's error, since the payment may exist).
 var errUnreconciled = errors.New("payment not reconciled with the provider")
 
-// execute runs one step.
+// execute runs one step. Its context carries the step's ids for the log
+// (see Manager.run): the lines below do not repeat them.
 func (m *Manager) execute(ctx context.Context, t task) error {
-	meta := eventstore.Metadata{CorrelationID: t.CorrelationID, CausationID: t.CausationID, Actor: events.ActorSystem}
+	// The events the step appends carry its trace on to the next.
+	meta := tracing.Record(ctx, eventstore.Metadata{CorrelationID: t.CorrelationID, CausationID: t.CausationID, Actor: events.ActorSystem})
 	var err error
 	switch t.Kind {
 	case KindCompletePlacement:
 		var v command.OrderView
 		if v, err = m.orders.CompletePlacement(ctx, t.OrderID, meta); err == nil {
-			m.log.InfoContext(ctx, "placement checked", "order_id", t.OrderID, "status", v.Status, "correlation_id", t.CorrelationID)
+			m.log.InfoContext(ctx, "placement checked", "status", v.Status)
 		}
 	case KindReleaseReservation:
 		err = m.orders.ReleaseReservation(ctx, t.OrderID, t.ProductID, meta)
@@ -122,7 +125,7 @@ func (m *Manager) initiatePayment(ctx context.Context, t task, meta eventstore.M
 	if err != nil {
 		return fmt.Errorf("record payment %s: %w", p.ID, err)
 	}
-	m.log.InfoContext(ctx, "payment requested", "order_id", t.OrderID, "payment_id", p.ID, "status", v.Status, "correlation_id", t.CorrelationID)
+	m.log.InfoContext(ctx, "payment requested", "payment_id", p.ID, "status", v.Status)
 	return nil
 }
 
@@ -152,8 +155,8 @@ func (m *Manager) reconcileInitiation(ctx context.Context, t task, v command.Ord
 	if err != nil {
 		return fmt.Errorf("%w: %v; record payment %s: %w", errUnreconciled, cause, p.ID, err)
 	}
-	m.log.WarnContext(ctx, "payment request failed but the provider holds the payment; recorded", "order_id", t.OrderID,
-		"payment_id", p.ID, "provider_status", p.Status, "status", v.Status, "error", cause, "correlation_id", t.CorrelationID)
+	m.log.WarnContext(ctx, "payment request failed but the provider holds the payment; recorded",
+		"payment_id", p.ID, "provider_status", p.Status, "status", v.Status, "error", cause)
 	return nil
 }
 
@@ -183,7 +186,8 @@ func (m *Manager) adopt(ctx context.Context, v command.OrderView, p payment.Paym
 	webhookID := ReconcileWebhookID(p.ID, p.Status)
 	v, err = m.orders.RecordPayment(ctx, v.ID, order.PaymentOutcome{
 		WebhookID: webhookID, PaymentID: p.ID, Succeeded: p.Status == payment.StatusSucceeded, Amount: amount,
-	}, eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: webhookID, Actor: events.ActorProvider})
+	}, eventstore.Metadata{CorrelationID: meta.CorrelationID, CausationID: webhookID, Actor: events.ActorProvider,
+		Traceparent: meta.Traceparent, Tracestate: meta.Tracestate})
 	if errors.Is(err, order.ErrPaymentMismatch) {
 		err = fmt.Errorf("%w: %w", errPermanent, err)
 	}
@@ -213,15 +217,15 @@ func (m *Manager) timeOutPayment(ctx context.Context, t task, meta eventstore.Me
 	case err != nil:
 		providerStatus = "unknown"
 		m.log.WarnContext(ctx, "payment timeout: the provider still cannot say how the payment stands; canceling, a success reported later is refunded",
-			"order_id", t.OrderID, "error", err, "correlation_id", t.CorrelationID)
+			"error", err)
 	default:
 		providerStatus = p.Status
 		if v, err = m.adopt(ctx, v, p, meta); err != nil {
 			return fmt.Errorf("reconcile before the timeout: %w", err)
 		}
 		if p.Status == payment.StatusSucceeded || p.Status == payment.StatusFailed {
-			m.log.InfoContext(ctx, "payment timeout: the provider had decided the payment; recorded", "order_id", t.OrderID,
-				"payment_id", p.ID, "provider_status", p.Status, "status", v.Status, "correlation_id", t.CorrelationID)
+			m.log.InfoContext(ctx, "payment timeout: the provider had decided the payment; recorded",
+				"payment_id", p.ID, "provider_status", p.Status, "status", v.Status)
 			return nil
 		}
 		if p.Status == payment.StatusPending {
@@ -229,14 +233,13 @@ func (m *Manager) timeOutPayment(ctx context.Context, t task, meta eventstore.Me
 			// that honours the newest callback URL now reports to this
 			// instance, alive, rather than to one that may be gone.
 			if _, err := m.provider.InitiatePayment(ctx, m.request(v), v.ID.String()); err != nil {
-				m.log.WarnContext(ctx, "payment timeout: could not send the pending payment's request again", "order_id", t.OrderID,
-					"payment_id", p.ID, "error", err, "correlation_id", t.CorrelationID)
+				m.log.WarnContext(ctx, "payment timeout: could not send the pending payment's request again",
+					"payment_id", p.ID, "error", err)
 			}
 		}
 	}
 	if v, err = m.orders.TimeOutPayment(ctx, t.OrderID, meta); err == nil && v.CancelReason == events.CancelPaymentTimeout {
-		m.log.InfoContext(ctx, "payment timed out; order canceled", "order_id", t.OrderID, "provider_status", providerStatus,
-			"correlation_id", t.CorrelationID)
+		m.log.InfoContext(ctx, "payment timed out; order canceled", "provider_status", providerStatus)
 	}
 	return err
 }
@@ -279,7 +282,7 @@ func (m *Manager) reconcileAfterCancel(ctx context.Context, t task, meta eventst
 		return fmt.Errorf("record the success of payment %s after the cancel: %w", p.ID, err)
 	}
 	m.log.WarnContext(ctx, "a payment succeeded after its order was canceled by timeout, and no webhook said so; refund requested",
-		"order_id", t.OrderID, "payment_id", p.ID, "refund_requested", v.RefundRequested, "correlation_id", t.CorrelationID)
+		"payment_id", p.ID, "refund_requested", v.RefundRequested)
 	return nil
 }
 
@@ -300,6 +303,6 @@ func (m *Manager) refund(ctx context.Context, t task, meta eventstore.Metadata) 
 	if _, err := m.orders.RecordRefund(ctx, t.OrderID, r.ID, meta); err != nil {
 		return fmt.Errorf("record refund %s: %w", r.ID, err)
 	}
-	m.log.InfoContext(ctx, "payment refunded", "order_id", t.OrderID, "payment_id", v.PaymentID, "refund_id", r.ID, "correlation_id", t.CorrelationID)
+	m.log.InfoContext(ctx, "payment refunded", "payment_id", v.PaymentID, "refund_id", r.ID)
 	return nil
 }

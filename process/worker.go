@@ -17,7 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/internal/batch"
+	"github.com/orders-reference/orders/internal/logging"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 )
 
 // task is a claimed step.
@@ -29,7 +31,10 @@ type task struct {
 	Attempts      int
 	CorrelationID string
 	CausationID   string
-	lease         uuid.UUID
+	// Traceparent and Tracestate are the trace context of the event that
+	// scheduled the step; its runs continue that trace.
+	Traceparent, Tracestate string
+	lease                   uuid.UUID
 }
 
 // Competing consumers. Every process manager instance runs steps; none
@@ -407,7 +412,7 @@ const claimSQL = `
 	)
 	UPDATE process_tasks t SET lease_id = $3, lease_until = clock_timestamp() + $4::interval
 	  FROM free WHERE t.id = free.id AND (t.lease_until IS NULL OR t.lease_until < clock_timestamp())
-	RETURNING t.id, t.kind, t.order_id, t.product_id, t.attempts, t.correlation_id, t.causation_id`
+	RETURNING t.id, t.kind, t.order_id, t.product_id, t.attempts, t.correlation_id, t.causation_id, t.traceparent, t.tracestate`
 
 // claim leases up to n due steps of lane, oldest due first. The lock and the
 // claim go in one round trip, one implicit transaction (a batch).
@@ -426,7 +431,7 @@ func (m *Manager) claim(ctx context.Context, lease uuid.UUID, n int, lane int16)
 	}
 	claimed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (task, error) {
 		t := task{lease: lease}
-		err := row.Scan(&t.ID, &t.Kind, &t.OrderID, &t.ProductID, &t.Attempts, &t.CorrelationID, &t.CausationID)
+		err := row.Scan(&t.ID, &t.Kind, &t.OrderID, &t.ProductID, &t.Attempts, &t.CorrelationID, &t.CausationID, &t.Traceparent, &t.Tracestate)
 		return t, err
 	})
 	if err != nil {
@@ -441,17 +446,25 @@ func (m *Manager) claim(ctx context.Context, lease uuid.UUID, n int, lane int16)
 // run runs one step and records its outcome: gone when done, otherwise
 // due again after the next backoff delay, or parked after the last.
 func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
+	// Every line logged for the step, by whoever logs it (the step, the
+	// commands it runs, the provider), carries its step, order and
+	// correlation ids.
+	ctx = logging.With(ctx, "step", t.Kind, "order_id", t.OrderID, "correlation_id", t.CorrelationID)
+	ctx, span := m.startStep(ctx, t)
+	defer span.End()
 	stepCtx, cancel := context.WithTimeout(ctx, m.opts.StepTimeout)
 	began := time.Now()
 	err := m.execute(stepCtx, t)
+	tracing.Fail(span, err)
+	took := time.Since(began)
 	if m.opts.OnStepDuration != nil {
-		m.opts.OnStepDuration(stepCtx, t.Kind, time.Since(began))
+		m.opts.OnStepDuration(stepCtx, t.Kind, took)
 	}
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down or fenced: the step runs again once its lease has ended
 	}
-	log := m.log.With("step", t.Kind, "order_id", t.OrderID, "correlation_id", t.CorrelationID, "attempt", t.Attempts+1)
+	log := m.log.With("attempt", t.Attempts+1, logging.Millis("duration_ms", took))
 	finishCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err == nil {

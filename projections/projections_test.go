@@ -376,6 +376,7 @@ func TestLeaderFailover(t *testing.T) {
 	if standby.applied.Load() == before {
 		t.Fatal("the standby did not take over")
 	}
+	e.waitCaughtUp(t, "orders") // its runner lost its lock to the kill too
 	e.checkAgainstWriteModel(t, append(productIDs, more...), append(orderIDs, moreOrders...))
 }
 

@@ -21,9 +21,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/eventstore"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 )
 
 // Projector applies events to one read model.
@@ -72,15 +75,20 @@ type Options struct {
 	// the runner refuses it (ErrOtherEventStore) until a rebuild gives the
 	// projection a checkpoint of this kind.
 	EventStore string
+	// TracerProvider, if set, gives every batch a span, continuing the
+	// trace its events were written in or linked to theirs
+	// (tracing.StartBatch).
+	TracerProvider trace.TracerProvider
 }
 
 // Runner runs one projection.
 type Runner struct {
-	pool  *pgxpool.Pool
-	store Subscriber
-	proj  Projector
-	opts  Options
-	log   *slog.Logger
+	pool   *pgxpool.Pool
+	store  Subscriber
+	proj   Projector
+	opts   Options
+	log    *slog.Logger
+	tracer trace.Tracer
 }
 
 // NewRunner returns a Runner of proj over the read-model database pool and
@@ -103,7 +111,7 @@ func NewRunner(pool *pgxpool.Pool, store Subscriber, proj Projector, opts Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{pool: pool, store: store, proj: proj, opts: opts, log: log.With("projection", proj.Name())}
+	return &Runner{pool: pool, store: store, proj: proj, opts: opts, log: log.With("projection", proj.Name()), tracer: tracing.Tracer(opts.TracerProvider)}
 }
 
 // lockKey is the advisory lock that makes a runner the projection's leader.
@@ -160,7 +168,7 @@ func (r *Runner) lead(ctx context.Context) error {
 		}
 		return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
 			func(ctx context.Context, b eventstore.Batch) error {
-				err := r.applyWithRetry(ctx, conn, from, gen, b)
+				err := r.applyTraced(ctx, conn, from, gen, b)
 				if err == nil {
 					from = b.Checkpoint
 					if r.opts.OnApplied != nil {
@@ -201,6 +209,26 @@ func (r *Runner) checkpoint(ctx context.Context, conn *pgx.Conn) (eventstore.Pos
 const (
 	StateRunning = "running"
 	StateFailed  = "failed"
+)
+
+// applyTraced is applyWithRetry in a span of its own (tracing.StartBatch)
+// when the batch has events: those of one order continue its trace, a
+// batch of many links to theirs.
+func (r *Runner) applyTraced(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, b eventstore.Batch) error {
+	if len(b.Events) == 0 || r.opts.TracerProvider == nil {
+		return r.applyWithRetry(ctx, conn, from, gen, b)
+	}
+	ctx, span := tracing.StartBatch(ctx, r.tracer, "projection "+r.proj.Name(), b.Events, trace.WithAttributes(
+		attrProjection.String(r.proj.Name()), tracing.AttrEvents.Int(len(b.Events)), attrCheckpoint.String(b.Checkpoint.String())))
+	err := r.applyWithRetry(ctx, conn, from, gen, b)
+	tracing.End(span, err)
+	return err
+}
+
+// The attributes of a batch's span.
+const (
+	attrProjection = attribute.Key("projection.name")
+	attrCheckpoint = attribute.Key("projection.checkpoint")
 )
 
 // applyWithRetry applies a batch, retrying a failing one. Failures of the
@@ -277,6 +305,16 @@ func (r *Runner) apply(ctx context.Context, conn *pgx.Conn, from eventstore.Posi
 	ctx, cancel := context.WithTimeout(withLogger(context.WithoutCancel(ctx), r.log), batchTimeout)
 	defer cancel()
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// The batch and its checkpoint commit without waiting for the WAL
+		// to reach the disk: a crash of PostgreSQL may undo the last
+		// batches of every projection, each with its checkpoint (commits
+		// are lost as a suffix of the WAL, never one without the other),
+		// and the runner applies them again from the event store. Waiting
+		// for the flush would add an fsync per batch of each projection to
+		// the ones the appends of the request path queue behind.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		if len(b.Events) > 0 {
 			if err := r.proj.Apply(ctx, tx, b.Events); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/storable"
 )
 
@@ -28,6 +29,7 @@ func StorableText(ctx context.Context, rec eventstore.RecordedEvent, field, s st
 	if storable.Is(s) {
 		return s
 	}
+	ctx = logging.With(ctx, "correlation_id", rec.Metadata.CorrelationID) // the event's: its order's story
 	loggerFrom(ctx).WarnContext(ctx, "projection stored an event's text with U+FFFD for what a read model cannot hold (NUL or invalid UTF-8); the event store keeps the original",
 		"stream", rec.StreamID, "version", rec.Version, "position", rec.Position.String(), "event_type", rec.Type, "event_id", rec.ID.String(),
 		"field", field)

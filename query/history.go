@@ -91,7 +91,7 @@ var ErrIndexMismatch = errors.New("order_stock index does not match the event st
 func OrderHistory(ctx context.Context, store EventReader, index StockIndex, id uuid.UUID) (History, error) {
 	orderEvents, err := readStream(ctx, store, events.OrderStream(id))
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
-		return History{}, fmt.Errorf("order %s: %w", id, ErrNotFound)
+		return History{}, &NotFoundError{Kind: KindOrder, ID: id}
 	}
 	if err != nil {
 		return History{}, fmt.Errorf("history of order %s: %w", id, err)

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/google/uuid"
+
 	jsonv2 "github.com/go-json-experiment/json"
 )
 
@@ -19,6 +21,27 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrInvalidCursor = errors.New("invalid cursor")
 )
+
+// Kinds of what a query finds, for NotFoundError.
+const (
+	KindOrder   = "order"
+	KindProduct = "product"
+)
+
+// NotFoundError is the ErrNotFound of one thing: its kind (KindOrder,
+// KindProduct) and id, so that an answer can say what was not found
+// without reading Error.
+type NotFoundError struct {
+	Kind string
+	ID   uuid.UUID
+}
+
+func (e *NotFoundError) Error() string {
+	return e.Kind + " " + e.ID.String() + ": " + ErrNotFound.Error()
+}
+
+// Is makes errors.Is(err, ErrNotFound) true.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // Page is one page of a list and the cursor of the next ("" at the end).
 type Page[T any] struct {

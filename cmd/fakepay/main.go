@@ -6,6 +6,9 @@
 // Configuration: PAYMENT_WEBHOOK_SECRET, FAKE_PAYMENT_SUCCESS_RATE,
 // FAKE_PAYMENT_DELAY and the fault injection variables
 // FAKE_PAYMENT_FAIL_RATE, FAKE_PAYMENT_DUPLICATE_RATE, FAKE_PAYMENT_JITTER.
+// Traces are exported as ordersd's are (OTEL_EXPORTER_OTLP_ENDPOINT and
+// the other OpenTelemetry variables, see package otlp): each payment
+// request continues its caller's trace, and so does its webhook.
 package main
 
 import (
@@ -20,7 +23,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
+	"go.opentelemetry.io/otel"
+
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/tracing"
+	"github.com/orders-reference/orders/internal/tracing/otlp"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 )
@@ -33,14 +43,37 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fakepay:", err)
 		os.Exit(2)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	if err := run(ctx, cfg, logger); err != nil {
+	tcfg, err := otlp.Load(os.Environ())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fakepay:", err)
+		os.Exit(2)
+	}
+	logger := logging.New(os.Stdout, cfg.LogLevel)
+	tel, stopTracing, err := otlp.New(ctx, tcfg, otlp.Options{ServiceName: "fakepay"})
+	if err != nil {
+		logger.Error("fakepay: tracing", "error", err)
+		os.Exit(1)
+	}
+	if tel.Enabled() {
+		// For libraries that look for them; Orders passes tel along itself.
+		otel.SetTracerProvider(tel.Provider)
+		otel.SetTextMapPropagator(tel.Propagator)
+		otel.SetErrorHandler(otlp.ErrorHandler(logger, time.Minute))
+		logger.Info("tracing", "protocol", tcfg.Protocol, "endpoint", tcfg.Endpoint)
+	}
+	err = run(ctx, cfg, logger, tel)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if serr := stopTracing(shutdownCtx); serr != nil {
+		logger.Warn("tracing: spans not flushed", "error", serr)
+	}
+	cancel()
+	if err != nil {
 		logger.Error("fakepay stopped", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, cfg config.FakePay, logger *slog.Logger) error {
+func run(ctx context.Context, cfg config.FakePay, logger *slog.Logger, tel tracing.Tracing) error {
 	signer, err := payment.NewSigner(cfg.PaymentWebhookSecret)
 	if err != nil {
 		return fmt.Errorf("PAYMENT_WEBHOOK_SECRET: %w", err)
@@ -48,17 +81,18 @@ func run(ctx context.Context, cfg config.FakePay, logger *slog.Logger) error {
 	provider := fakepay.New(fakepay.Options{
 		SuccessRate: cfg.FakePaymentSuccessRate, Delay: cfg.FakePaymentDelay, Signer: signer,
 		FailRate: cfg.FakePaymentFailRate, DuplicateRate: cfg.FakePaymentDuplicateRate, Jitter: cfg.FakePaymentJitter,
-		Logger: logger,
+		Logger: logger, TracerProvider: tel.Provider, Propagator: tel.Propagator,
 	})
 	defer provider.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: provider.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler(provider, tel), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: httpx.MaxHeaderBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("fakepay listening", "addr", ln.Addr().String(), "success_rate", cfg.FakePaymentSuccessRate, "delay", cfg.FakePaymentDelay.String())
+	logger.Info("fakepay listening", "addr", ln.Addr().String(), "success_rate", cfg.FakePaymentSuccessRate,
+		logging.Millis("delay_ms", cfg.FakePaymentDelay))
 	select {
 	case err := <-errc:
 		return err
@@ -70,4 +104,17 @@ func run(ctx context.Context, cfg config.FakePay, logger *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// handler is the provider's API; with tracing on, every request (but the
+// health check) continues the caller's trace, so that the payment's
+// webhook deliveries do too.
+func handler(p *fakepay.Provider, tel tracing.Tracing) http.Handler {
+	if !tel.Enabled() {
+		return p.Handler()
+	}
+	r := chi.NewRouter()
+	r.Use(tracing.Middleware(tel))
+	r.Mount("/", p.Handler())
+	return r
 }

@@ -94,7 +94,7 @@ func listDeadLetters(ctx context.Context, db *database, limit int, asJSON bool, 
 	fmt.Fprintln(tw, "ID\tSTEP\tORDER\tATTEMPTS\tPARKED\tCORRELATION\tLAST ERROR")
 	for _, d := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Kind, d.OrderID, d.Attempts,
-			d.ParkedAt.UTC().Format("2006-01-02 15:04:05Z"), d.CorrelationID, d.LastError)
+			d.ParkedAt.UTC().Format("2006-01-02 15:04:05Z"), terminalText(d.CorrelationID), terminalText(d.LastError))
 	}
 	return tw.Flush()
 }

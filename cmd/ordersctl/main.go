@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -336,29 +335,37 @@ func orderHistory(ctx context.Context, db *database, rawID string, asJSON bool, 
 		fmt.Fprintf(errOut, "note: the %s index is at %s, the event store at %s: stock events after %s are not shown "+
 			"(is a projector running? see ordersctl projections list)\n", orderstock.Name, h.StockThrough, head, h.StockThrough)
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(h)
+	if asJSON { // escaped as the table is (terminalText), still JSON
+		b, err := json.MarshalIndent(h, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(out, terminalText(string(b)))
+		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POSITION\tRECORDED\tSTREAM\tVERSION\tTYPE\tACTOR\tCORRELATION\tCAUSATION\tDATA")
 	for _, e := range h.Events {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Position, e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000Z"),
-			e.Stream, e.Version, e.Type, e.Metadata.Actor, e.Metadata.CorrelationID, e.Metadata.CausationID, e.Data)
+			terminalText(e.Stream), e.Version, terminalText(e.Type), terminalText(e.Metadata.Actor), terminalText(e.Metadata.CorrelationID),
+			terminalText(e.Metadata.CausationID), terminalText(string(e.Data)))
 	}
 	return tw.Flush()
 }
 
 func migrateUp(ctx context.Context, db *database, out io.Writer) error {
-	if err := pg.EnsureDatabase(ctx, db.url); err != nil {
+	created, err := pg.EnsureDatabase(ctx, db.url)
+	if err != nil {
 		return fmt.Errorf("database %s: %w", config.Redacted(db.url), err)
+	}
+	if created {
+		fmt.Fprintf(out, "created database %s\n", config.Redacted(db.url))
 	}
 	pool, err := db.pool(ctx)
 	if err != nil {
 		return err
 	}
-	m, closeDB, err := pg.Migrator(pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m, closeDB, err := pg.Migrator(pool, nil) // the versions applied are printed below
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/orders-reference/orders/internal/eventstores/eventstorestest"
 	"github.com/orders-reference/orders/internal/eventually"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/readmodels"
@@ -161,7 +162,7 @@ func TestMovingToKurrentDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = run(context.Background(), cfg, slog.New(slog.DiscardHandler), ln)
+	err = run(context.Background(), cfg, slog.New(slog.DiscardHandler), ln, tracing.Tracing{})
 	if !errors.Is(err, errOtherEventStore) || !errors.Is(err, projections.ErrOtherEventStore) {
 		t.Fatalf("started on KurrentDB with PostgreSQL's checkpoints: %v", err)
 	}

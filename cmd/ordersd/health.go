@@ -95,6 +95,7 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	wg.Wait()
 	if !ready {
+		w.Header().Set("Retry-After", "5") // as the request path's own 503s: a hint for clients that poll it
 		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable,
 			Detail: "Not ready: see checks.", Extensions: map[string]any{"checks": results}})
 		return

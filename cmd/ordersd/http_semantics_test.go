@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -133,5 +137,93 @@ func TestHeadersSentTwice(t *testing.T) {
 	resp, _ = send("GET", "/healthz", "", http.Header{"X-Request-ID": {"req-1"}})
 	if got := resp.Header.Get("X-Request-ID"); got != "req-1" {
 		t.Errorf("a sensible X-Request-ID: answered with %q", got)
+	}
+}
+
+// What the transport refuses changes nothing, and is refused at once: a
+// request with an Accept that accepts no JSON (406), a body with a content
+// coding (415), a body declared larger than the limit (413, before any of
+// it is sent); a request line and headers over 64 KiB are answered by
+// Go's server itself, the one answer that is not a problem (431, text).
+func TestTransportRefusals(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "FAKE_PAYMENT_DELAY=1h") // the order stays reserved
+	admin := []string{"X-Admin-Secret", adminSecret}
+	status, body := s.call(t, "POST", "/admin/products", `{"name":"transport","price":"1.00","stock":10}`, admin...)
+	if status != http.StatusCreated {
+		t.Fatalf("create product: %d %v", status, body)
+	}
+	product := body["id"].(string)
+	placement := `{"user_email":"transport@example.com","items":[{"product_id":"` + product + `","quantity":1}]}`
+	if r := s.do(t, "POST", "/orders?coupon=x", placement); r.Status != http.StatusBadRequest {
+		t.Errorf("an unknown query parameter: %d %s", r.Status, r.Raw)
+	}
+	for _, c := range []struct {
+		headers []string
+		status  int
+	}{
+		{[]string{"Accept", "application/xml"}, http.StatusNotAcceptable},
+		{[]string{"Accept", "application/json;q=0"}, http.StatusNotAcceptable},
+		{[]string{"Content-Encoding", "gzip"}, http.StatusUnsupportedMediaType},
+		{[]string{"Idempotency-Key", "k1", "Idempotency-Key", "k2"}, http.StatusBadRequest},
+	} {
+		if r := s.do(t, "POST", "/orders", placement, c.headers...); r.Status != c.status {
+			t.Errorf("%q: %d %s, want %d", c.headers, r.Status, r.Raw, c.status)
+		}
+	}
+	// Only the one order placed now reserves stock.
+	placed := s.do(t, "POST", "/orders", placement, "Accept", "application/json")
+	if placed.Status != http.StatusCreated {
+		t.Fatalf("place: %d %s", placed.Status, placed.Raw)
+	}
+	r := s.do(t, "GET", "/products/"+product, "", "X-Min-Position", placed.Header.Get("X-Event-Position"))
+	if r.Status != http.StatusOK || r.Body["reserved"] != float64(1) || r.Body["stock"] != float64(9) {
+		t.Errorf("after refusals and one order: %d %s, want 1 reserved, 9 in stock", r.Status, r.Raw)
+	}
+
+	// A body declared over 1 MiB is refused before it is sent, on every
+	// route that takes a body (the server's read timeout is 30 s).
+	for _, c := range []struct{ path, headers string }{
+		{"/orders", ""},
+		{"/admin/products", "X-Admin-Secret: " + adminSecret + "\r\n"},
+		{"/webhooks/payment", ""},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: 5000000\r\n\r\n", c.path, c.headers)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("%s: no answer before the body: %v", c.path, err)
+			conn.Close()
+			continue
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s with Content-Length 5000000: %d, want 413", c.path, resp.StatusCode)
+		}
+	}
+
+	// Headers: up to 64 KiB in all are read; more is Go's own 431.
+	for _, c := range []struct {
+		size   int
+		status int
+	}{{60 << 10, http.StatusOK}, {70 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, err := http.NewRequest("GET", s.url+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Padding", strings.Repeat("p", c.size))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("a header of %d bytes: %d, want %d", c.size, resp.StatusCode, c.status)
+		}
 	}
 }

@@ -23,7 +23,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/orders-reference/orders/internal/config"
-	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/tracing/otlp"
 )
 
 func main() {
@@ -52,16 +53,27 @@ func start(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, "ordersd:", err)
 		return 2
 	}
-	logger := slog.New(httpx.LogHandler(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})))
+	tracingCfg, err := otlp.Load(environ)
+	if err != nil {
+		fmt.Fprintln(stderr, "ordersd:", err)
+		return 2
+	}
+	logger := logging.New(stdout, cfg.LogLevel)
 	// go-redis prints its own lines to stderr past the JSON logs; route
 	// them through slog (its API is a process-wide setting).
 	redis.SetLogger(redisLogger{logger})
+	tel, stopTracing, err := startTracing(ctx, tracingCfg, logger)
+	if err != nil {
+		logger.Error("cannot set up tracing", "error", err)
+		return 1
+	}
+	defer stopTracing()
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		logger.Error("cannot listen", "addr", cfg.HTTPAddr, "error", err)
 		return 1
 	}
-	if err := run(ctx, cfg, logger, ln); err != nil {
+	if err := run(ctx, cfg, logger, ln, tel); err != nil {
 		logger.Error("ordersd stopped", "error", err)
 		return 1
 	}

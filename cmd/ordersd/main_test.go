@@ -23,6 +23,7 @@ import (
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/pgtest"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 )
@@ -71,6 +72,12 @@ func onEachEventStore(t *testing.T, test func(t *testing.T, es string)) {
 // that it then shuts down cleanly.
 func startServer(t *testing.T, environ ...string) *server {
 	t.Helper()
+	return startTracedServer(t, tracing.Tracing{}, environ...)
+}
+
+// startTracedServer is startServer with tracing tel.
+func startTracedServer(t *testing.T, tel tracing.Tracing, environ ...string) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +99,7 @@ func startServer(t *testing.T, environ ...string) *server {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
-	go func() { done <- run(ctx, cfg, logger, ln) }()
+	go func() { done <- run(ctx, cfg, logger, ln, tel) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -348,6 +355,7 @@ func TestStartupErrors(t *testing.T) {
 		{nil, []string{"ADMIN_SECRET="}, 2, "ADMIN_SECRET is set but empty"},
 		{[]string{"--roles", "command,billing"}, nil, 2, `unknown role "billing"`},
 		{nil, []string{"DATABASE_URL=mysql://db/orders"}, 2, "DATABASE_URL"},
+		{nil, []string{"OTEL_TRACES_EXPORTER=zipkin"}, 2, "OTEL_TRACES_EXPORTER"},
 		{nil, []string{"HTTP_ADDR=127.0.0.1:0", "DATABASE_URL=postgres://postgres@127.0.0.1:1/orders?sslmode=disable&connect_timeout=2"}, 1, "127.0.0.1:1"},
 	}
 	for _, c := range cases {
@@ -441,7 +449,7 @@ func TestNotReady(t *testing.T) {
 		t.Fatalf("fail-open limiter without Redis: %d %s", r.Status, r.Raw)
 	}
 	closed := startServer(t, "ORDERS_ROLES=command", "REDIS_URL=redis://127.0.0.1:1/0", "RATE_LIMIT_FAIL_CLOSED=true")
-	if r := closed.do(t, "GET", "/readyz", ""); r.Status != http.StatusServiceUnavailable {
+	if r := closed.do(t, "GET", "/readyz", ""); r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("fail-closed limiter without Redis: %d %s", r.Status, r.Raw)
 	}
 }
@@ -492,7 +500,7 @@ func TestShutdownDrainsRequestsInFlight(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ln) }()
+	go func() { done <- run(ctx, cfg, slog.New(slog.DiscardHandler), ln, tracing.Tracing{}) }()
 	url := "http://" + ln.Addr().String()
 	eventually.True(t, "ordersd to serve", func() bool {
 		resp, err := http.Get(url + "/healthz")

@@ -7,21 +7,23 @@ import (
 	"strconv"
 
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 )
 
 // newFakeProvider starts the embedded fake payment provider.
-func newFakeProvider(cfg config.Config, logger *slog.Logger) (*fakepay.Provider, error) {
+func newFakeProvider(cfg config.Config, logger *slog.Logger, tel tracing.Tracing) (*fakepay.Provider, error) {
 	signer, err := payment.NewSigner(cfg.PaymentWebhookSecret)
 	if err != nil {
 		return nil, fmt.Errorf("PAYMENT_WEBHOOK_SECRET: %w", err)
 	}
-	logger.Info("fake payment provider embedded", "success_rate", cfg.FakePaymentSuccessRate, "delay", cfg.FakePaymentDelay.String())
+	logger.Info("fake payment provider embedded", "success_rate", cfg.FakePaymentSuccessRate, logging.Millis("delay_ms", cfg.FakePaymentDelay))
 	return fakepay.New(fakepay.Options{
 		SuccessRate: cfg.FakePaymentSuccessRate, Delay: cfg.FakePaymentDelay, Signer: signer,
 		FailRate: cfg.FakePaymentFailRate, DuplicateRate: cfg.FakePaymentDuplicateRate, Jitter: cfg.FakePaymentJitter,
-		Logger: logger,
+		Logger: logger, TracerProvider: tel.Provider, Propagator: tel.Propagator,
 	}), nil
 }
 

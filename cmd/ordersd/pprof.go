@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/orders-reference/orders/internal/httpx"
 )
 
 // pprofRole serves Go's profiler (net/http/pprof) on its own admin address,
@@ -26,7 +28,7 @@ func pprofRole(addr string, log *slog.Logger) (part, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: httpx.MaxHeaderBytes}
 	return part{run: []func(context.Context) error{func(ctx context.Context) error {
 		log.Info("profiler listening", "addr", ln.Addr().String())
 		go func() {

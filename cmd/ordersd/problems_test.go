@@ -9,6 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/command"
+	domainorder "github.com/orders-reference/orders/command/order"
+	domainproduct "github.com/orders-reference/orders/command/product"
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/httpx"
@@ -24,6 +27,8 @@ type problemCase struct {
 	headers      []string
 	signed       bool   // a payment webhook signed with the server's secret
 	webhookID    string // the signed message's id (default: one per case)
+	twice        string // a signature header sent again, as a second field
+	detail       string // what the detail must say, if set
 	status       int
 	typ          string
 	fields       []string
@@ -257,7 +262,7 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		get("products/is_active", "/products?is_active=yes", bad, malformed, "is_active"),
 		get("products/cursor", "/products?cursor=not-a-cursor", bad, malformed, "cursor"),
 		get("products/cursor with NUL", "/products?cursor=a%00b", bad, malformed, "cursor"),
-		get("products/parameter name with NUL", "/products?a%00b=1", bad, malformed),
+		get("products/parameter name with NUL", "/products?a%00b=1", bad, malformed, `a\u0000b`),
 		get("orders/status", "/admin/orders?status=lost", bad, malformed, "status"),
 		get("orders/status twice", "/admin/orders?status=paid&status=canceled", bad, malformed, "status"),
 		get("orders/email twice", "/admin/orders?email=x%40example.com&email=y%40example.com", bad, malformed, "email"),
@@ -317,6 +322,189 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		add(c)
 	}
 
+	// Transport: what every route reads of a request beyond its body and
+	// parameters, checked by the same mechanisms on every route
+	// (internal/httpx): query parameters each route declares, Accept,
+	// Content-Encoding, headers read once, and bounded echoes of what a
+	// client sent.
+	withHeaders := func(c problemCase, headers ...string) problemCase {
+		c.headers = append(append([]string{}, c.headers...), headers...)
+		return c
+	}
+	productBody := `{"name":"x","price":"1.00","stock":1}`
+	placeBody := item(pid + `,"quantity":1`)
+	routes := []problemCase{ // one request per route, each of them right but for what a case adds
+		{name: "create product", method: "POST", path: "/admin/products", body: productBody, headers: admin},
+		{name: "update product", method: "PATCH", path: "/admin/products/" + product, body: `{"stock":5}`, headers: admin},
+		{name: "place order", method: "POST", path: "/orders", body: placeBody},
+		{name: "cancel", method: "POST", path: "/orders/" + unknown + "/cancel"},
+		{name: "products", method: "GET", path: "/products"},
+		{name: "product", method: "GET", path: "/products/" + product},
+		{name: "order", method: "GET", path: "/orders/" + orderID},
+		{name: "orders", method: "GET", path: "/admin/orders", headers: admin},
+		{name: "history", method: "GET", path: "/admin/orders/" + orderID + "/history", headers: admin},
+		{name: "webhook", method: "POST", path: "/webhooks/payment", body: outcome(""), signed: true},
+		{name: "healthz", method: "GET", path: "/healthz"},
+		{name: "readyz", method: "GET", path: "/readyz"},
+	}
+	sep := func(path string) string {
+		if strings.Contains(path, "?") {
+			return "&"
+		}
+		return "?"
+	}
+	for _, route := range routes {
+		c := route
+		c.status, c.typ = bad, malformed
+		// A query parameter the route does not take is refused, never
+		// ignored (an unknown filter would list everything).
+		unknownParam := c
+		unknownParam.name, unknownParam.path, unknownParam.fields = route.name+"/unknown query parameter", route.path+sep(route.path)+"emial=x", []string{"emial"}
+		longParam := c
+		longName := strings.Repeat("q", 60_000)
+		longParam.name, longParam.path, longParam.fields = route.name+"/unknown query parameter of 60,000 characters", route.path+sep(route.path)+longName+"=1",
+			[]string{strings.Repeat("q", httpx.MaxEcho) + "… (60000 characters)"}
+		bidiParam := c
+		bidiParam.name, bidiParam.path, bidiParam.fields = route.name+"/unknown query parameter of bidirectional controls", route.path+sep(route.path)+
+			strings.Repeat("%E2%80%AE", 6000)+"=1", []string{strings.Repeat(`\u202e`, httpx.MaxEcho/6) + "… (6000 characters)"}
+		add(unknownParam, longParam, bidiParam)
+		// Accept: JSON or problems, or nothing is done.
+		for _, accept := range []string{"application/xml", "application/json;q=0", "text/html", "*/*, application/json;q=0, application/problem+json;q=0"} {
+			n := withHeaders(route, "Accept", accept)
+			n.name, n.status, n.typ, n.fields = fmt.Sprintf("%s/Accept %q", route.name, accept), http.StatusNotAcceptable, httpx.TypeNotAcceptable, []string{"Accept"}
+			add(n)
+		}
+		// A body with a content coding is 415, on every route that takes one.
+		if route.body != "" {
+			for _, coding := range []string{"gzip", "br", "identity, deflate"} {
+				e := withHeaders(route, "Content-Encoding", coding)
+				e.name, e.status, e.typ, e.fields = fmt.Sprintf("%s/Content-Encoding %q", route.name, coding), http.StatusUnsupportedMediaType,
+					httpx.TypeUnsupportedMediaType, []string{"Content-Encoding"}
+				add(e)
+			}
+		}
+		// The admin secret is read once: the right one and a wrong one are
+		// not read as the first.
+		if len(route.headers) > 0 && route.headers[0] == "X-Admin-Secret" {
+			for _, second := range []string{"wrong", adminSecret} {
+				twice := withHeaders(route, "X-Admin-Secret", second)
+				twice.name, twice.status, twice.typ, twice.fields = route.name+"/X-Admin-Secret twice, then "+second, bad, malformed, []string{"X-Admin-Secret"}
+				add(twice)
+			}
+		}
+	}
+	// Empty, overlong and undeclared values of the list endpoints'
+	// parameters.
+	add(
+		get("products/limit empty", "/products?limit=", bad, malformed, "limit"),
+		get("products/limit without a value", "/products?limit", bad, malformed, "limit"),
+		get("products/is_active empty", "/products?is_active=", bad, malformed, "is_active"),
+		get("products/cursor empty", "/products?cursor=", bad, malformed, "cursor"),
+		get("products/cursor too long", "/products?cursor="+strings.Repeat("e", 257), bad, malformed, "cursor"),
+		get("products/status (an orders filter)", "/products?status=paid", bad, malformed, "status"),
+		get("products/several wrong", "/products?limit=&colour=red&is_active=", bad, malformed, "limit", "colour", "is_active"),
+		get("orders/status empty", "/admin/orders?status=", bad, malformed, "status"),
+		get("orders/email empty", "/admin/orders?email=", bad, malformed, "email"),
+		get("orders/limit empty", "/admin/orders?limit=", bad, malformed, "limit"),
+		get("orders/email of 255 characters", "/admin/orders?email="+strings.Repeat("e", 243)+"%40example.com", bad, malformed, "email"),
+		get("orders/email of 60,000 characters", "/admin/orders?email="+strings.Repeat("e", 60_000), bad, malformed, "email"),
+		get("orders/is_active (a products filter)", "/admin/orders?is_active=true", bad, malformed, "is_active"),
+		get("orders/misspelt email", "/admin/orders?emial=x", bad, malformed, "emial"),
+	)
+	// Echoes of what a client sent are bounded and escaped: names, paths
+	// and methods of tens of kilobytes (a megabyte in a body) are
+	// answered in a few hundred bytes, with no raw bidirectional control.
+	add(
+		placement("unknown field of 1,000,000 characters", `{"`+strings.Repeat("k", 1_000_000)+`":1}`, bad, malformed,
+			strings.Repeat("k", httpx.MaxEcho)+"… (1000000 characters)"),
+		placement("unknown field of bidirectional controls", `{"`+strings.Repeat("\u202e", 300_000)+`":1}`, bad, malformed,
+			strings.Repeat(`\u202e`, httpx.MaxEcho/6)+"… (300000 characters)"),
+		placement("unknown item field of 1,000,000 characters", item(pid+`,"quantity":1,"`+strings.Repeat("k", 1_000_000)+`":1`), bad, malformed,
+			"items[0]."+strings.Repeat("k", httpx.MaxEcho-len("items[0]."))+"… (1000009 characters)"),
+		problemCase{name: "routing/path of 60,000 characters", method: "GET", path: "/" + strings.Repeat("x", 60_000), status: http.StatusNotFound, typ: httpx.TypeNotFound},
+		problemCase{name: "routing/path of bidirectional controls", method: "GET", path: "/" + strings.Repeat("%e2%80%ae", 6000), status: http.StatusNotFound, typ: httpx.TypeNotFound},
+		problemCase{name: "routing/unserved method, path of bidirectional controls", method: "DELETE", path: "/orders/" + strings.Repeat("%e2%80%ae", 6000),
+			status: http.StatusMethodNotAllowed, typ: httpx.TypeMethodNotAllowed},
+		problemCase{name: "routing/unserved method of 30,000 characters", method: strings.Repeat("FOO", 10_000), path: "/orders",
+			status: http.StatusMethodNotAllowed, typ: httpx.TypeMethodNotAllowed},
+	)
+	// The webhook's signature headers are read once, before the signature
+	// is checked.
+	for _, h := range []string{payment.HeaderID, payment.HeaderTimestamp, payment.HeaderSignature} {
+		add(problemCase{name: "webhook/" + h + " twice", method: "POST", path: "/webhooks/payment", body: outcome(""), signed: true, twice: h,
+			status: bad, typ: malformed, fields: []string{h}})
+	}
+
+	// Domain (issue 13): a detail is worded from what an error carries,
+	// never its text; identifiers from outside, names and descriptions
+	// follow the one text rule (internal/textrule); messages read as
+	// sentences; a body is refused for what is wrong with it.
+	paidOrder, canceledOrder := domainOrders(t, cl, webhookSecret, product)
+	with := func(c problemCase, detail string) problemCase { c.detail = detail; return c }
+	notFound := http.StatusNotFound
+	add(
+		with(problemCase{name: "cancel/paid order", method: "POST", path: "/orders/" + paidOrder + "/cancel", status: http.StatusConflict,
+			typ: httpx.TypeInvalidTransition}, "The order is paid; it cannot become canceled."),
+		with(problemCase{name: "cancel/unknown id, its detail", method: "POST", path: "/orders/" + unknown + "/cancel", status: notFound,
+			typ: httpx.TypeNotFound}, "There is no order with this id."),
+		with(get("order/unknown id, its detail", "/orders/"+unknown, notFound, httpx.TypeNotFound), "There is no order with this id."),
+		with(get("history/unknown id, its detail", "/admin/orders/"+unknown+"/history", notFound, httpx.TypeNotFound), "There is no order with this id."),
+		with(get("product/unknown id, its detail", "/products/"+unknown, notFound, httpx.TypeNotFound), "There is no product with this id."),
+		with(patch("unknown id, its detail", "/admin/products/"+unknown, `{"stock":1}`, notFound, httpx.TypeNotFound), "There is no product with this id."),
+		with(patch("empty object, its detail", "/admin/products/"+product, `{}`, invalid, validation, "body"),
+			"body must set at least one of name, description, price, stock or is_active."),
+		with(placement("product unknown, its detail", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, unknown)), invalid, validation, "items[0].product_id"),
+			"items[0].product_id must name an existing product."),
+		with(placement("product inactive, its detail", item(fmt.Sprintf(`"product_id":%q,"quantity":1`, inactive)), invalid, validation, "items[0].product_id"),
+			"items[0].product_id must name a product that is available"),
+		// Only spaces are padding in an address (docs/api.md, "Email identity").
+		placement("email padded with a tab", `{"user_email":" c@example.com\t","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("email padded with a newline", `{"user_email":"c@example.com\n","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		placement("email padded with U+00A0", `{"user_email":"c@example.com\u00a0","items":[{`+pid+`,"quantity":1}]}`, invalid, validation, "user_email"),
+		// Bodies refused for what they are.
+		with(newProduct("nested past the decoder's limit", `{"name":`+strings.Repeat("[", 12_000)+strings.Repeat("]", 12_000)+`,"price":"1.00","stock":1}`,
+			bad, malformed, "body"), "more than 10000 levels deep"),
+		with(newProduct("byte order mark", "\xef\xbb\xbf"+productBody, bad, malformed, "body"), "byte order mark (U+FEFF)"),
+		with(newProduct("lone surrogate in a member name", `{"na\ud800me":"x","price":"1.00","stock":1}`, bad, malformed, "body"),
+			"must have member names of Unicode text"),
+		with(placement("lone surrogate in an item's member name", item(pid+`,"quantity":1,"x\udc00":1`), bad, malformed, "items[0]"),
+			"must have member names of Unicode text"),
+		with(newProduct("price beyond any amount", `{"name":"x","price":"99999999999999999999.00","stock":1}`, invalid, validation, "price"),
+			"from -92233720368547757.99 to 92233720368547757.99"),
+		with(newProduct("price beyond any amount, a number", `{"name":"x","price":99999999999999999999.00,"stock":1}`, invalid, validation, "price"),
+			"to 92233720368547757.99"),
+		with(hook("amount beyond any amount", strings.Replace(outcome(""), `"10.00"`, `"99999999999999999999.00"`, 1), invalid, validation, "amount"),
+			"from -92233720368547757.99"),
+	)
+	// Names show something and reorder nothing; descriptions reorder
+	// nothing; creation and change alike.
+	for _, name := range []string{`\u200b`, `\ufeff`, `\u00ad`, `\udb40\udc01`, `\u3164`, `\u2800`, `\u2060\u180e`, ` \u200b `, `a\u202eb`, `\u2066x`, `x\u200f`, `\u061c`} {
+		add(newProduct("name "+name, `{"name":"`+name+`","price":"1.00","stock":1}`, invalid, validation, "name"),
+			patch("name "+name, "/admin/products/"+product, `{"name":"`+name+`"}`, invalid, validation, "name"))
+	}
+	for _, description := range []string{`\u202e`, `cheap \u202egnp.exe`, `\u2067x\u2069`, `a\u200eb`} {
+		add(newProduct("description "+description, `{"name":"x","description":"`+description+`","price":"1.00","stock":1}`, invalid, validation, "description"),
+			patch("description "+description, "/admin/products/"+product, `{"description":"`+description+`"}`, invalid, validation, "description"))
+	}
+	// Identifiers from outside: the webhook's payment_id (for an order
+	// awaiting payment and for one canceled before it), Idempotency-Key,
+	// webhook-id.
+	for _, id := range []string{`pay_\u202e\ufeff/../x?y#z%00 😀`, `pay_\u202e1`, `pay_\u200b`, `\ufeffpay`, `pay_\u2066x`, `pay_\udb40\udc41`,
+		`pay_/../x`, `pay 1`, `pay?1`, `pay#1`, `pay%2F1`, `..`, `pay_é`, `pay\u00a01`} {
+		for _, o := range []struct{ name, id string }{{"awaiting payment", orderID}, {"canceled", canceledOrder}} {
+			body := `{"payment_id":"` + id + `","order_id":"` + o.id + `","status":"success","amount":"10.00","occurred_at":"2025-01-01T00:00:00Z"}`
+			add(hook(fmt.Sprintf("payment_id %s, order %s", id, o.name), body, invalid, validation, "payment_id"))
+		}
+	}
+	for _, key := range []string{"key\u202e", "\ufeffkey", "k\u200by", "key\u2066", "key\u00ad", "key\U000e0041", "\u3164"} {
+		c := placement(fmt.Sprintf("Idempotency-Key %+q", key), placeBody, bad, malformed, "Idempotency-Key")
+		c.headers = []string{"Idempotency-Key", key}
+		add(c)
+		w := hook(fmt.Sprintf("webhook-id %+q", "msg"+key), outcome(""), bad, malformed, "webhook-id")
+		w.webhookID = "msg" + key
+		add(w)
+	}
+
 	signer, err := payment.NewSigner(webhookSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -335,9 +523,98 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 				}
 				headers = append(headers, payment.HeaderID, h.Get(payment.HeaderID), payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp),
 					payment.HeaderSignature, h.Get(payment.HeaderSignature))
+				if c.twice != "" { // the right value, then another field of it
+					headers = append(headers, c.twice, h.Get(c.twice))
+				}
 			}
 			r := cl.Do(t, c.method, c.path, c.body, headers...)
 			apitest.CheckProblem(t, r, c.status, c.typ, c.fields...)
+			detail, _ := r.Body["detail"].(string)
+			if c.detail != "" && !strings.Contains(detail, c.detail) {
+				t.Errorf("detail %q, want it to say %q", detail, c.detail)
+			}
+			if text := errorText(detail); text != "" || strings.Contains(detail, unknown) {
+				t.Errorf("detail %q holds an error's own text (%q) or the id asked for", detail, text)
+			}
+			if len(r.Raw) > 1024 {
+				t.Errorf("a problem of %d bytes: %.300s", len(r.Raw), r.Raw)
+			}
+			switch c.status {
+			case http.StatusNotAcceptable:
+				if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+					t.Errorf("a 406 in %q", ct)
+				}
+			case http.StatusUnsupportedMediaType:
+				if c.fields[0] == "Content-Encoding" && r.Header.Get("Accept-Encoding") != "identity" {
+					t.Errorf("a 415 for Content-Encoding with Accept-Encoding %q", r.Header.Get("Accept-Encoding"))
+				}
+			}
 		})
 	}
+	// Refused outcomes changed nothing: the orders stand as they were, and
+	// no payment id the rule refuses shows.
+	for id, status := range map[string]string{orderID: "payment_pending", canceledOrder: "canceled", paidOrder: "paid"} {
+		r := cl.Do(t, "GET", "/orders/"+id, "")
+		if pid, _ := r.Body["payment_id"].(string); r.Body["status"] != status || (pid != "" && payment.IDProblem(pid) != "") {
+			t.Errorf("order %s after the refused requests: %s", id, r.Raw)
+		}
+	}
+	if r := cl.Do(t, "GET", "/orders/"+orderID, ""); r.Body["payment_id"] != paymentID {
+		t.Errorf("the awaiting order's payment id changed: %s", r.Raw)
+	}
+}
+
+// domainOrders places two orders of product for the problems audit: one
+// paid (by a signed success webhook for its payment) and one canceled by
+// its customer.
+func domainOrders(t *testing.T, cl *apitest.Client, webhookSecret, product string) (paid, canceled string) {
+	t.Helper()
+	place := func(email string) string {
+		r := cl.Do(t, "POST", "/orders", fmt.Sprintf(`{"user_email":%q,"items":[{"product_id":%q,"quantity":1}]}`, email, product))
+		if r.Status != http.StatusCreated {
+			t.Fatalf("place order: %d %s", r.Status, r.Raw)
+		}
+		return r.Body["id"].(string)
+	}
+	paid, canceled = place("paid@example.com"), place("canceled@example.com")
+	if r := cl.Do(t, "POST", "/orders/"+canceled+"/cancel", ""); r.Status != http.StatusOK {
+		t.Fatalf("cancel: %d %s", r.Status, r.Raw)
+	}
+	var paymentID string
+	eventually.True(t, "the order to await its payment", func() bool {
+		r := cl.Do(t, "GET", "/orders/"+paid, "")
+		paymentID, _ = r.Body["payment_id"].(string)
+		return r.Body["status"] == "payment_pending" && paymentID != ""
+	})
+	signer, err := payment.NewSigner(webhookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"payment_id":%q,"order_id":%q,"status":"success","amount":"10.00","occurred_at":"2025-01-01T00:00:00Z"}`, paymentID, paid)
+	h := http.Header{}
+	if err := signer.Sign(h, "msg_audit_paid", time.Now(), []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	r := cl.Do(t, "POST", "/webhooks/payment", body, payment.HeaderID, h.Get(payment.HeaderID), payment.HeaderTimestamp, h.Get(payment.HeaderTimestamp),
+		payment.HeaderSignature, h.Get(payment.HeaderSignature))
+	if r.Status != http.StatusOK || r.Body["status"] != "paid" {
+		t.Fatalf("pay: %d %s", r.Status, r.Raw)
+	}
+	return paid, canceled
+}
+
+// errorText returns the text of a domain error that detail holds, if
+// any: a detail is worded from what an error carries, never from its text.
+func errorText(detail string) string {
+	for _, err := range []error{domainorder.ErrNotFound, domainorder.ErrIllegalTransition, domainorder.ErrPaymentMismatch, domainorder.ErrInvalid,
+		domainproduct.ErrNotFound, domainproduct.ErrInvalid, domainproduct.ErrInactive, command.ErrValidation, command.ErrRejected,
+		command.ErrIdempotencyConflict} {
+		if strings.Contains(strings.ToLower(detail), err.Error()) {
+			return err.Error()
+		}
+	}
+	if strings.Contains(detail, ": not found") {
+		return ": not found"
+	}
+	return ""
 }

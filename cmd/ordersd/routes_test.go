@@ -224,3 +224,101 @@ func compareRoutes(t *testing.T, name string, served, described []string) {
 		}
 	}
 }
+
+// Every route reads its query string by the one rule and declares its
+// parameters as its document does: a parameter the document lists for it
+// is declared (given empty, it is refused as empty, not as unknown), any
+// other (another route's, or one no route has) is refused as unknown.
+// Only the documents and /metrics, which answer other media types, take
+// what they are sent.
+func TestEveryRouteDeclaresItsQueryParameters(t *testing.T) {
+	verifier, err := payment.NewVerifier([]string{"a-test-secret"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	a := httpapi.New(httpapi.Config{Webhooks: verifier, Events: memory.New()})
+	mount(r, []part{{mount: a.MountCommands}, {mount: a.MountQueries}}, http.NotFoundHandler(), http.NotFoundHandler())
+	signer, _ := payment.NewSigner("a-test-secret")
+	fake := fakepay.New(fakepay.Options{Signer: signer})
+	defer fake.Close()
+	for _, c := range []struct {
+		name    string
+		handler http.Handler
+		spec    []byte
+		skip    []string
+	}{
+		{"openapi.json", r, api.Spec(), []string{"/metrics", "/openapi.json", "/docs", "/redoc"}},
+		{"fakepay.openapi.json", fake.Handler(), api.FakePaySpec(), nil},
+	} {
+		documented := queryParameters(t, c.spec)
+		var all []string
+		for _, params := range documented {
+			all = append(all, params...)
+		}
+		all = append(all, "zz_unknown")
+		for _, route := range walk(t, c.handler.(chi.Routes)) {
+			method, path, _ := strings.Cut(route, " ")
+			if slices.Contains(c.skip, path) {
+				continue
+			}
+			target := strings.ReplaceAll(path, "{id}", uuid.NewString())
+			for _, name := range all {
+				value, want := "x", "is not a query parameter"
+				if slices.Contains(documented[route], name) {
+					value, want = "", "must not be empty"
+				}
+				rec := httptest.NewRecorder()
+				c.handler.ServeHTTP(rec, httptest.NewRequest(method, target+"?"+name+"="+value, nil))
+				var p struct{ Errors map[string]string }
+				_ = json.Unmarshal(rec.Body.Bytes(), &p)
+				if rec.Code != http.StatusBadRequest || !strings.HasPrefix(p.Errors[name], want) {
+					t.Errorf("%s: %s ?%s=%s: %d %s, want 400: %s %s", c.name, route, name, value, rec.Code, rec.Body, name, want)
+				}
+			}
+		}
+	}
+}
+
+// queryParameters lists the query parameters of each operation of an
+// OpenAPI document ("METHOD /path"), references resolved.
+func queryParameters(t *testing.T, spec []byte) map[string][]string {
+	t.Helper()
+	type parameter struct {
+		Ref  string `json:"$ref"`
+		Name string `json:"name"`
+		In   string `json:"in"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Parameters map[string]parameter `json:"parameters"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(spec, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var op struct{ Parameters []parameter }
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			key := strings.ToUpper(method) + " " + path
+			out[key] = []string{}
+			for _, p := range op.Parameters {
+				if p.Ref != "" {
+					p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+				}
+				if p.In == "query" {
+					out[key] = append(out[key], p.Name)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 	paymentprovider "github.com/orders-reference/orders/payment/provider"
@@ -42,14 +43,15 @@ import (
 
 // run serves the configured roles until ctx ends, then stops accepting
 // requests, drains those in flight, lets every projection finish its
-// batch, releases its leader locks and returns nil.
-func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener) error {
+// batch, releases its leader locks and returns nil. Its work is traced
+// with tel (the zero Tracing: not at all).
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Listener, tel tracing.Tracing) error {
 	defer ln.Close()
 	logger.Info("ordersd starting", "roles", cfg.Roles.String(), "addr", ln.Addr().String(), "env", cfg.Env)
 	for _, name := range cfg.DevelopmentSecrets() {
 		logger.Warn("a published development secret is in use: set your own before exposing this service (ORDERS_ENV=production refuses it)", "variable", name)
 	}
-	d, closeDeps, err := openDeps(ctx, cfg, logger)
+	d, closeDeps, err := openDeps(ctx, cfg, logger, tel)
 	if err != nil {
 		return err
 	}
@@ -73,7 +75,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 	}
 	r := chi.NewRouter()
-	r.Use(httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, took time.Duration) {
+	r.Use(tracing.Middleware(tel), httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, took time.Duration) {
 		d.metrics.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
 	}), httpx.Recover(logger), middleware.GetHead)
 	mount(r, parts, d.metrics.Handler(), d.ready)
@@ -83,7 +85,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// 64 KiB, not Go's 1 MiB: what a client may send, and a problem or
+		// log line repeat, stays small (net/http answers more with 431).
+		MaxHeaderBytes: httpx.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	g.Go(func() error {
 		logger.Info("ordersd listening", "addr", ln.Addr().String())
@@ -132,15 +137,22 @@ type deps struct {
 	ready   *readiness
 	// progress wakes read-your-writes waiters; set when the query role runs.
 	progress *projections.Progress
+	// tracing traces requests, appends and reads, batches, steps and
+	// provider calls; the zero Tracing when off.
+	tracing tracing.Tracing
 }
 
 // openDeps prepares the database (created if missing, migrated unless
 // MIGRATE_ON_START=false) and opens what the roles share.
-func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*deps, func(), error) {
+func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger, tel tracing.Tracing) (*deps, func(), error) {
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL); err != nil {
+	created, err := pg.EnsureDatabase(startCtx, cfg.DatabaseURL)
+	if err != nil {
 		return nil, nil, fmt.Errorf("database %s: %w", config.Redacted(cfg.DatabaseURL), err)
+	}
+	if created {
+		logger.InfoContext(ctx, "database created", "database", config.Redacted(cfg.DatabaseURL))
 	}
 	// Each projection runner and each half of the process manager keeps a
 	// connection (leader or standby); leave room for steps, the watcher and
@@ -167,14 +179,15 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 	m.Prime(append(readmodels.Names(), process.Name),
 		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
-	es, err := openEventStore(startCtx, cfg, pool, eventstores.Options{Requests: requests, AppendObserver: m.ObserveAppend, BatchObserver: m.ObserveAppendBatch, Logger: logger})
+	es, err := openEventStore(startCtx, cfg, pool, eventstores.Options{Requests: requests, AppendObserver: m.ObserveAppend, BatchObserver: m.ObserveAppendBatch, Logger: logger,
+		TracerProvider: tel.Provider})
 	if err != nil {
 		requests.Close()
 		pool.Close()
 		return nil, nil, err
 	}
 	logger.Info("event store", "kind", es.Kind, "url", eventStoreURL(cfg))
-	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger,
+	stock := command.StockOptions{CacheSize: cfg.StockCacheSize, SnapshotEvery: cfg.SnapshotEvery, Logger: logger, TracerProvider: tel.Provider,
 		OnCache: func(event string) {
 			switch event {
 			case command.CacheHit:
@@ -207,7 +220,7 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger) (*dep
 	})
 	w := newWatcher(pool, es.Store, projections.StatusOptions{EventStore: es.Kind, MaxBehind: es.MaxCount}, m, logger)
 	d := &deps{
-		cfg: cfg, log: logger, pool: pool, requests: requests, events: es, svc: svc, metrics: m, watcher: w,
+		cfg: cfg, log: logger, pool: pool, requests: requests, events: es, svc: svc, metrics: m, watcher: w, tracing: tel,
 		ready: &readiness{pool: requests, timeouts: timeouts, store: es.Store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
 			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
 	}
@@ -438,7 +451,8 @@ func (d *deps) projectorRole() part {
 	}
 	var p part
 	for _, proj := range readmodels.All() {
-		runner := projections.NewRunner(d.pool, d.events.Store, proj, projections.Options{Logger: d.log, OnApplied: onApplied, EventStore: d.events.Kind})
+		runner := projections.NewRunner(d.pool, d.events.Store, proj, projections.Options{Logger: d.log, OnApplied: onApplied, EventStore: d.events.Kind,
+			TracerProvider: d.tracing.Provider})
 		p.run = append(p.run, runner.Run)
 	}
 	return p
@@ -449,7 +463,7 @@ func (d *deps) projectorRole() part {
 // webhooks signed with the real secret: keep such a process off public
 // networks).
 func (d *deps) fakepayRole(serveAPI bool) (part, *fakepay.Provider, error) {
-	fake, err := newFakeProvider(d.cfg, d.log)
+	fake, err := newFakeProvider(d.cfg, d.log, d.tracing)
 	if err != nil {
 		return part{}, nil, err
 	}
@@ -475,9 +489,9 @@ func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
 	m := d.metrics
 	manager := process.New(d.pool, d.events.Store, d.svc, provider, process.Options{
 		Backoff: d.cfg.PaymentRetryBackoff, PaymentTimeout: d.cfg.PaymentTimeout, CallbackURL: callback, Logger: d.log,
-		EventStore: d.events.Kind,
-		OnStep:     func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
-		OnError:    func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
+		EventStore: d.events.Kind, TracerProvider: d.tracing.Provider,
+		OnStep:  func(kind, outcome string) { m.ProcessSteps.WithLabelValues(kind, outcome).Inc() },
+		OnError: func(kind string) { m.WorkerErrors.WithLabelValues(kind).Inc() },
 		OnStepDuration: func(ctx context.Context, kind string, took time.Duration) {
 			metrics.Observe(ctx, m.StepDuration.WithLabelValues(kind), took.Seconds())
 		},
@@ -491,9 +505,10 @@ func (d *deps) processRole(fake *fakepay.Provider, addr net.Addr) part {
 // that stops calling after 5 failures in a row, trying again every 5 s.
 // The saga's steps still retry on PAYMENT_RETRY_BACKOFF and park after
 // the last; a provider that hangs then costs each attempt what one that
-// refuses connections does.
+// refuses connections does. With tracing on, each request is a span that
+// sends its trace context to the provider.
 func (d *deps) providerClient() *paymentprovider.Client {
-	return paymentprovider.NewWithOptions(d.cfg.PaymentProviderURL, nil, paymentprovider.Options{
+	opts := paymentprovider.Options{
 		CallTimeout: d.cfg.PaymentProviderTimeout,
 		Breaker: paymentprovider.BreakerOptions{Failures: 5, OpenFor: 5 * time.Second, OnChange: func(from, to string) {
 			if to == "open" {
@@ -502,7 +517,10 @@ func (d *deps) providerClient() *paymentprovider.Client {
 			}
 			d.log.Info("payment provider circuit breaker", "from", from, "to", to)
 		}},
-	})
+	}
+	hc := paymentprovider.NewHTTPClient(opts)
+	hc.Transport = tracing.Transport(hc.Transport, d.tracing)
+	return paymentprovider.NewWithOptions(d.cfg.PaymentProviderURL, hc, opts)
 }
 
 // mount puts every part's routes on r, with the operational endpoints, the
@@ -514,9 +532,12 @@ func mount(r chi.Router, parts []part, metricsHandler, ready http.Handler) {
 		}
 	}
 	api.Mount(r)
+	// /metrics negotiates its own formats (Prometheus text, OpenMetrics);
+	// the probes answer JSON, and take no query parameter, as the API.
 	r.Method(http.MethodGet, "/metrics", metricsHandler)
-	r.Method(http.MethodGet, "/readyz", ready)
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	probe := r.With(httpx.AcceptJSON, httpx.Query())
+	probe.Method(http.MethodGet, "/readyz", ready)
+	probe.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.NotFound(httpx.NotFound)

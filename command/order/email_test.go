@@ -37,13 +37,23 @@ func TestCanonicalEmail(t *testing.T) {
 		"user@example.com\u00a0", "\u00a0user@example.com", "user@example.com\u3000", "\u3000user@example.com",
 		"user@example.com\u2028", "user@example.com\u2029", "user@example.com\u0085", "user\u3000@example.com",
 		"user@exa\u00a0mple.com", "\u2003user@example.com",
+		// Every invisible class of the one text rule (internal/textrule).
+		"user\U000e0001@example.com", "us\u3164er@example.com", "user\ufe0f@example.com", "user@example.com\u2066",
+		"user\u061c@example.com", "u\u2800ser@example.com\u200d",
 	} {
 		if got, err := order.CanonicalEmail(in); !errors.Is(err, order.ErrInvalidEmail) {
 			t.Errorf("CanonicalEmail(%q) = %q, %v; want ErrInvalidEmail", in, got, err)
 		}
 	}
-	if got, err := order.CanonicalEmail(" \t User@Example.com \r\n\v\f"); err != nil || got != "user@example.com" {
-		t.Errorf("ASCII whitespace at the ends: %q, %v; want it trimmed", got, err)
+	// Spaces at the ends are padding, trimmed; every other whitespace is
+	// refused there as inside (docs/api.md, "Email identity").
+	if got, err := order.CanonicalEmail("   User@Example.com  "); err != nil || got != "user@example.com" {
+		t.Errorf("spaces at the ends: %q, %v; want them trimmed", got, err)
+	}
+	for _, in := range []string{" c@example.com\t", "\tc@example.com", "c@example.com\r\n", "\vc@example.com", "c@example.com\f", "c@example.com\n"} {
+		if got, err := order.CanonicalEmail(in); !errors.Is(err, order.ErrInvalidEmail) {
+			t.Errorf("CanonicalEmail(%q) = %q, %v; want ErrInvalidEmail (only spaces are trimmed)", in, got, err)
+		}
 	}
 	if order.NormalizeEmail("USER@EXAMPLE.COM") != order.NormalizeEmail("user@example.com") {
 		t.Error("two spellings of one address key two customers")

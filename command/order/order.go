@@ -25,7 +25,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -33,6 +32,7 @@ import (
 	"golang.org/x/text/secure/precis"
 
 	"github.com/orders-reference/orders/events"
+	"github.com/orders-reference/orders/internal/textrule"
 	"github.com/orders-reference/orders/money"
 )
 
@@ -75,6 +75,33 @@ var (
 	// amount than the order's (a *MismatchError says which).
 	ErrPaymentMismatch = errors.New("payment does not match the order")
 )
+
+// TransitionError is the ErrIllegalTransition of one order: its status
+// does not allow what a command asked. Its fields say why, so that an
+// answer can be worded without reading Error.
+type TransitionError struct {
+	ID uuid.UUID
+	// Status is the order's status, as clients see it (Public).
+	Status Status
+	// To is the status the command would have led to; StatusNew when it
+	// records something that is not a status: a payment outcome, or a
+	// refund (Refund).
+	To     Status
+	Refund bool
+}
+
+func (e *TransitionError) Error() string {
+	switch {
+	case e.To != StatusNew:
+		return fmt.Sprintf("%v: %s is %s, cannot become %s", ErrIllegalTransition, e.ID, e.Status, e.To)
+	case e.Refund:
+		return fmt.Sprintf("%v: %s is %s, has no refund to record", ErrIllegalTransition, e.ID, e.Status)
+	}
+	return fmt.Sprintf("%v: %s is %s, no payment was requested", ErrIllegalTransition, e.ID, e.Status)
+}
+
+// Is makes errors.Is(err, ErrIllegalTransition) true.
+func (e *TransitionError) Is(target error) bool { return target == ErrIllegalTransition }
 
 // MismatchError is an ErrPaymentMismatch about one field of the outcome,
 // named as the payment webhook names it: "payment_id" or "amount".
@@ -202,24 +229,24 @@ type Line struct {
 // MaxEmailLocal before the @ (RFC 5321; ErrEmailTooLong), and have a dot
 // in its domain.
 //
-// Only ASCII whitespace (space, tab, CR, LF, FF, VT) is trimmed from the
-// ends, as a client's padding. Every other space or separator (U+00A0
+// Only spaces (U+0020) are trimmed from the ends, as a client's padding.
+// Every other space, separator or control character (tab, CR, LF, U+00A0
 // no-break space, U+3000 ideographic space, U+2028 line separator…) is
 // refused wherever it is, as PRECIS refuses spaces in an identifier: it
-// is not padding any client adds, and trimming it would make two
-// spellings of one customer that the refusal inside does not.
+// is not padding a form adds, and trimming it would make two spellings of
+// one customer that the refusal inside does not. (The API refuses control
+// characters in every field before this rule runs, so a tab was never
+// trimmed from an address the API accepted: no stored form changes.)
 func CanonicalEmail(email string) (string, error) {
-	email = strings.Trim(email, asciiSpace)
+	email = strings.Trim(email, padding)
 	if !utf8.ValidString(email) {
 		return "", fmt.Errorf("%w: not UTF-8", ErrInvalidEmail)
 	}
 	// Refused, not mapped away (IDNA's lookup mapping would drop U+200B
-	// from a domain): an address that needs them is not one address.
-	for _, r := range email {
-		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point,
-			unicode.Variation_Selector, unicode.Bidi_Control) {
-			return "", fmt.Errorf("%w: it holds U+%04X", ErrInvalidEmail, r)
-		}
+	// from a domain): an address that needs them is not one address. The
+	// classes are the service's one text rule's (internal/textrule).
+	if r, ok := textrule.First(email, refusedInEmail); ok {
+		return "", fmt.Errorf("%w: it holds %s", ErrInvalidEmail, textrule.Codepoint(r))
 	}
 	at := strings.LastIndex(email, "@")
 	if at <= 0 || at == len(email)-1 {
@@ -243,8 +270,15 @@ func CanonicalEmail(email string) (string, error) {
 	return c, nil
 }
 
-// asciiSpace is the whitespace CanonicalEmail trims from the ends.
-const asciiSpace = " \t\r\n\f\v"
+// padding is what CanonicalEmail trims from the ends: spaces only.
+const padding = " "
+
+// refusedInEmail are the code points an address may not hold anywhere:
+// controls, spaces and separators, invisible (default-ignorable) and
+// bidirectional-control code points.
+func refusedInEmail(r rune) bool {
+	return textrule.Control(r) || textrule.Separator(r) || textrule.Invisible(r)
+}
 
 var (
 	// ErrInvalidEmail: CanonicalEmail found no valid address.
@@ -263,7 +297,7 @@ func NormalizeEmail(email string) string {
 	if c, err := CanonicalEmail(email); err == nil {
 		return c
 	}
-	return strings.ToLower(strings.Trim(email, asciiSpace))
+	return strings.ToLower(strings.Trim(email, padding))
 }
 
 // ValidateRequest checks an order request before anything is priced or
@@ -343,7 +377,7 @@ func (s *State) transition(e events.Event, to Status, from ...Status) ([]events.
 			return []events.Event{e}, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s is %s, cannot become %s", ErrIllegalTransition, s.ID, s.Status.Public(), to)
+	return nil, &TransitionError{ID: s.ID, Status: s.Status.Public(), To: to.Public()}
 }
 
 // MarkReserved decides that every item is reserved.
@@ -426,7 +460,7 @@ func (s *State) RecordPayment(o PaymentOutcome) ([]events.Event, error) {
 	case StatusPaid:
 		return nil, nil
 	}
-	return nil, fmt.Errorf("%w: %s is %s, no payment was requested", ErrIllegalTransition, s.ID, s.Status)
+	return nil, &TransitionError{ID: s.ID, Status: s.Status.Public()}
 }
 
 // TimeOutPayment decides canceling an order whose payment has not
@@ -447,7 +481,7 @@ func (s *State) RecordRefund(refundID string) ([]events.Event, error) {
 	case s.Status == StatusNew:
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, s.ID)
 	case !s.RefundRequested:
-		return nil, fmt.Errorf("%w: %s has no refund to record", ErrIllegalTransition, s.ID)
+		return nil, &TransitionError{ID: s.ID, Status: s.Status.Public(), Refund: true}
 	case s.RefundID != "":
 		return nil, nil
 	}

@@ -182,3 +182,43 @@ func TestPaymentMismatchNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+// Every illegal transition is a *TransitionError whose fields say where
+// the order is and what was asked, so that an answer is worded from them
+// and never from the error's text.
+func TestTransitionErrorsAreStructured(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	placed := events.OrderPlaced{OrderID: id, UserEmail: "a@example.com", Currency: "USD", Total: 100, RequestHash: "h",
+		Items: []events.OrderItem{{ProductID: uuid.New(), Quantity: 1, UnitPrice: 100, LineTotal: 100}}}
+	paid := []events.Event{placed, events.OrderReserved{}, events.OrderPaymentRequested{PaymentID: "pay_1"}, events.OrderPaid{PaymentID: "pay_1"}}
+	rejected := []events.Event{placed, events.OrderRejected{Reason: "insufficient_stock"}}
+	for _, c := range []struct {
+		name  string
+		given []events.Event
+		when  func(s *order.State) ([]events.Event, error)
+		want  order.TransitionError
+	}{
+		{"cancel paid", paid, func(s *order.State) ([]events.Event, error) { return s.Cancel("customer") },
+			order.TransitionError{ID: id, Status: order.StatusPaid, To: order.StatusCanceled}},
+		{"reserve paid", paid, func(s *order.State) ([]events.Event, error) { return s.MarkReserved() },
+			order.TransitionError{ID: id, Status: order.StatusPaid, To: order.StatusReserved}},
+		{"reserve rejected (shown as canceled)", rejected, func(s *order.State) ([]events.Event, error) { return s.MarkReserved() },
+			order.TransitionError{ID: id, Status: order.StatusCanceled, To: order.StatusReserved}},
+		{"outcome while created", []events.Event{placed},
+			func(s *order.State) ([]events.Event, error) {
+				return s.RecordPayment(order.PaymentOutcome{PaymentID: "pay_1", Succeeded: true, Amount: 100})
+			},
+			order.TransitionError{ID: id, Status: order.StatusCreated}},
+		{"refund nobody asked for", paid, func(s *order.State) ([]events.Event, error) { return s.RecordRefund("re_1") },
+			order.TransitionError{ID: id, Status: order.StatusPaid, Refund: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.when(given(t, id, c.given...))
+			var te *order.TransitionError
+			if !errors.As(err, &te) || *te != c.want || !errors.Is(err, order.ErrIllegalTransition) {
+				t.Fatalf("error %#v, want %#v", err, c.want)
+			}
+		})
+	}
+}

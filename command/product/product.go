@@ -25,6 +25,7 @@ import (
 
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/textrule"
 	"github.com/orders-reference/orders/money"
 )
 
@@ -212,13 +213,22 @@ func (e *InvalidError) Error() string {
 // Is makes errors.Is(err, ErrInvalid) true.
 func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
 
+// validate checks the fields d sets. A name is shown to people, so it
+// follows the one rule of names (textrule.NameProblem: no bidirectional
+// control, at least one visible character: "\u200b" or "\ufeff" alone
+// would show as nothing), and a description the rule of prose
+// (textrule.ProseProblem: no bidirectional control).
 func validate(d Details) error {
 	problems := map[string]string{}
 	if d.Name != nil && (*d.Name == "" || utf8.RuneCountInString(*d.Name) > MaxNameLength) {
 		problems["name"] = fmt.Sprintf("must be 1-%d characters", MaxNameLength)
+	} else if p := textruleOf(d.Name, textrule.NameProblem); p != "" {
+		problems["name"] = p
 	}
 	if d.Description != nil && utf8.RuneCountInString(*d.Description) > MaxDescriptionLength {
 		problems["description"] = fmt.Sprintf("must be at most %d characters", MaxDescriptionLength)
+	} else if p := textruleOf(d.Description, textrule.ProseProblem); p != "" {
+		problems["description"] = p
 	}
 	if d.Price != nil && (*d.Price <= 0 || *d.Price > MaxPrice) {
 		problems["price"] = fmt.Sprintf("must be greater than 0 and at most %s", MaxPrice)
@@ -230,6 +240,14 @@ func validate(d Details) error {
 		return &InvalidError{Fields: problems}
 	}
 	return nil
+}
+
+// textruleOf applies rule to s, if it is set.
+func textruleOf(s *string, rule func(string) string) string {
+	if s == nil {
+		return ""
+	}
+	return rule(*s)
 }
 
 // Reserve decides holding quantity units for order. A second reservation

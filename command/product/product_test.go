@@ -256,3 +256,59 @@ func TestSavepointRollback(t *testing.T) {
 		t.Fatalf("kept reservation lost: available %d", s.Available)
 	}
 }
+
+// A name is shown to people: it must show something and not reorder what
+// is around it; a description must not reorder either (the one rule of
+// names and prose, internal/textrule). Creation and change apply it alike.
+func TestNamesAndDescriptionsShowWhatTheyHold(t *testing.T) {
+	t.Parallel()
+	existing := events.ProductCreated{ProductID: uuid.New(), Name: "Laptop", Price: 100, Stock: 1, IsActive: true}
+	for _, c := range []struct {
+		name, description string
+		refused           string // the field refused, "" if none
+	}{
+		{"Laptop", "", ""},
+		{"👨\u200d👩\u200d👧 set", "", ""},
+		{"می\u200cخواهم", "", ""},
+		{"Laptop", "Line one\nline two\twith a tab", ""},
+		{"Laptop", "עברית and English", ""},
+		{"\u200b", "", "name"},
+		{"\ufeff", "", "name"},
+		{"\u00ad", "", "name"},
+		{"\U000e0001", "", "name"},
+		{"\U000e0041\U000e0042", "", "name"},
+		{"\u3164", "", "name"},
+		{"\u2800", "", "name"},
+		{"\u2060\u180e\ufe0f", "", "name"},
+		{" \u200b ", "", "name"},
+		{"a\u202eb", "", "name"},
+		{"\u2066x", "", "name"},
+		{"x\u200f", "", "name"},
+		{"Laptop", "cheap \u202egnp.exe", "description"},
+		{"Laptop", "\u2067x\u2069", "description"},
+	} {
+		var fields []string
+		for _, decide := range []func() ([]events.Event, error){
+			func() ([]events.Event, error) {
+				return product.New(uuid.New()).Create(c.name, c.description, 100, 1, true)
+			},
+			func() ([]events.Event, error) {
+				return given(t, existing.ProductID, existing).Change(product.Details{Name: &c.name, Description: &c.description})
+			},
+		} {
+			_, err := decide()
+			var invalid *product.InvalidError
+			switch {
+			case c.refused == "" && err != nil:
+				t.Errorf("name %q, description %q refused: %v", c.name, c.description, err)
+			case c.refused != "" && (!errors.As(err, &invalid) || invalid.Fields[c.refused] == "" || len(invalid.Fields) != 1):
+				t.Errorf("name %q, description %q: %v, want %s refused", c.name, c.description, err, c.refused)
+			case c.refused != "":
+				fields = append(fields, invalid.Fields[c.refused])
+			}
+		}
+		if len(fields) == 2 && fields[0] != fields[1] {
+			t.Errorf("creation and change word one refusal two ways: %q, %q", fields[0], fields[1])
+		}
+	}
+}

@@ -448,15 +448,16 @@ func TestAppendTooLarge(t *testing.T) {
 // What the capabilities say, shown: retries with an exact or NoStream
 // expected version are recognised even after a restart; with Any they are
 // recognised only while the ids are in the server's cache, and an old id
-// at the next version is stored again.
+// at the next version is stored again. Each append says which it was
+// (Replayed).
 func TestIdempotencyLimits(t *testing.T) {
 	t.Parallel()
 	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
 	s := open(t, srv.URL(), fastRetry)
 	a, b := testEvent("a", 0), testEvent("b", 1)
 	first := mustAppend(t, s, "order-1", eventstore.NoStream, a, b)
-	if again := mustAppend(t, s, "order-1", eventstore.Any, a, b); again.Position != first.Position {
-		t.Fatalf("retry with Any while cached: %+v, want %+v", again, first)
+	if again := mustAppend(t, s, "order-1", eventstore.Any, a, b); again.Position != first.Position || !again.Replayed || first.Replayed {
+		t.Fatalf("retry with Any while cached: %+v, want %+v replayed", again, first)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
@@ -467,14 +468,14 @@ func TestIdempotencyLimits(t *testing.T) {
 		again, err = s.Append(ctxT(t), "order-1", eventstore.NoStream, a, b)
 		return err == nil
 	})
-	if again.Position != first.Position || again.Version != first.Version || again.RecordedAt.IsZero() {
-		t.Fatalf("retry with NoStream after a restart: %+v, want %+v", again, first)
+	if again.Position != first.Position || again.Version != first.Version || !again.Replayed {
+		t.Fatalf("retry with NoStream after a restart: %+v, want %+v replayed", again, first)
 	}
-	if dup := mustAppend(t, s, "order-1", eventstore.Any, a, b); dup.Version != 3 {
-		t.Fatalf("retry with Any after a restart: version %d; the double no longer writes it again", dup.Version)
+	if dup := mustAppend(t, s, "order-1", eventstore.Any, a, b); dup.Version != 3 || dup.Replayed {
+		t.Fatalf("retry with Any after a restart: %+v; the double no longer writes it again", dup)
 	}
-	if dup := mustAppend(t, s, "order-2", eventstore.NoStream, a); dup.Version != 0 {
-		t.Fatalf("an old id in another stream: version %d", dup.Version)
+	if dup := mustAppend(t, s, "order-2", eventstore.NoStream, a); dup.Version != 0 || dup.Replayed {
+		t.Fatalf("an old id in another stream: %+v", dup)
 	}
 }
 
@@ -590,4 +591,64 @@ func TestRecoversAfterTheClientGaveUp(t *testing.T) {
 	}
 	t.Cleanup(again.Close)
 	retryAppend(t, s, "order-2", eventstore.NoVersion, testEvent("e", 3))
+}
+
+// The same append sent at once by several clients (processes that handle
+// one message twice): the server writes it once and recognises the rest
+// as retries, which the client answers exactly as the write. The adapter
+// tells them apart by the mark it reads back: exactly one append reports
+// a write (with its recorded time), every other one Replayed, for a new
+// stream (NoStream) and at an exact version alike. The events' metadata
+// reads back as it was given.
+func TestReplayedAcrossClients(t *testing.T) {
+	t.Parallel()
+	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+	clients := make([]*kurrentdb.Store, 4)
+	for i := range clients {
+		clients[i] = open(t, srv.URL(), kurrentdb.Options{})
+	}
+	stream := "order-" + uuid.NewString()
+	for _, exp := range []eventstore.ExpectedVersion{eventstore.NoStream, eventstore.Exact(1)} {
+		batch := []eventstore.EventData{testEvent("a", 1), testEvent("b", 2)}
+		results := make([]eventstore.AppendResult, 3*len(clients))
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := clients[i%len(clients)].Append(ctxT(t), stream, exp, batch...)
+				if err != nil {
+					t.Errorf("append %d at %s: %v", i, exp, err)
+				}
+				results[i] = res
+			}()
+		}
+		wg.Wait()
+		writes := 0
+		for i, res := range results {
+			if res.Version != results[0].Version || res.Position != results[0].Position {
+				t.Fatalf("at %s, append %d returned %+v, append 0 %+v", exp, i, res, results[0])
+			}
+			if !res.Replayed {
+				writes++
+				if res.RecordedAt.IsZero() {
+					t.Errorf("at %s, the write has no recorded time", exp)
+				}
+			} else if !res.RecordedAt.IsZero() {
+				t.Errorf("at %s, a replay has a recorded time: %+v", exp, res)
+			}
+		}
+		if writes != 1 {
+			t.Fatalf("at %s, %d appends reported a write, want 1", exp, writes)
+		}
+	}
+	got, err := clients[0].ReadStream(ctxT(t), stream, eventstore.Forward, 0, 10)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("stream holds %d events (%v), want 4", len(got), err)
+	}
+	for _, e := range got {
+		if e.Metadata != (eventstore.Metadata{CorrelationID: "corr", Actor: "system"}) {
+			t.Errorf("event %d reads back with metadata %+v", e.Version, e.Metadata)
+		}
+	}
 }

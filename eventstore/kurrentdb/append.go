@@ -25,15 +25,20 @@ import (
 // StreamExists and an exact version map to the client's kinds of the same
 // names. A retry it recognises (the same ids where the first attempt put
 // them; for Any and StreamExists only while they are in its cache of
-// recent writes) returns the original version and position. Replayed is
-// always false: the client answers a retry and a fresh write alike.
+// recent writes) returns the original version and position.
 //
-// The reply carries no time, so Append reads the last appended event back
-// for RecordedAt (also the position, should the reply lack it): one more
-// round trip, on the leader, which answers an append only once it is
-// indexed. A retry the server recognised gets the time of the original
-// append, as a later read shows. If the read fails, the append still
-// succeeded: RecordedAt is then zero and the caller uses its own clock.
+// The reply carries no time, and the client answers a recognised retry
+// exactly as it answers a write, so Append reads the last appended event
+// back (one more round trip, on the leader, which answers an append only
+// once it is indexed). The last event of every append carries a mark of
+// that append's own in its stored metadata (appendMetadata; readers
+// ignore it), and the server compares ids only: an event read back with
+// this append's mark was written by it (RecordedAt is its time), one
+// without was written by an earlier append that this one repeated
+// (Replayed, RecordedAt zero), as the PostgreSQL store reports. The read
+// also supplies the position, should the reply lack it. If the read fails,
+// the append still succeeded but neither is known: Replayed is false and
+// RecordedAt zero (the caller uses its own clock).
 //
 // Errors: ErrInvalidEvent for input the port rejects, a system stream id
 // or an append the server finds too large; a *WrongExpectedVersionError
@@ -49,9 +54,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if isSystemStream(stream) {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: %q is a KurrentDB system stream id (ids starting with $ are reserved)", eventstore.ErrInvalidEvent, stream)
 	}
+	mark := uuid.NewString()
 	proposed := make([]esdb.EventData, len(events))
 	for i, e := range events {
-		meta, err := json.Marshal(e.Metadata)
+		md := appendMetadata{Metadata: e.Metadata}
+		if i == len(events)-1 {
+			md.Append = mark
+		}
+		meta, err := json.Marshal(md)
 		if err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("%w: metadata of event %d of %q: %w", eventstore.ErrInvalidEvent, i, stream, err)
 		}
@@ -74,8 +84,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		Version:  int64(res.NextExpectedVersion),
 		Position: eventstore.Position{Commit: res.CommitPosition, Prepare: res.PreparePosition},
 	}
-	if last, ok := s.readBack(ctx, stream, out.Version, events[len(events)-1].ID); ok {
-		out.RecordedAt = last.RecordedAt
+	if last, lastMark, ok := s.readBack(ctx, stream, out.Version, events[len(events)-1].ID); ok {
+		if lastMark == mark {
+			out.RecordedAt = last.RecordedAt
+		} else {
+			out.Replayed = true
+		}
 		if out.Position == eventstore.Start {
 			out.Position = last.Position
 		}
@@ -97,14 +111,29 @@ func revision(e eventstore.ExpectedVersion) esdb.ExpectedRevision {
 	return esdb.Any{}
 }
 
+// appendMetadata is an event's user metadata as Append stores it: the
+// port's envelope, and on the last event of an append that append's mark.
+type appendMetadata struct {
+	eventstore.Metadata
+	// Append is a random id of the append that wrote the event, on its
+	// last event only. An idempotent retry writes nothing, so the event it
+	// reads back carries the mark of the append that did (or none, if an
+	// older version of the adapter wrote it, or the event was not last in
+	// its append).
+	Append string `json:"append_id,omitempty"`
+}
+
 // readBack reads the event at version of stream, the last one an append
-// wrote, and reports whether it is the event with id last.
-func (s *Store) readBack(ctx context.Context, stream string, version int64, last uuid.UUID) (eventstore.RecordedEvent, bool) {
-	evs, err := s.readStream(ctx, stream, esdb.Backwards, esdb.Revision(uint64(version)), 1)
-	if err != nil || len(evs) != 1 || evs[0].ID != last {
-		return eventstore.RecordedEvent{}, false
+// wrote, and reports whether it is the event with id last, and which
+// append's mark it carries.
+func (s *Store) readBack(ctx context.Context, stream string, version int64, last uuid.UUID) (eventstore.RecordedEvent, string, bool) {
+	evs, err := s.readRecords(ctx, stream, esdb.Backwards, esdb.Revision(uint64(version)), 1)
+	if err != nil || len(evs) != 1 || evs[0].EventID != last {
+		return eventstore.RecordedEvent{}, "", false
 	}
-	return evs[0], true
+	var md appendMetadata
+	_ = json.Unmarshal(evs[0].UserMetadata, &md) // not ours: no mark
+	return recorded(evs[0]), md.Append, true
 }
 
 // appendError maps a failed append.
@@ -171,14 +200,27 @@ func (s *Store) lastVersion(ctx context.Context, stream string) (int64, error) {
 // readStream reads up to count events of stream; a missing or deleted
 // stream is ErrStreamNotFound.
 func (s *Store) readStream(ctx context.Context, stream string, dir esdb.Direction, from esdb.StreamPosition, count uint64) ([]eventstore.RecordedEvent, error) {
+	evs, err := s.readRecords(ctx, stream, dir, from, count)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventstore.RecordedEvent, len(evs))
+	for i, e := range evs {
+		out[i] = recorded(e)
+	}
+	return out, nil
+}
+
+// readRecords is readStream with the client's events, as stored.
+func (s *Store) readRecords(ctx context.Context, stream string, dir esdb.Direction, from esdb.StreamPosition, count uint64) ([]*esdb.RecordedEvent, error) {
 	opts := esdb.ReadStreamOptions{Direction: dir, From: from}
-	evs, err := call(ctx, s.conn, func(ctx context.Context, c *esdb.Client) ([]eventstore.RecordedEvent, error) {
+	evs, err := call(ctx, s.conn, func(ctx context.Context, c *esdb.Client) ([]*esdb.RecordedEvent, error) {
 		rs, err := c.ReadStream(ctx, stream, opts, count)
 		if err != nil {
 			return nil, err
 		}
 		defer rs.Close()
-		var out []eventstore.RecordedEvent
+		var out []*esdb.RecordedEvent
 		for {
 			ev, err := rs.Recv()
 			if errors.Is(err, io.EOF) {
@@ -188,7 +230,7 @@ func (s *Store) readStream(ctx context.Context, stream string, dir esdb.Directio
 				return out, err
 			}
 			if e := ev.OriginalEvent(); e != nil {
-				out = append(out, recorded(e))
+				out = append(out, e)
 			}
 		}
 	})

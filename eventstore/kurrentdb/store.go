@@ -16,10 +16,11 @@
 //     recent writes to the same stream. Only retries with an exact or
 //     NoStream expected version and the same ids are safe; an old id
 //     appended elsewhere is stored again, never ErrDuplicateEventID.
-//     The client answers a retry and a fresh write alike, so
-//     AppendResult.Replayed is always false.
-//   - The append reply carries no time, so Append reads the last appended
-//     event back for AppendResult.RecordedAt (one more round trip).
+//   - The append reply carries no time, and the client answers a
+//     recognised retry as it answers a write, so Append reads the last
+//     appended event back (one more round trip): its time is
+//     AppendResult.RecordedAt, and a mark of the append's own in its
+//     stored metadata tells a write from a retry (AppendResult.Replayed).
 //   - Reading $all forward from a position includes the event at that
 //     position, while the port's ReadAll is exclusive: the adapter drops it.
 //   - The v4 client reports context cancellation as a raw gRPC Canceled

@@ -12,9 +12,9 @@ import (
 )
 
 // capabilities is what the adapter promises (see the package doc): no
-// global event-id uniqueness, best-effort idempotency for Any and
-// StreamExists, and no way to tell a replayed append.
-var capabilities = storetest.Capabilities{UniqueEventIDs: false, IdempotentAny: false, ReportsReplayed: false}
+// global event-id uniqueness and best-effort idempotency for Any and
+// StreamExists; a replayed append is told by the mark it reads back.
+var capabilities = storetest.Capabilities{UniqueEventIDs: false, IdempotentAny: false, ReportsReplayed: true}
 
 // bigAppends lets the double take the suite's 4 MiB event, as KurrentDB
 // from v25.1 does (256 MiB); up to v25.0 the default is 1 MiB.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 // Subscribe implements eventstore.Store with a catch-up subscription to
@@ -77,7 +78,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		}
 		failures++
 		s.log.WarnContext(ctx, "kurrentdb: subscription dropped, resubscribing",
-			"from", sub.checkpoint.String(), "failures", failures, "retry_in", delay, "error", err)
+			"from", sub.checkpoint.String(), "failures", failures, logging.Millis("retry_in_ms", delay), "error", err)
 		if err := wait(ctx, delay); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 // notifier tells subscribers in other processes, through NOTIFY, that
@@ -161,7 +163,7 @@ func (l *listener) run(ctx context.Context, done chan struct{}) {
 			return
 		}
 		l.log.Warn("event store: LISTEN connection lost; subscribers poll until it is back",
-			"error", err, "retry_in", backoff)
+			"error", err, logging.Millis("retry_in_ms", backoff))
 		select {
 		case <-ctx.Done():
 			return

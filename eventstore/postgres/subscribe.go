@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 // heldBackRetry is the first delay before re-reading when committed events
@@ -42,7 +43,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			failures++
 			delay := min(s.opts.PollInterval, heldBackRetry<<min(failures, 12))
 			s.log.WarnContext(ctx, "event store subscription: read failed, retrying",
-				"from", pos.String(), "attempt", failures, "retry_in", delay, "error", err)
+				"from", pos.String(), "attempt", failures, logging.Millis("retry_in_ms", delay), "error", err)
 			if err := sleep(ctx, delay, nil); err != nil {
 				return err
 			}

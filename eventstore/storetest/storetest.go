@@ -58,7 +58,8 @@ type Capabilities struct {
 	// the same stream (best effort; lost on restart).
 	IdempotentAny bool
 	// ReportsReplayed: AppendResult.Replayed tells an idempotent retry from
-	// a fresh write. The KurrentDB client answers both alike.
+	// a fresh write. (The KurrentDB client answers both alike; its adapter
+	// tells them apart by reading the last event back.)
 	ReportsReplayed bool
 }
 
@@ -124,6 +125,9 @@ func event(typ string, payload any) eventstore.EventData {
 			CorrelationID: "corr-" + typ,
 			CausationID:   "cause-" + typ,
 			Actor:         "system",
+			// Trace context travels with the event on every adapter.
+			Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			Tracestate:  "vendor=" + typ,
 		},
 	}
 }

@@ -30,9 +30,10 @@ type Client struct {
 }
 
 // Do sends a request with a JSON body and header name/value pairs, and
-// returns the answer. Every error answer must be an RFC 9457 problem. A
-// transport error fails t without stopping it (goroutines call Do) and
-// returns the zero Response.
+// returns the answer. A pair replaces the header Do sets itself
+// (Content-Type); a name given in two pairs is sent as two fields. Every
+// error answer must be an RFC 9457 problem. A transport error fails t
+// without stopping it (goroutines call Do) and returns the zero Response.
 func (c *Client) Do(t testing.TB, method, path, body string, headers ...string) Response {
 	t.Helper()
 	req, err := http.NewRequest(method, c.URL+path, strings.NewReader(body))
@@ -40,8 +41,15 @@ func (c *Client) Do(t testing.TB, method, path, body string, headers ...string) 
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	given := map[string]bool{}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		name := http.CanonicalHeaderKey(headers[i])
+		if given[name] {
+			req.Header.Add(name, headers[i+1])
+			continue
+		}
+		given[name] = true
+		req.Header.Set(name, headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -2,12 +2,14 @@ package apitest
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // goTerms are what a problem shown to a client must never contain: Go's
@@ -38,14 +40,42 @@ const MaxErrors = 20
 // parameter (limit, id) or a header (Idempotency-Key), or the body itself.
 var apiName = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_-]*(\[\d+\])*)(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*)*$`)
 
+// clientName is how the API names an input the client named that is not
+// one of its names (an unknown field or query parameter): as httpx.Clip
+// writes it, what does not show as itself escaped (\u202e), and a long
+// one cut, with its length ("kkkk… (1000000 characters)").
+var clientName = regexp.MustCompile(`\\u[0-9a-f]{4}|… \(\d+ characters\)$`)
+
+// MaxProblemBytes bounds every problem: what a problem repeats of a
+// request is bounded (a few dozen characters of a text, 20 inputs), so no
+// request, however large, gets a larger answer. (The largest are an
+// insufficient-stock problem naming 100 products, and an errors member of
+// 20 long names.)
+const MaxProblemBytes = 8 << 10
+
+// hidden reports whether r does not show as itself: a problem shows what
+// a client sent escaped (\u202e), never raw, where it could reorder or
+// hide the text around it.
+func hidden(r rune) bool {
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Bidi_Control,
+		unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+}
+
 // CheckProblem fails t unless r is an RFC 9457 problem of the given
 // status and type, in the API's terms: application/problem+json with type,
 // title, status (the answer's) and a detail; no Go term in its detail,
-// title or errors; and, if fields are given, an errors member mapping
-// exactly those inputs (by their names in the API) to messages, or, if
-// none are, no errors member.
+// title or errors; at most MaxProblemBytes, with no code point in its
+// text that does not show as itself; and, if fields are given, an errors
+// member mapping exactly those inputs (by their names in the API) to
+// messages, or, if none are, no errors member.
 func CheckProblem(t testing.TB, r Response, status int, typ string, fields ...string) {
 	t.Helper()
+	if len(r.Raw) > MaxProblemBytes {
+		t.Errorf("a problem of %d bytes, more than %d: %.300s", len(r.Raw), MaxProblemBytes, r.Raw)
+	}
+	if text := fmt.Sprint(r.Body); strings.ContainsFunc(text, hidden) { // its strings, decoded
+		t.Errorf("a problem holds a code point that does not show as itself (U+%04X): %.300s", firstHidden(text), r.Raw)
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("content type %q, want application/problem+json: %d %s", ct, r.Status, r.Raw)
 	}
@@ -86,11 +116,20 @@ func CheckProblem(t testing.TB, r Response, status int, typ string, fields ...st
 		t.Errorf("errors names %v, want %v: %s", got, want, r.Raw)
 	}
 	for name, msg := range errs {
-		if !apiName.MatchString(name) || GoTerm(name) != "" {
+		if !apiName.MatchString(name) && !clientName.MatchString(name) || GoTerm(name) != "" {
 			t.Errorf("errors names %q, not an input of the API: %s", name, r.Raw)
 		}
 		if msg == "" || GoTerm(msg) != "" {
 			t.Errorf("errors[%s] = %q names Go or nothing: %s", strconv.Quote(name), msg, r.Raw)
 		}
 	}
+}
+
+func firstHidden(s string) rune {
+	for _, r := range s {
+		if hidden(r) {
+			return r
+		}
+	}
+	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -168,7 +167,7 @@ func LoadFakePay(environ []string) (FakePay, error) {
 	vars := env.ToMap(environ)
 	var cfg FakePay
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
-		return FakePay{}, fmt.Errorf("configuration:\n%w", err)
+		return FakePay{}, fmt.Errorf("configuration:\n%w", byVariable[FakePay](err, vars))
 	}
 	problems := cfg.validate()
 	if v, ok := vars["PAYMENT_WEBHOOK_SECRET"]; ok && strings.TrimSpace(v) == "" {
@@ -188,7 +187,7 @@ func Load(environ []string) (Config, error) {
 	vars := env.ToMap(environ)
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
-		return Config{}, fmt.Errorf("configuration:\n%w", byVariable(err, vars))
+		return Config{}, fmt.Errorf("configuration:\n%w", byVariable[Config](err, vars))
 	}
 	// A variable that is set but empty means something different from an
 	// unset one for these: no limiter in Redis, and no secret at all.
@@ -282,27 +281,6 @@ func (c Config) validateSecrets() []error {
 		}
 	}
 	return problems
-}
-
-// byVariable rewrites the parser's per-field errors to name the variable
-// and its value, which is what the operator sees and can fix.
-func byVariable(err error, vars map[string]string) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	out := make([]error, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-				name := f.Tag.Get("env")
-				e = fmt.Errorf("%s=%q: %w", name, vars[name], pe.Err)
-			}
-		}
-		out = append(out, e)
-	}
-	return errors.Join(out...)
 }
 
 func (c Config) validate() []error {

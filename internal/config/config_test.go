@@ -294,3 +294,45 @@ func TestURLsPrintedWithoutSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A value the parser cannot read is named by its variable and the form it
+// must have, in an operator's words: never Go's parser messages, and
+// never a secret's value.
+func TestUnreadableValuesSayTheForm(t *testing.T) {
+	for _, c := range []struct {
+		set, want string
+	}{
+		{"RATE_LIMIT_ORDERS_PER_MINUTE=abc", `RATE_LIMIT_ORDERS_PER_MINUTE="abc": must be a whole number`},
+		{"RATE_LIMIT_ORDERS_PER_MINUTE=1.5", `RATE_LIMIT_ORDERS_PER_MINUTE="1.5": must be a whole number`},
+		{"FAKE_PAYMENT_DELAY=5x", `FAKE_PAYMENT_DELAY="5x": must be a Go duration such as 250ms, 5s or 15m`},
+		{"PAYMENT_TIMEOUT=soon", `PAYMENT_TIMEOUT="soon": must be a Go duration`},
+		{"PAYMENT_RETRY_BACKOFF=1s,x", `PAYMENT_RETRY_BACKOFF="1s,x": must be Go durations separated by commas`},
+		{"FAKE_PAYMENT_SUCCESS_RATE=most", `FAKE_PAYMENT_SUCCESS_RATE="most": must be a number such as 0.8`},
+		{"RATE_LIMIT_FAIL_CLOSED=maybe", `RATE_LIMIT_FAIL_CLOSED="maybe": must be true or false`},
+		{"LOG_LEVEL=loud", `LOG_LEVEL="loud": must be a log level: DEBUG, INFO, WARN or ERROR`},
+		{"ORDERS_ROLES=chef", `ORDERS_ROLES="chef": unknown role "chef"`},
+		{"SNAPSHOT_EVERY=" + strings.Repeat("9", 200), `SNAPSHOT_EVERY="` + strings.Repeat("9", 64) + `…": must be a whole number`},
+	} {
+		_, err := config.Load([]string{c.set})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want %q", c.set, err, c.want)
+			continue
+		}
+		for _, goText := range []string{"strconv", "ParseInt", "invalid syntax", "time: ", "parse error on field", "of type", "slog:"} {
+			if strings.Contains(err.Error(), goText) {
+				t.Errorf("%s: %q shows Go's words (%s)", c.set, err, goText)
+			}
+		}
+	}
+	// A secret that cannot be read is said so without the decoder's words
+	// (which point into the secret).
+	if _, err := config.Load([]string{"PAYMENT_WEBHOOK_SECRET=whsec_not*base64"}); err == nil ||
+		!strings.Contains(err.Error(), "must be standard base64") || strings.Contains(err.Error(), "illegal") || strings.Contains(err.Error(), "not*base64") {
+		t.Errorf("whsec_ secret: %v", err)
+	}
+	// cmd/fakepay's configuration says the same.
+	if _, err := config.LoadFakePay([]string{"FAKE_PAYMENT_DELAY=5x"}); err == nil ||
+		!strings.Contains(err.Error(), `FAKE_PAYMENT_DELAY="5x": must be a Go duration`) || strings.Contains(err.Error(), "time: ") {
+		t.Errorf("fakepay: %v", err)
+	}
+}

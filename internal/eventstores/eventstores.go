@@ -17,10 +17,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/eventstore/kurrentdb"
 	"github.com/orders-reference/orders/eventstore/postgres"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/projections"
 )
 
@@ -68,6 +70,9 @@ type Options struct {
 	// of the PostgreSQL event store combined (KurrentDB has none).
 	BatchObserver func(appends int)
 	Logger        *slog.Logger
+	// TracerProvider, if set, gives every append and read made in a
+	// traced context a span (tracing.Store), whichever the store.
+	TracerProvider trace.TracerProvider
 }
 
 // Backend is an open event store.
@@ -120,6 +125,7 @@ func Open(ctx context.Context, url string, pool *pgxpool.Pool, opts Options) (*B
 		}
 		b.Store, b.Requests, b.close, b.MaxCount = s, s, store.Close, KurrentDBMaxCount
 	}
+	b.Store, b.Requests = tracing.Store(b.Store, opts.TracerProvider), tracing.Store(b.Requests, opts.TracerProvider)
 	return b, nil
 }
 

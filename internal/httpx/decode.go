@@ -22,6 +22,19 @@ import (
 // MaxBody is the largest request body accepted.
 const MaxBody = 1 << 20
 
+// MaxHeaderBytes bounds a request's line and header section (every
+// server's http.Server.MaxHeaderBytes; net/http allows 4 KiB more for its
+// buffering): 64 KiB, where Go's default is 1 MiB. Nothing the API takes
+// comes near it (its longest headers are an Idempotency-Key of 255
+// characters, a webhook's signatures and a trace context of a few
+// hundred bytes; its longest URL is a list query with a 254-character
+// email and a cursor), and it is twice what common proxies pass (nginx: 8
+// KiB a line, 32 KiB in all), so every path, header and query value a
+// client sends, and every text a problem or log line may repeat, is
+// bounded by it. net/http answers a larger one itself, 431 in text/plain,
+// before any handler runs (see docs/api.md).
+const MaxHeaderBytes = 64 << 10
+
 // MaxArrayItems bounds every array in a request body: no request takes
 // more (an order has at most 100 items), so the work a body costs is
 // bounded by what a request can hold, not by what fits in MaxBody. The
@@ -31,20 +44,51 @@ const MaxArrayItems = 100
 // JSONMediaType is the media type of every request body.
 const JSONMediaType = "application/json"
 
-// ReadBody reads r's body, at most MaxBody bytes. On failure it returns
-// the problem to answer: 413 for a body over MaxBody.
+// ReadBody reads r's body, at most MaxBody bytes: every route that takes
+// a body reads it here. On failure it returns the problem to answer (and
+// has set the headers that go with it): 415 for a body sent with a
+// content coding (CheckContentEncoding), 413 for a body over MaxBody,
+// refused before a byte of it is read when its Content-Length says so
+// (the client is not kept waiting, nor the server until its read
+// timeout, for a body it will not take).
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
+	if p := CheckContentEncoding(w, r); p != nil {
+		return nil, p
+	}
+	tooLarge := bodyProblem(TypeBodyTooLarge, fmt.Sprintf("must be at most %d bytes", MaxBody))
+	if r.ContentLength > MaxBody {
+		return nil, &tooLarge
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			p := bodyProblem(TypeBodyTooLarge, fmt.Sprintf("must be at most %d bytes", MaxBody))
-			return nil, &p
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, &tooLarge
 		}
 		p := bodyProblem(TypeMalformedRequest, "could not be read")
 		return nil, &p
 	}
 	return body, nil
+}
+
+// CheckContentEncoding returns the problem of a body sent with a content
+// coding (RFC 9110 §8.4): the service reads a body as it is sent, so a
+// Content-Encoding other than identity (gzip, br…; its fields read as one
+// list) is 415, with Accept-Encoding: identity saying what is accepted
+// (§12.5.3, §15.5.16), never read as if it were not encoded. ReadBody
+// applies it, so every route that takes a body does.
+func CheckContentEncoding(w http.ResponseWriter, r *http.Request) *Problem {
+	const name = "Content-Encoding"
+	for _, field := range r.Header.Values(name) {
+		for coding := range strings.SplitSeq(field, ",") {
+			if coding = strings.TrimSpace(coding); coding == "" || strings.EqualFold(coding, "identity") {
+				continue
+			}
+			w.Header().Set("Accept-Encoding", "identity")
+			p := InvalidField(TypeUnsupportedMediaType, name, "must be identity (or left out): a body is taken as sent, not compressed")
+			return &p
+		}
+	}
+	return nil
 }
 
 // CheckJSONMediaType answers, and returns false for, a request whose body
@@ -140,6 +184,9 @@ func Unmarshal(body []byte, v any) error {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
 		return errEmptyBody
+	}
+	if bytes.HasPrefix(trimmed, utf8BOM) {
+		return errBOM
 	}
 	if trimmed[0] != '{' {
 		// null would decode into the zero request; a string, number or
@@ -283,6 +330,12 @@ func describe(err error, body []byte, v any) Problem {
 		return bodyProblem(TypeMalformedRequest, "is empty; it must be a JSON object")
 	case errors.Is(err, errNotObject):
 		return bodyProblem(TypeMalformedRequest, "must be a JSON object")
+	case errors.Is(err, errBOM):
+		return bodyProblem(TypeMalformedRequest, "must not start with a byte order mark (U+FEFF): JSON text is sent without one (RFC 8259 §8.1)")
+	case errors.As(err, &syn) && tooDeep(body):
+		return bodyProblem(TypeMalformedRequest, fmt.Sprintf("nests arrays and objects more than %d levels deep", maxJSONDepth))
+	case errors.As(err, &syn) && surrogate(body, syn):
+		return surrogateProblem(body, syn)
 	case errors.As(err, &syn) && errors.Is(syn.Err, jsontext.ErrDuplicateName):
 		return fieldProblem(TypeMalformedRequest, fieldPath(syn.JSONPointer), "appears more than once")
 	case errors.As(err, &syn) && syn.JSONPointer != "" && onlyUnicode(body, v):
@@ -400,6 +453,9 @@ func expected(sem *json.SemanticError, kind jsontext.Kind) (typ, message string)
 	t := sem.GoType
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if errors.Is(sem.Err, money.ErrTooLarge) { // the format is right, the size is not
+		return TypeValidation, fmt.Sprintf("must be an amount from -%s to %s", money.MaxAmount, money.MaxAmount)
 	}
 	if vt, ok := valueTypes[t]; ok {
 		typ = TypeMalformedRequest

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -165,15 +166,47 @@ func TestHTTPURLProblem(t *testing.T) {
 	}
 }
 
-// Quote writes a value as JSON does, never as Go's %q.
+// Quote writes a value as JSON does, never as Go's %q; what would not
+// show as itself (controls, bidirectional controls, invisible code
+// points, separators other than the space) is escaped the same way; and
+// a value longer than MaxEcho bytes so written is cut, with its length.
+// Clip is the same text without the quotes.
 func TestQuote(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{"a": `"a"`, "a\x00": `"a\u0000"`, "tab\t": `"tab\t"`, "\xff": "\"\ufffd\"", `<&>`: `"<&>"`} {
-		if got := httpx.Quote(in); got != want {
-			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+	for in, want := range map[string]string{
+		"a": `"a"`, "a\x00": `"a\u0000"`, "tab\t": `"tab\t"`, "\xff": "\"\ufffd\"", `<&>`: `"<&>"`, `a"b\c`: `"a\"b\\c"`,
+		"a b": `"a b"`, "é😀": `"é😀"`, "/orders/x": `"/orders/x"`, "\u00e9": `"é"`,
+		"x\u202ey": `"x\u202ey"`, "\u2066\u2069\u200e\u061c": `"\u2066\u2069\u200e\u061c"`, // bidirectional controls
+		"\u200b\ufeff\u00ad\u2060\u034f\u3164": `"\u200b\ufeff\u00ad\u2060\u034f\u3164"`, // invisible
+		"\u00a0\u3000\u2028\u2029":             `"\u00a0\u3000\u2028\u2029"`,             // separators
+		"\u007f\u0085\u009f":                   `"\u007f\u0085\u009f"`,                   // DEL and C1
+		"\U000e0001\U000e0100":                 `"\udb40\udc01\udb40\udd00"`,             // a tag, a variation selector: as JSON writes them
+		"\ue000\U000f0000":                     `"\ue000\udb80\udc00"`,                   // private use
+		strings.Repeat("k", httpx.MaxEcho):     `"` + strings.Repeat("k", httpx.MaxEcho) + `"`,
+		strings.Repeat("k", 1_000_000):         `"` + strings.Repeat("k", httpx.MaxEcho) + `…" (1000000 characters)`,
+		strings.Repeat("é", 100):               `"` + strings.Repeat("é", httpx.MaxEcho/2) + `…" (100 characters)`,
+		strings.Repeat("\u202e", 100_000):      `"` + strings.Repeat(`\u202e`, httpx.MaxEcho/6) + `…" (100000 characters)`,
+	} {
+		got := httpx.Quote(in)
+		if got != want {
+			t.Errorf("Quote(%.40q) = %.200s, want %.200s", in, got, want)
 		}
-		if term := apitest.GoTerm(httpx.Quote(in)); term != "" {
-			t.Errorf("Quote(%q) names Go: %q", in, term)
+		if term := apitest.GoTerm(got); term != "" {
+			t.Errorf("Quote(%.40q) names Go: %q", in, term)
+		}
+		if clip := httpx.Clip(in); `"`+clip != strings.Replace(got, `…"`, `…`, 1) && `"`+clip+`"` != got {
+			t.Errorf("Clip(%.40q) = %.200s, not Quote's text: %.200s", in, clip, got)
+		}
+		for _, r := range got {
+			if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Bidi_Control, unicode.Other_Default_Ignorable_Code_Point) {
+				t.Errorf("Quote(%.40q) = %.200s holds U+%04X", in, got, r)
+			}
+		}
+	}
+	// A name of the API is itself.
+	for _, name := range []string{"items[99].product_id", "Idempotency-Key", "user_email", "/admin/orders/0193a3e0-0000-7000-8000-000000000000/history"} {
+		if got := httpx.Clip(name); got != name {
+			t.Errorf("Clip(%q) = %q", name, got)
 		}
 	}
 }

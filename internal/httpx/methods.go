@@ -39,6 +39,6 @@ func MethodNotAllowed(routes chi.Routes) http.HandlerFunc {
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		WriteProblem(w, Problem{Type: TypeMethodNotAllowed,
-			Detail: r.Method + " is not served at " + Quote(r.URL.Path) + "; allowed: " + strings.Join(allowed, ", ") + " (see /docs)."})
+			Detail: Clip(r.Method) + " is not served at " + Quote(r.URL.Path) + "; allowed: " + strings.Join(allowed, ", ") + " (see /docs)."})
 	}
 }

@@ -1,7 +1,6 @@
 package httpx
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 // statusWriter remembers the status a handler answered with.
@@ -39,8 +40,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // unbounded metric labels), the status and the duration.
 type Observer func(method, route string, status int, d time.Duration)
 
-// Observe logs every request (with its request id) and reports it to
-// observe. Mount it inside a chi router, after RequestID.
+// Observe logs every request (with the ids its log scope holds, see
+// RequestID; its duration as duration_ms) and reports it to observe. Mount
+// it inside a chi router, after RequestID.
 func Observe(log *slog.Logger, observe Observer) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,8 +64,9 @@ func Observe(log *slog.Logger, observe Observer) func(http.Handler) http.Handler
 			if quiet[route] && sw.status < 400 {
 				level = slog.LevelDebug // probes and scrapes, every few seconds
 			}
-			log.LogAttrs(r.Context(), level, "request", slog.String("method", r.Method), slog.String("route", route),
-				slog.String("path", r.URL.Path), slog.Int("status", sw.status), slog.Duration("duration", d))
+			// The method and path are the client's: Clip bounds them.
+			log.LogAttrs(r.Context(), level, "request", slog.String("method", Clip(r.Method)), slog.String("route", route),
+				slog.String("path", Clip(r.URL.Path)), slog.Int("status", sw.status), logging.Millis("duration_ms", d))
 		})
 	}
 }
@@ -100,26 +103,4 @@ func Recover(log *slog.Logger) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// LogHandler adds the request id of the context (see RequestID) to every
-// record logged with it, so everything a request causes can be found by its
-// id.
-func LogHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
-
-type requestIDHandler struct{ slog.Handler }
-
-func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestIDFrom(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
-}
-
-func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
 }

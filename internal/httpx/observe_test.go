@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 type observed struct {
@@ -22,16 +23,19 @@ type observed struct {
 
 // Requests are observed by route pattern (never the raw path), with
 // unknown methods as OTHER; a panic answers a 500 problem; every record
-// logged under a request carries its id.
+// logged under a request carries its id (and its correlation id), the
+// access line what the handler added to the request's scope and its
+// duration in milliseconds.
 func TestObserveRecoverAndRequestIDs(t *testing.T) {
 	var logs bytes.Buffer
-	log := slog.New(httpx.LogHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	log := logging.New(&logs, slog.LevelDebug)
 	var seen []observed
 	r := chi.NewRouter()
 	r.Use(httpx.RequestID, httpx.Observe(log, func(method, route string, status int, _ time.Duration) {
 		seen = append(seen, observed{method, route, status})
 	}), httpx.Recover(log))
 	r.Get("/orders/{id}", func(w http.ResponseWriter, req *http.Request) {
+		logging.Add(req.Context(), "order_id", chi.URLParam(req, "id"))
 		log.InfoContext(req.Context(), "handling")
 		w.WriteHeader(http.StatusTeapot)
 	})
@@ -71,11 +75,17 @@ func TestObserveRecoverAndRequestIDs(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatal(err)
 		}
-		if rec["request_id"] == nil || rec["request_id"] == "" {
-			t.Errorf("logged without a request id: %s", line)
+		if rec["request_id"] == nil || rec["request_id"] == "" || rec["correlation_id"] != rec["request_id"] {
+			t.Errorf("logged without a request id, or another correlation id: %s", line)
+		}
+		if rec["request_id"] == "req-1" && rec["order_id"] != "7f0e" {
+			t.Errorf("a record of the request carries order %v, want 7f0e: %s", rec["order_id"], line)
 		}
 		if rec["msg"] == "handling" && rec["request_id"] != "req-1" {
 			t.Errorf("the handler's record carries %v, want req-1", rec["request_id"])
+		}
+		if _, ok := rec["duration_ms"].(float64); rec["msg"] == "request" && (!ok || rec["duration"] != nil) {
+			t.Errorf("an access line without duration_ms: %s", line)
 		}
 	}
 }

@@ -27,6 +27,7 @@ const (
 	TypeValidation           = "/problems/validation"
 	TypeMalformedRequest     = "/problems/malformed-request"
 	TypeUnsupportedMediaType = "/problems/unsupported-media-type"
+	TypeNotAcceptable        = "/problems/not-acceptable"
 	TypeBodyTooLarge         = "/problems/body-too-large"
 	TypeUnauthorized         = "/problems/unauthorized"
 	TypeNotFound             = "/problems/not-found"
@@ -53,6 +54,7 @@ var catalog = map[string]ProblemSpec{
 	TypeValidation:           {"Unprocessable Content", http.StatusUnprocessableEntity},
 	TypeMalformedRequest:     {"Bad Request", http.StatusBadRequest},
 	TypeUnsupportedMediaType: {"Unsupported Media Type", http.StatusUnsupportedMediaType},
+	TypeNotAcceptable:        {"Not Acceptable", http.StatusNotAcceptable},
 	TypeBodyTooLarge:         {"Content Too Large", http.StatusRequestEntityTooLarge},
 	TypeUnauthorized:         {"Unauthorized", http.StatusUnauthorized},
 	TypeNotFound:             {"Not Found", http.StatusNotFound},
@@ -111,7 +113,11 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 // parameter, a header, "body" for the body as a whole) to what is wrong
 // with it, and a detail that says the same in a sentence. errors names at
 // most MaxErrors inputs (the first by name); the detail counts them all.
+// An input a client named (an unknown field or query parameter) is named
+// as Clip writes it: at most MaxEcho characters, what would not show
+// escaped.
 func Invalid(typ string, fields map[string]string) Problem {
+	fields = clipNames(fields)
 	shown := fields
 	if len(fields) > MaxErrors {
 		shown = make(map[string]string, MaxErrors)
@@ -120,6 +126,21 @@ func Invalid(typ string, fields map[string]string) Problem {
 		}
 	}
 	return Problem{Type: typ, Detail: FieldsDetail(fields), Extensions: map[string]any{"errors": shown}}
+}
+
+// clipNames returns fields with every name as Clip writes it (fields
+// itself when each already is).
+func clipNames(fields map[string]string) map[string]string {
+	for name := range fields {
+		if Clip(name) != name {
+			clipped := make(map[string]string, len(fields))
+			for name, message := range fields {
+				clipped[Clip(name)] = message
+			}
+			return clipped
+		}
+	}
+	return fields
 }
 
 // InvalidField is Invalid for one input.

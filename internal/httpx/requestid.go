@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/internal/logging"
 )
 
 type requestIDKey struct{}
@@ -16,6 +18,12 @@ type requestIDKey struct{}
 // caller's hint for correlating, not an input of the request. The id is
 // echoed in the response and becomes the correlation id of the events the
 // request causes.
+//
+// It also opens the request's log scope (logging.Scope) with request_id
+// and, until a handler that learns the order's own correlation id says
+// otherwise (logging.Add), correlation_id set to the id: every record
+// logged under the request carries them, and what the handlers add
+// (order_id) reaches the access line Observe writes.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		values := r.Header.Values("X-Request-ID")
@@ -27,7 +35,9 @@ func RequestID(next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		ctx := logging.Scope(context.WithValue(r.Context(), requestIDKey{}, id))
+		logging.Add(ctx, "request_id", id, "correlation_id", id)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

@@ -2,13 +2,13 @@ package httpx
 
 import (
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/orders-reference/orders/internal/textrule"
 )
 
 // Text that the service stores must be text that PostgreSQL's text and
@@ -18,7 +18,7 @@ import (
 // it, jsonb refuses \u0000), and no other control character (C0, DEL, C1),
 // except tab and newline in fields that allow several lines. One rule, at
 // the boundary: request bodies (DecodeJSON, every string field it decodes,
-// however nested), query parameters (CheckQuery) and stored headers
+// however nested), query parameters (Query) and stored headers
 // (Header).
 
 // TextProblem returns why s is not text the service accepts, or "" if it
@@ -116,57 +116,109 @@ func orBody(path string) string {
 	return path
 }
 
-// CheckQuery refuses, with 400 naming the parameter, a request whose query
-// parameters (names or values) are not text the service accepts, or that
-// gives one parameter more than once (no parameter of the API is a list:
-// "limit=10&limit=200" has no one meaning, and reading the first would
-// hide the second). Every API and the fake provider mount it.
-func CheckQuery(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		query, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "The query string is not valid (a % escape is malformed or a ; separates parameters)."})
-			return
-		}
-		for _, name := range slices.Sorted(maps.Keys(query)) {
-			if p := TextProblem(name, false); p != "" {
-				WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "A query parameter's name " + p + "."})
+// Param declares a query parameter of a route: its name, and the most
+// characters its value may have (the longest value that can be right, or
+// a bound a little above it: the route's own rule then says what is
+// wrong).
+type Param struct {
+	Name string
+	Max  int
+}
+
+// Query returns the middleware that reads a route's query string by the
+// one rule of the API; each route mounts it with the parameters it
+// declares (none: a route that takes none). It refuses with 400, naming
+// each parameter in errors (by Clip: at most MaxEcho characters), a query
+// string that does not parse (a malformed % escape, a ; separator), a
+// parameter the route does not declare (an unknown one is refused, as an
+// unknown body field is: "?emial=x" would otherwise list everything), and
+// a declared one that is given more than once (none of them is a list:
+// "limit=10&limit=200" has no one meaning), empty ("limit=" is not the
+// absence of a limit), longer than its Max or not text the service
+// accepts (TextProblem).
+func Query(params ...Param) func(http.Handler) http.Handler {
+	declared := make(map[string]int, len(params))
+	names := make([]string, len(params))
+	for i, p := range params {
+		declared[p.Name], names[i] = p.Max, p.Name
+	}
+	takes := "it takes none"
+	if len(names) > 0 {
+		takes = "it takes " + strings.Join(names, ", ")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			query, err := url.ParseQuery(r.URL.RawQuery)
+			if err != nil {
+				WriteProblem(w, Problem{Type: TypeMalformedRequest, Detail: "The query string is not valid (a % escape is malformed or a ; separates parameters)."})
 				return
 			}
-			values := query[name]
-			problem := ""
-			if len(values) > 1 {
-				problem = "must be given once"
-			}
-			for _, v := range values {
-				if p := TextProblem(v, false); p != "" && problem == "" {
-					problem = p
+			problems := map[string]string{}
+			for name, values := range query {
+				max, ok := declared[name]
+				if !ok {
+					problems[name] = "is not a query parameter of this endpoint (" + takes + ")"
+					continue
+				}
+				if p := queryValueProblem(values, max); p != "" {
+					problems[name] = p
 				}
 			}
-			if problem != "" {
-				p := InvalidField(TypeMalformedRequest, name, problem)
-				p.Detail = "Query parameter " + Quote(name) + " " + problem + "."
-				WriteProblem(w, p)
+			switch len(problems) {
+			case 0:
+				next.ServeHTTP(w, r)
+				return
+			case 1:
+				for name, problem := range problems {
+					p := InvalidField(TypeMalformedRequest, name, problem)
+					p.Detail = "Query parameter " + Quote(name) + " " + problem + "."
+					WriteProblem(w, p)
+				}
 				return
 			}
-		}
-		next.ServeHTTP(w, r)
-	})
+			WriteProblem(w, Invalid(TypeMalformedRequest, problems))
+		})
+	}
+}
+
+// queryValueProblem says what is wrong with the values of a declared
+// query parameter, or "" if nothing is.
+func queryValueProblem(values []string, max int) string {
+	if len(values) > 1 {
+		return "must be given once"
+	}
+	v := values[0]
+	if p := TextProblem(v, false); p != "" {
+		return p
+	}
+	switch n := utf8.RuneCountInString(v); {
+	case n == 0:
+		return "must not be empty (leave the parameter out instead)"
+	case n > max:
+		return fmt.Sprintf("must be at most %d characters", max)
+	}
+	return ""
 }
 
 // Header returns the value of the request header name, for a header whose
 // value the service reads (and may store or echo): it must be sent at
 // most once (two fields would have two meanings, and Get reads only the
 // first), hold text the service accepts (TextProblem: no control
-// character, tab included, valid UTF-8) and, if max is positive, be 1 to
-// max characters long. present reports whether it was sent; a problem is
-// a 400 naming the header.
+// character, tab included, valid UTF-8), be an identifier that looks like
+// what it is (textrule.IdentifierProblem: no invisible or
+// bidirectional-control character; every such header is an identifier:
+// Idempotency-Key, webhook-id, X-Min-Position) and, if max is positive,
+// be 1 to max characters long. present reports whether it was sent; a
+// problem is a 400 naming the header.
 func Header(r *http.Request, name string, max int) (value string, present bool, problem *Problem) {
 	value, present, problem = singleHeader(r, name)
 	if !present || problem != nil {
 		return value, present, problem
 	}
 	message := TextProblem(value, false)
+	if message == "" {
+		message = textrule.IdentifierProblem(value)
+	}
 	if n := utf8.RuneCountInString(value); message == "" && max > 0 && (n == 0 || n > max) {
 		message = fmt.Sprintf("must be 1-%d characters", max)
 	}
@@ -174,6 +226,32 @@ func Header(r *http.Request, name string, max int) (value string, present bool, 
 		return "", true, headerProblem(name, message)
 	}
 	return value, true, nil
+}
+
+// Once returns the problem (400, errors naming each) of a request that
+// sends any of the headers names more than once, or nil. A header the
+// service reads has one meaning: two fields of it (two X-Admin-Secret,
+// one right and one wrong; two webhook-signature) are refused, never
+// read as the first. Header, CheckJSONMediaType and RequireAdmin apply
+// it to the header each reads; a handler that hands headers to another
+// reader (the webhook's signature check) applies it first.
+func Once(r *http.Request, names ...string) *Problem {
+	problems := map[string]string{}
+	for _, name := range names {
+		if len(r.Header.Values(name)) > 1 {
+			problems[name] = "must be sent once"
+		}
+	}
+	switch len(problems) {
+	case 0:
+		return nil
+	case 1:
+		for name, message := range problems {
+			return headerProblem(name, message)
+		}
+	}
+	p := Invalid(TypeMalformedRequest, problems)
+	return &p
 }
 
 // singleHeader returns the one value of the request header name; two or

@@ -2,9 +2,13 @@ package httpx_test
 
 import (
 	"encoding/json"
+	"io/fs"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -206,37 +210,156 @@ func FuzzUnmarshal(f *testing.F) {
 	})
 }
 
-// CheckQuery holds every query parameter to the text rule, and to one
-// value: no parameter of the API is a list, so a repeated one is refused
-// (400 naming it), never read as its first value.
-func TestCheckQuery(t *testing.T) {
+// Query reads a route's query string by one rule: only the parameters the
+// route declares, each once (no parameter of the API is a list), never
+// empty, at most its Max characters, and text; anything else is 400
+// naming each offending parameter (an unknown one bounded, as Clip
+// writes it), never ignored or read as its first value.
+func TestQuery(t *testing.T) {
 	t.Parallel()
-	h := httpx.CheckQuery(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	for query, field := range map[string]string{
-		"limit=10&status=paid":        "",
-		"":                            "",
-		"limit=10&limit=200":          "limit",
-		"status=paid&status=canceled": "status",
-		"email=x&email=y":             "email",
-		"email=x&email=x":             "email",
-		"cursor=a%00b":                "cursor",
-		"email=a%C2%85b":              "email",
-		"email=%FF":                   "email",
-		"a%00b=1":                     "-",
-		"limit=%zz":                   "-",
+	h := httpx.Query(httpx.Param{Name: "limit", Max: 3}, httpx.Param{Name: "status", Max: 20}, httpx.Param{Name: "email", Max: 254},
+		httpx.Param{Name: "cursor", Max: 256})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	long := strings.Repeat("k", 1_000_000)
+	for query, fields := range map[string][]string{
+		"limit=10&status=paid":              nil,
+		"":                                  nil,
+		"email=" + strings.Repeat("e", 254): nil,
+		"limit=10&limit=200":                {"limit"},
+		"status=paid&status=canceled":       {"status"},
+		"email=x&email=y":                   {"email"},
+		"email=x&email=x":                   {"email"},
+		"cursor=a%00b":                      {"cursor"},
+		"email=a%C2%85b":                    {"email"},
+		"email=%FF":                         {"email"},
+		"limit=%zz":                         {},
+		"a;b=1":                             {},
+		// Undeclared, empty, too long.
+		"emial=x":                           {"emial"},
+		"emial=x&stauts=paid&limit=5":       {"emial", "stauts"},
+		"limit=":                            {"limit"},
+		"limit":                             {"limit"},
+		"status=&email=":                    {"status", "email"},
+		"email=" + strings.Repeat("e", 255): {"email"},
+		"limit=1000":                        {"limit"},
+		"a%00b=1":                           {`a\u0000b`},
+		"a%E2%80%AEb=1":                     {`a\u202eb`},
+		long + "=1":                         {httpx.Clip(long)},
+		"email=" + long:                     {"email"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/products?"+query, nil))
+		name := query
+		if len(name) > 80 {
+			name = name[:80] + "…"
+		}
 		switch {
-		case field == "" && rec.Code != http.StatusNoContent:
-			t.Errorf("?%s: %d %s", query, rec.Code, rec.Body)
-		case field != "" && rec.Code != http.StatusBadRequest:
-			t.Errorf("?%s: %d, want 400", query, rec.Code)
-		case field != "" && field != "-":
+		case fields == nil && rec.Code != http.StatusNoContent:
+			t.Errorf("?%s: %d %s", name, rec.Code, rec.Body)
+		case fields != nil && rec.Code != http.StatusBadRequest:
+			t.Errorf("?%s: %d, want 400", name, rec.Code)
+		case rec.Body.Len() > 1024:
+			t.Errorf("?%s: a problem of %d bytes", name, rec.Body.Len())
+		case len(fields) > 0:
 			var p struct{ Errors map[string]string }
-			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || len(p.Errors) != 1 || p.Errors[field] == "" {
-				t.Errorf("?%s: %s, want errors naming %s", query, rec.Body, field)
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || len(p.Errors) != len(fields) {
+				t.Errorf("?%s: %s, want errors naming %q", name, rec.Body, fields)
+			}
+			for _, f := range fields {
+				if p.Errors[f] == "" {
+					t.Errorf("?%s: %s, want errors naming %q", name, rec.Body, f)
+				}
 			}
 		}
+	}
+	// A route that declares none takes none.
+	rec := httptest.NewRecorder()
+	httpx.Query()(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/orders/x?limit=5", nil))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "it takes none") {
+		t.Errorf("a parameter on a route that takes none: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A header the service reads is read once: two fields of it are 400
+// naming it, wherever it is read (Once, Header, RequireAdmin).
+func TestHeadersAreReadOnce(t *testing.T) {
+	t.Parallel()
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	admin := httpx.RequireAdmin("right")
+	for _, c := range []struct {
+		name    string
+		header  http.Header
+		handler http.Handler
+		status  int
+		fields  []string
+	}{
+		{"admin secret once", http.Header{"X-Admin-Secret": {"right"}}, admin(ok), http.StatusNoContent, nil},
+		{"admin secret right, then wrong", http.Header{"X-Admin-Secret": {"right", "wrong"}}, admin(ok), http.StatusBadRequest, []string{"X-Admin-Secret"}},
+		{"admin secret wrong, then right", http.Header{"X-Admin-Secret": {"wrong", "right"}}, admin(ok), http.StatusBadRequest, []string{"X-Admin-Secret"}},
+		{"admin secret twice the same", http.Header{"X-Admin-Secret": {"right", "right"}}, admin(ok), http.StatusBadRequest, []string{"X-Admin-Secret"}},
+		{"admin secret wrong", http.Header{"X-Admin-Secret": {"wrong"}}, admin(ok), http.StatusUnauthorized, nil},
+		{"signature headers twice", http.Header{"Webhook-Id": {"a", "b"}, "Webhook-Timestamp": {"1", "2"}, "Webhook-Signature": {"v1,x"}},
+			onceHandler(ok, "webhook-id", "webhook-timestamp", "webhook-signature"), http.StatusBadRequest, []string{"webhook-id", "webhook-timestamp"}},
+		{"signature header twice", http.Header{"Webhook-Signature": {"v1,x", "v1,y"}},
+			onceHandler(ok, "webhook-id", "webhook-timestamp", "webhook-signature"), http.StatusBadRequest, []string{"webhook-signature"}},
+		{"signature headers once", http.Header{"Webhook-Id": {"a"}, "Webhook-Signature": {"v1,x v1,y"}},
+			onceHandler(ok, "webhook-id", "webhook-timestamp", "webhook-signature"), http.StatusNoContent, nil},
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header = c.header
+		rec := httptest.NewRecorder()
+		c.handler.ServeHTTP(rec, req)
+		var p struct{ Errors map[string]string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		if rec.Code != c.status || len(p.Errors) != len(c.fields) {
+			t.Errorf("%s: %d %s, want %d naming %v", c.name, rec.Code, rec.Body, c.status, c.fields)
+		}
+		for _, f := range c.fields {
+			if p.Errors[f] == "" {
+				t.Errorf("%s: %s, want errors naming %s", c.name, rec.Body, f)
+			}
+		}
+	}
+}
+
+func onceHandler(next http.Handler, names ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := httpx.Once(r, names...); p != nil {
+			httpx.WriteProblem(w, *p)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// A request header is read through this package (Header, Once,
+// CheckJSONMediaType, RequireAdmin…), which reads each header the service
+// reads once: nothing else in the service reads one with Header.Get or
+// Values, which would take the first of two fields.
+func TestRequestHeadersAreReadHere(t *testing.T) {
+	t.Parallel()
+	direct := regexp.MustCompile(`\b(r|req|request)\.Header\.(Get|Values)\(|\b(r|req|request)\.Header\[`)
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "tools" || d.Name() == "httpx" || d.Name() == "apitest" || strings.HasPrefix(d.Name(), ".")) && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(src), "\n") {
+			if direct.MatchString(line) {
+				t.Errorf("%s:%d reads a request header itself (use httpx.Header or httpx.Once): %s", path, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

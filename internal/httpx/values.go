@@ -2,12 +2,17 @@ package httpx
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
-	"github.com/go-json-experiment/json/jsontext"
 	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/internal/textrule"
 )
 
 // The formats of the values the API reads from text (path and query
@@ -79,10 +84,94 @@ func HTTPURLProblem(s string) string {
 	return ""
 }
 
-// Quote quotes s for a problem's detail as JSON writes a string (a
-// client reads "a\u0000", never Go's "a\x00"); invalid UTF-8 shows as
-// U+FFFD.
+// MaxEcho bounds what a problem or a log line repeats of a text a client
+// sent: at most this many bytes of it, as Quote writes it (escapes
+// included): every name, path and id of the API in full (the longest
+// route, /admin/orders/{id}/history, is 58 characters), while a name,
+// path or value of a megabyte is answered in a few hundred bytes, and
+// the 20 names a problem's errors member may hold in a few KB.
+const MaxEcho = 64
+
+// Quote quotes s, a text a client sent (a field name, a path, a method, a
+// header or query value, an id), for a problem's detail or a log line:
+// as JSON writes a string (a client reads "a\u0000", never Go's "a\x00";
+// invalid UTF-8 shows as U+FFFD), with every code point that does not
+// show as itself escaped the same way (control characters, bidirectional
+// controls such as U+202E, which would reorder the answer around them,
+// invisible and default-ignorable code points such as U+200B, separators
+// other than the space, unassigned and private-use code points), and at
+// most MaxEcho bytes of that: a longer text is cut, marked with "…" and
+// followed by its length in characters, `"kkkk…" (1000000 characters)`.
+// Every problem and log line that repeats what a client sent repeats it
+// through Quote, or Clip where it stands unquoted (an errors member's
+// name, a log attribute), so an answer or a line is bounded whatever was
+// sent, and shows what was sent, not what it would display as.
 func Quote(s string) string {
-	b, _ := jsontext.AppendQuote(nil, s)
-	return string(b)
+	text, n, cut := echo(s)
+	if !cut {
+		return `"` + text + `"`
+	}
+	return fmt.Sprintf(`"%s…" (%d characters)`, text, n)
+}
+
+// Clip is Quote without the quotes, for a text that stands on its own: an
+// errors member's name, a log attribute. A name of the API (items[0].
+// quantity, /orders) is itself; a longer text is cut as Quote cuts it,
+// `kkkk… (1000000 characters)`.
+func Clip(s string) string {
+	text, n, cut := echo(s)
+	if !cut {
+		return text
+	}
+	return fmt.Sprintf("%s… (%d characters)", text, n)
+}
+
+// echo escapes s as Quote says, up to MaxEcho bytes of the escaped text
+// (cut between two code points), and returns that with the number of
+// characters in s and whether some were cut.
+func echo(s string) (text string, n int, cut bool) {
+	var b strings.Builder
+	var esc []byte
+	for _, r := range s { // an invalid byte is U+FFFD
+		esc = appendEscaped(esc[:0], r)
+		if b.Len()+len(esc) > MaxEcho {
+			return b.String(), utf8.RuneCountInString(s), true
+		}
+		b.Write(esc)
+	}
+	return b.String(), utf8.RuneCountInString(s), false
+}
+
+// appendEscaped appends r to b as Quote writes it.
+func appendEscaped(b []byte, r rune) []byte {
+	switch r {
+	case '"':
+		return append(b, `\"`...)
+	case '\\':
+		return append(b, `\\`...)
+	case '\n':
+		return append(b, `\n`...)
+	case '\r':
+		return append(b, `\r`...)
+	case '\t':
+		return append(b, `\t`...)
+	case '\b':
+		return append(b, `\b`...)
+	case '\f':
+		return append(b, `\f`...)
+	}
+	if !hidden(r) {
+		return utf8.AppendRune(b, r)
+	}
+	if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+		return fmt.Appendf(b, `\u%04x\u%04x`, r1, r2) // as JSON writes it: a surrogate pair
+	}
+	return fmt.Appendf(b, `\u%04x`, r)
+}
+
+// hidden reports whether r does not show as itself where a text is
+// displayed (the classes of internal/textrule, and what has no glyph).
+func hidden(r rune) bool {
+	return textrule.Control(r) || textrule.Invisible(r) || textrule.Separator(r) && r != ' ' ||
+		!unicode.IsGraphic(r) && r != ' ' || unicode.Is(unicode.Co, r)
 }

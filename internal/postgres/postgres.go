@@ -22,42 +22,43 @@ import (
 )
 
 // EnsureDatabase creates the database named in url if it does not exist,
-// connecting to the server's "postgres" database to do so.
-func EnsureDatabase(ctx context.Context, url string) error {
+// connecting to the server's "postgres" database to do so. It reports
+// whether it created it (false when another process created it meanwhile).
+func EnsureDatabase(ctx context.Context, url string) (created bool, err error) {
 	// Parsed as a pool's URL, so that pool settings (pool_max_conns…) are
 	// taken out rather than sent to the server as session parameters.
 	poolCfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return fmt.Errorf("database url: %w", err)
+		return false, fmt.Errorf("database url: %w", err)
 	}
 	cfg := poolCfg.ConnConfig
 	name := cfg.Database
 	if name == "" || name == "postgres" {
-		return nil
+		return false, nil
 	}
 	admin := cfg.Copy()
 	admin.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, admin)
 	if err != nil {
-		return fmt.Errorf("connect to %s:%d: %w", cfg.Host, cfg.Port, err)
+		return false, fmt.Errorf("connect to %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return fmt.Errorf("look up database %q: %w", name, err)
+		return false, fmt.Errorf("look up database %q: %w", name, err)
 	}
 	if exists {
-		return nil
+		return false, nil
 	}
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") { // created concurrently
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("create database %q: %w", name, err)
+		return false, fmt.Errorf("create database %q: %w", name, err)
 	}
-	return nil
+	return true, nil
 }
 
 // DefaultConnectTimeout bounds establishing a connection (TCP, TLS and

@@ -45,9 +45,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/redact"
+	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -78,6 +84,12 @@ type Options struct {
 	// Seed seeds the random decisions (0: random).
 	Seed   uint64
 	Logger *slog.Logger
+	// TracerProvider, if set, gives every webhook delivery attempt a
+	// span, a child of the (newest) request for its payment, and sends its
+	// trace context with the webhook (Propagator; nil means W3C Trace
+	// Context), so that the receiver's request continues the trace.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
 }
 
 // Payment is a payment as the provider keeps it.
@@ -91,6 +103,9 @@ type Payment struct {
 	Delivered int // webhook deliveries answered with a 2xx
 	Attempts  int // webhook delivery attempts
 	fp        string
+	// trace is the newest request's span context, which the deliveries
+	// continue.
+	trace trace.SpanContext
 }
 
 // Provider is the fake payment provider.
@@ -110,6 +125,10 @@ type Provider struct {
 	wg     sync.WaitGroup
 	// slots bounds the deliveries in flight (Options.MaxDeliveries).
 	slots chan struct{}
+	// tracer traces deliveries, propagator sends their trace context; nil
+	// without Options.TracerProvider.
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
 }
 
 // New returns a Provider; Close stops its deliveries.
@@ -140,11 +159,18 @@ func New(opts Options) *Provider {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Provider{
+	p := &Provider{
 		opts: opts, log: log.With("component", "fakepay"), rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		payments: map[string]*Payment{}, byKey: map[string]string{}, byOrder: map[uuid.UUID]string{}, failRate: opts.FailRate,
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, opts.MaxDeliveries),
 	}
+	if opts.TracerProvider != nil {
+		p.tracer, p.propagator = tracing.Tracer(opts.TracerProvider), opts.Propagator
+		if p.propagator == nil {
+			p.propagator = propagation.TraceContext{}
+		}
+	}
+	return p
 }
 
 // Close stops delivering webhooks and waits for deliveries in flight.
@@ -171,7 +197,7 @@ var ErrIdempotencyConflict = payment.ErrConflict
 // to come); with another business request it is ErrIdempotencyConflict.
 // A missing key or field is payment.ErrRefused, an injected failure
 // payment.ErrUnavailable.
-func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key string) (payment.Payment, error) {
+func (p *Provider) InitiatePayment(ctx context.Context, req payment.Request, key string) (payment.Payment, error) {
 	if key == "" {
 		return payment.Payment{}, fmt.Errorf("%w: an Idempotency-Key is required", payment.ErrRefused)
 	}
@@ -188,16 +214,20 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 		existing := p.payments[id]
 		if existing.fp != fp {
 			return payment.Payment{}, fmt.Errorf("%w: key %s names payment %s of order %s, %s %s", ErrIdempotencyConflict,
-				httpx.Quote(key), existing.ID, existing.Request.OrderID, existing.Request.Amount, existing.Request.Currency)
+				httpx.Quote(key), existing.ID, existing.Request.OrderID, existing.Request.Amount, httpx.Quote(existing.Request.Currency))
 		}
 		if existing.Request.CallbackURL != req.CallbackURL {
-			p.log.Info("payment requested again with another callback URL; deliveries go there from now on",
-				"payment_id", existing.ID, "order_id", req.OrderID, "callback_url", redact.URL(req.CallbackURL))
+			p.log.InfoContext(ctx, "payment requested again with another callback URL; deliveries go there from now on",
+				"payment_id", existing.ID, "order_id", req.OrderID, "callback_url", httpx.Clip(redact.URL(req.CallbackURL)))
 			existing.Request.CallbackURL = req.CallbackURL
+		}
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			existing.trace = sc // the deliveries still to come continue the newest request's trace
 		}
 		return payment.Payment{ID: existing.ID, Status: payment.StatusPending}, nil
 	}
-	pay := &Payment{ID: "pay_" + uuid.NewString(), Request: req, Key: key, Status: payment.StatusPending, Outcome: payment.StatusFailed, fp: fp}
+	pay := &Payment{ID: "pay_" + uuid.NewString(), Request: req, Key: key, Status: payment.StatusPending, Outcome: payment.StatusFailed, fp: fp,
+		trace: trace.SpanContextFromContext(ctx)}
 	if p.opts.SuccessRate >= 1 || (p.opts.SuccessRate > 0 && p.rnd.Float64() < p.opts.SuccessRate) {
 		pay.Outcome = payment.StatusSuccess
 	}
@@ -218,7 +248,7 @@ func (p *Provider) InitiatePayment(_ context.Context, req payment.Request, key s
 		p.wg.Add(1)
 		go p.deliver(pay.ID, delay)
 	}
-	p.log.Info("payment requested", "payment_id", pay.ID, "order_id", req.OrderID, "outcome", pay.Outcome)
+	p.log.InfoContext(ctx, "payment requested", "payment_id", pay.ID, "order_id", req.OrderID, "outcome", pay.Outcome)
 	return payment.Payment{ID: pay.ID, Status: payment.StatusPending}, nil
 }
 
@@ -285,7 +315,7 @@ func (pay *Payment) view() payment.Payment {
 
 // Refund refunds a successful payment. A payment is refunded once: asking
 // again returns the same refund, whatever the key.
-func (p *Provider) Refund(_ context.Context, paymentID, key string) (payment.Refund, error) {
+func (p *Provider) Refund(ctx context.Context, paymentID, key string) (payment.Refund, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pay, ok := p.payments[paymentID]
@@ -298,7 +328,7 @@ func (p *Provider) Refund(_ context.Context, paymentID, key string) (payment.Ref
 	if pay.RefundID == "" {
 		pay.RefundID = "re_" + uuid.NewString()
 		pay.Status = payment.StatusRefunded
-		p.log.Info("payment refunded", "payment_id", pay.ID, "refund_id", pay.RefundID, "key", key)
+		p.log.InfoContext(ctx, "payment refunded", "payment_id", pay.ID, "order_id", pay.Request.OrderID, "refund_id", pay.RefundID, "key", key)
 	}
 	return payment.Refund{ID: pay.RefundID, PaymentID: pay.ID, Status: payment.StatusRefunded}, nil
 }
@@ -330,7 +360,7 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 	p.mu.Unlock()
 	body, err := json.Marshal(outcome)
 	if err != nil {
-		p.log.Error("webhook body", "error", err)
+		p.log.Error("webhook body", "payment_id", id, "order_id", outcome.OrderID, "error", err)
 		return
 	}
 	msgID := "msg_" + id // one message per outcome: a redelivery carries the same id
@@ -338,8 +368,9 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 	for attempt := 1; ; attempt++ {
 		p.mu.Lock()
 		callback := pay.Request.CallbackURL // the newest: a retried request may have moved it
+		parent := pay.trace
 		p.mu.Unlock()
-		status, err := p.post(callback, msgID, body)
+		status, err := p.post(parent, attempt, callback, msgID, body)
 		p.mu.Lock()
 		pay.Attempts++
 		if err == nil && status/100 == 2 {
@@ -348,7 +379,8 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 			return
 		}
 		p.mu.Unlock()
-		p.log.Warn("webhook delivery failed; retrying", "payment_id", id, "attempt", attempt, "status", status, "error", err, "retry_in", backoff)
+		p.log.Warn("webhook delivery failed; retrying", "payment_id", id, "order_id", outcome.OrderID, "attempt", attempt, "status", status,
+			"error", err, logging.Millis("retry_in_ms", backoff))
 		if p.opts.MaxAttempts > 0 && attempt >= p.opts.MaxAttempts {
 			return
 		}
@@ -361,7 +393,7 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 
 // post signs and sends one delivery (each attempt is signed afresh, with
 // its own timestamp).
-func (p *Provider) post(url, msgID string, body []byte) (int, error) {
+func (p *Provider) post(parent trace.SpanContext, attempt int, url, msgID string, body []byte) (status int, err error) {
 	select {
 	case p.slots <- struct{}{}:
 		defer func() { <-p.slots }()
@@ -370,11 +402,20 @@ func (p *Provider) post(url, msgID string, body []byte) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
+	if p.tracer != nil {
+		var span trace.Span
+		ctx, span = p.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "webhook delivery",
+			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrMessage.String(msgID), attrAttempt.Int(attempt)))
+		defer func() { endDelivery(span, status, err) }()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if p.propagator != nil {
+		p.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	if err := p.opts.Signer.Sign(req.Header, msgID, time.Now(), body); err != nil {
 		return 0, err
 	}
@@ -384,6 +425,24 @@ func (p *Provider) post(url, msgID string, body []byte) (int, error) {
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// The attributes of a delivery's span.
+const (
+	attrMessage = attribute.Key("webhook.id")
+	attrAttempt = attribute.Key("webhook.attempt")
+)
+
+// endDelivery ends the span of a delivery attempt that got status (0:
+// none) or err; an answer other than 2xx is its failure.
+func endDelivery(span trace.Span, status int, err error) {
+	if status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
+	if err == nil && status/100 != 2 {
+		err = fmt.Errorf("the receiver answered %d", status)
+	}
+	tracing.End(span, err)
 }
 
 func (p *Provider) sleep(d time.Duration) bool {

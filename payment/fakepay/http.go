@@ -26,19 +26,23 @@ import (
 // with status pending, succeeded, failed or refunded; an unknown payment is
 // a 404 problem, a lookup naming no order or key, or a malformed one, a
 // 400 problem. Requests are checked with the API's own mechanisms
-// (internal/httpx): strict JSON bodies, query parameters and headers held
-// to the same text rule, RFC 9457 problems for unknown routes (404) and
-// methods (405 with Allow), HEAD wherever GET is served.
+// (internal/httpx): strict JSON bodies, query parameters (each route
+// declares its own: an unknown one is 400) and headers held to the same
+// text rule, an Accept header that accepts no JSON 406, RFC 9457 problems
+// for unknown routes (404) and methods (405 with Allow), HEAD wherever
+// GET is served.
 func (p *Provider) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.GetHead, httpx.CheckQuery)
+	r.Use(middleware.GetHead, httpx.AcceptJSON)
 	r.NotFound(httpx.NotFound)
 	r.MethodNotAllowed(httpx.MethodNotAllowed(r))
-	r.Post("/payments", p.create)
-	r.Get("/payments", p.find)
-	r.Post("/payments/{id}/refund", p.refund)
-	r.Get("/payments/{id}", p.get)
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	none := httpx.Query()
+	r.With(none).Post("/payments", p.create)
+	r.With(httpx.Query(httpx.Param{Name: "order_id", Max: 36}, httpx.Param{Name: "idempotency_key", Max: MaxIdempotencyKey})).
+		Get("/payments", p.find)
+	r.With(none).Post("/payments/{id}/refund", p.refund)
+	r.With(none).Get("/payments/{id}", p.get)
+	r.With(none).Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	return r
@@ -179,15 +183,20 @@ func (p *Provider) writePayment(w http.ResponseWriter, id string, notFound error
 	httpx.WriteJSON(w, http.StatusOK, out)
 }
 
+// writeError answers err with a fixed sentence for its kind, as the
+// API's error table does: an error's own text (ids, keys, Go's words) is
+// for logs, never a detail.
 func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrIdempotencyConflict):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeIdempotencyConflict, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeIdempotencyConflict,
+			Detail: "This Idempotency-Key was used for another payment request (another order, amount or currency)."})
 	case errors.Is(err, payment.ErrNotFound):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeNotFound, Detail: "There is no such payment."})
 	case errors.Is(err, payment.ErrRefused):
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeValidation,
+			Detail: "The provider refuses this request: only a payment that succeeded can be refunded."})
 	default:
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Detail: err.Error()})
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable, Detail: "The provider cannot take this request right now; retry shortly."})
 	}
 }

@@ -76,6 +76,23 @@ func TestProblemsSpeakTheAPI(t *testing.T) {
 	}
 	conflict := cl.Do(t, "POST", "/payments", valid, "Idempotency-Key", "failing")
 	apitest.CheckProblem(t, conflict, http.StatusConflict, httpx.TypeIdempotencyConflict)
+
+	// A detail is a sentence of its own, never an error's text: no id or
+	// key the request named, no "payment not found: …".
+	for _, r := range []apitest.Response{
+		conflict,
+		cl.Do(t, "GET", "/payments/pay_unknown", ""),
+		cl.Do(t, "POST", "/payments/pay_unknown/refund", ""),
+		cl.Do(t, "GET", "/payments?idempotency_key=nokey", ""),
+		cl.Do(t, "POST", fmt.Sprintf("/payments/%s/refund", failed.ID), ""),
+	} {
+		detail, _ := r.Body["detail"].(string)
+		for _, text := range []string{"pay_unknown", "nokey", failed.ID, "not found", "refused the request", "idempotency key reused"} {
+			if strings.Contains(detail, text) {
+				t.Errorf("detail %q holds %q", detail, text)
+			}
+		}
+	}
 }
 
 // The provider is served as the API is (RFC 9110): HEAD wherever GET is,

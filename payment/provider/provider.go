@@ -130,6 +130,11 @@ func (c *Client) InitiatePayment(ctx context.Context, req payment.Request, key s
 	if out.ID == "" {
 		return payment.Payment{}, fmt.Errorf("%w: POST /payments: the answer names no payment_id", payment.ErrUnavailable)
 	}
+	if p := payment.IDProblem(out.ID); p != "" {
+		// Stored and shown as the order's payment id, and put in the
+		// provider's URLs: the webhook's rule holds for it too.
+		return payment.Payment{}, fmt.Errorf("%w: POST /payments: the answer's payment_id %s", payment.ErrUnavailable, p)
+	}
 	return out, nil
 }
 
@@ -141,6 +146,9 @@ func (c *Client) Refund(ctx context.Context, paymentID, key string) (payment.Ref
 	}
 	if out.ID == "" {
 		return payment.Refund{}, fmt.Errorf("%w: POST /payments/%s/refund: the answer names no refund_id", payment.ErrUnavailable, paymentID)
+	}
+	if p := payment.IDProblem(out.ID); p != "" { // stored with the order's refund
+		return payment.Refund{}, fmt.Errorf("%w: POST /payments/%s/refund: the answer's refund_id %s", payment.ErrUnavailable, paymentID, p)
 	}
 	return out, nil
 }
@@ -171,6 +179,9 @@ func (c *Client) lookup(ctx context.Context, path string) (payment.Payment, erro
 	}
 	if out.ID == "" || out.Status == "" {
 		return payment.Payment{}, fmt.Errorf("%w: GET %s: the answer names no payment_id or status", payment.ErrUnavailable, path)
+	}
+	if p := payment.IDProblem(out.ID); p != "" {
+		return payment.Payment{}, fmt.Errorf("%w: GET %s: the answer's payment_id %s", payment.ErrUnavailable, path, p)
 	}
 	return out, nil
 }

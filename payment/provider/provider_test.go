@@ -155,4 +155,21 @@ func TestStatusMapping(t *testing.T) {
 	if _, err := provider.New(ok.URL, nil).Payment(context.Background(), "pay_1"); !errors.Is(err, payment.ErrUnavailable) {
 		t.Fatalf("an answer without payment_id: %v", err)
 	}
+	// An id the service could not store, show or put in a URL
+	// (payment.IDProblem) is no answer either, from an initiation, a
+	// lookup or a refund.
+	for _, id := range []string{"pay_\u202e1", "pay_/../x", "pay 1", "pay_\u200b"} {
+		bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"payment_id":"` + id + `","refund_id":"` + id + `","status":"pending"}`))
+		}))
+		c := provider.New(bad.URL, nil)
+		_, initiated := c.InitiatePayment(context.Background(), payment.Request{OrderID: uuid.New(), Amount: 1, Currency: "USD", CallbackURL: "http://x"}, "k")
+		_, looked := c.PaymentByOrder(context.Background(), uuid.New())
+		_, refunded := c.Refund(context.Background(), "pay_1", "k")
+		bad.Close()
+		if !errors.Is(initiated, payment.ErrUnavailable) || !errors.Is(looked, payment.ErrUnavailable) || !errors.Is(refunded, payment.ErrUnavailable) {
+			t.Errorf("id %q: initiation %v, lookup %v, refund %v; want each unavailable", id, initiated, looked, refunded)
+		}
+	}
 }

@@ -294,7 +294,7 @@ func (r *Reader) Get(ctx context.Context, id uuid.UUID) (Order, error) {
 	rows, _ := r.pool.Query(ctx, `SELECT `+orderColumns+` FROM `+Table+` WHERE id = $1`, id)
 	o, err := pgx.CollectExactlyOneRow(rows, scanOrder)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Order{}, fmt.Errorf("order %s: %w", id, query.ErrNotFound)
+		return Order{}, &query.NotFoundError{Kind: query.KindOrder, ID: id}
 	}
 	return o, err
 }

@@ -199,7 +199,7 @@ func (r *Reader) Get(ctx context.Context, id uuid.UUID) (Product, error) {
 	rows, _ := r.pool.Query(ctx, `SELECT `+productColumns+` FROM `+Table+` WHERE id = $1`, id)
 	p, err := pgx.CollectExactlyOneRow(rows, scanProduct)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Product{}, fmt.Errorf("product %s: %w", id, query.ErrNotFound)
+		return Product{}, &query.NotFoundError{Kind: query.KindProduct, ID: id}
 	}
 	return p, err
 }

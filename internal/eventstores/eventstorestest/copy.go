@@ -1,5 +1,7 @@
-// Package eventstorestest helps tests move a deployment from one event
-// store to another.
+// Package eventstorestest helps tests run on every event store Orders runs
+// on (Each), survive the unknown outcome of an append (LostAnswers), check
+// what a stream holds after retries (Stream), and move a deployment from
+// one event store to another (Copy).
 package eventstorestest
 
 import (

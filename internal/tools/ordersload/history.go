@@ -138,7 +138,7 @@ type builder struct {
 
 func buildHistory(ctx context.Context, o historyOptions, stdout, stderr io.Writer) error {
 	start := time.Now()
-	if err := pg.EnsureDatabase(ctx, o.databaseURL); err != nil {
+	if _, err := pg.EnsureDatabase(ctx, o.databaseURL); err != nil {
 		return fmt.Errorf("database %s: %w", redacted(o.databaseURL), err)
 	}
 	// Connections: the append transactions, the rebuilds (each a connection

@@ -579,8 +579,7 @@ func createProducts(ctx context.Context, client *http.Client, base, admin string
 func count(ctx context.Context, client *http.Client, base, admin, status string) (int, error) {
 	n, cursor := 0, ""
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
-			fmt.Sprintf("%s/admin/orders?status=%s&limit=100&cursor=%s", base, status, url.QueryEscape(cursor)), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/admin/orders?status="+status+"&limit=100"+cursorParam(cursor), nil)
 		req.Header.Set("X-Admin-Secret", admin)
 		resp, err := client.Do(req)
 		if err != nil {

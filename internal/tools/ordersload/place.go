@@ -111,8 +111,7 @@ func activeProducts(ctx context.Context, client *http.Client, base, hot string, 
 	var ids []string
 	cursor := ""
 	for len(ids) < n {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
-			fmt.Sprintf("%s/products?is_active=true&limit=100&cursor=%s", base, url.QueryEscape(cursor)), nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/products?is_active=true&limit=100"+cursorParam(cursor), nil)
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("list products: %w", err)
@@ -140,4 +139,14 @@ func activeProducts(ctx context.Context, client *http.Client, base, hot string, 
 		cursor = *page.NextCursor
 	}
 	return ids, nil
+}
+
+// cursorParam is the cursor parameter of a list's next page: none for the
+// first page (the API refuses an empty parameter, as it refuses an empty
+// limit).
+func cursorParam(cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	return "&cursor=" + url.QueryEscape(cursor)
 }

@@ -1,0 +1,87 @@
+package httpx
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/munnerz/goautoneg"
+)
+
+// ProblemMediaType is the media type of every problem (RFC 9457).
+const ProblemMediaType = "application/problem+json"
+
+// AcceptJSON answers 406 to a request whose Accept header accepts neither
+// of the two media types the API answers with, application/json (its
+// representations) and application/problem+json (its problems), and lets
+// every other request through: one without Accept (which accepts
+// anything, RFC 9110 §12.5.1) or with an empty one included. Mount it on
+// every route that answers JSON, before anything else, so a request
+// refused here changes nothing; the operational endpoints that answer
+// other media types (/metrics, the viewers) negotiate on their own.
+//
+// The header is read as RFC 9110 says: its fields form one list; a media
+// range matches by type and subtype, either of which may be *, and the
+// most specific range that matches a media type gives its weight (so
+// "*/*, application/json;q=0" does not accept JSON); q=0 is "not
+// acceptable"; a range with parameters other than q and charset=utf-8
+// (JSON has no other) does not match; type, subtype and parameter names
+// are case-insensitive. The list is split and its ranges read by
+// goautoneg (the parser Prometheus's own negotiation uses).
+func AcceptJSON(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fields := r.Header.Values("Accept")
+		header := strings.TrimSpace(strings.Join(fields, ","))
+		if header == "" || Acceptable(header, JSONMediaType) || Acceptable(header, ProblemMediaType) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		p := InvalidField(TypeNotAcceptable, "Accept", "must accept "+JSONMediaType+" or "+ProblemMediaType)
+		p.Detail = "This endpoint answers " + JSONMediaType + " (and problems as " + ProblemMediaType +
+			"); the Accept header accepts neither."
+		WriteProblem(w, p)
+	})
+}
+
+// Acceptable reports whether the Accept header value accept (every field
+// of it, joined with commas) accepts mediaType, a type/subtype without
+// parameters, as AcceptJSON reads it.
+func Acceptable(accept, mediaType string) bool {
+	typ, sub, _ := strings.Cut(strings.ToLower(mediaType), "/")
+	best, q := -1, 0.0
+	for _, a := range goautoneg.ParseAccept(strings.ToLower(strings.ReplaceAll(accept, "\t", " "))) {
+		specificity := 0
+		switch {
+		case a.Type == typ && a.SubType == sub:
+			specificity = 2
+		case a.Type == typ && a.SubType == "*":
+			specificity = 1
+		case a.Type == "*" && a.SubType == "*":
+		default:
+			continue
+		}
+		if len(a.Params) > 0 {
+			if !onlyUTF8(a.Params) {
+				continue // a range for a representation this is not
+			}
+			specificity += 3 // a range with parameters is more specific than one without (§12.5.1)
+		}
+		switch {
+		case specificity > best:
+			best, q = specificity, a.Q
+		case specificity == best:
+			q = max(q, a.Q)
+		}
+	}
+	return best >= 0 && q > 0
+}
+
+// onlyUTF8 reports whether a media range's parameters (q aside) are only
+// charset=utf-8, which every JSON answer is.
+func onlyUTF8(params map[string]string) bool {
+	for k, v := range params {
+		if k != "charset" || strings.Trim(v, `"`) != "utf-8" {
+			return false
+		}
+	}
+	return true
+}
