@@ -24,9 +24,10 @@ type contract struct {
 	name   string // of the document, for messages
 }
 
-// htmlDecoder lets the validator read the viewers' pages as text (the
-// library's registry is global: register once).
-var htmlDecoder sync.Once
+// plainDecoders let the validator read the viewers' pages and the
+// OpenMetrics answer as text (the library's registry is global: register
+// once).
+var plainDecoders sync.Once
 
 func newContract(t *testing.T) *contract {
 	t.Helper()
@@ -37,7 +38,11 @@ func newContract(t *testing.T) *contract {
 // fake payment provider's has its own).
 func newContractFor(t *testing.T, name string, spec []byte) *contract {
 	t.Helper()
-	htmlDecoder.Do(func() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) })
+	plainDecoders.Do(func() {
+		for _, plain := range []string{"text/html", "application/openmetrics-text"} {
+			openapi3filter.RegisterBodyDecoder(plain, openapi3filter.PlainBodyDecoder)
+		}
+	})
 	doc, err := openapi3.NewLoader().LoadFromData(spec)
 	if err != nil {
 		t.Fatal(err)

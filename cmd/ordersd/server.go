@@ -75,8 +75,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger, ln net.Lis
 		}
 	}
 	r := chi.NewRouter()
-	r.Use(tracing.Middleware(tel), httpx.RequestID, httpx.Observe(logger, func(method, route string, status int, took time.Duration) {
-		d.metrics.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
+	r.Use(tracing.Middleware(tel), httpx.RequestID, httpx.Observe(logger, func(ctx context.Context, method, route string, status int, took time.Duration) {
+		metrics.Observe(ctx, d.metrics.HTTPDuration.WithLabelValues(method, route, strconv.Itoa(status)), took.Seconds())
 	}), httpx.Recover(logger), middleware.GetHead)
 	mount(r, parts, d.metrics.Handler(), d.ready)
 	srv := &http.Server{

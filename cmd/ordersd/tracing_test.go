@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,16 @@ func testOneTraceFollowsTheSaga(t *testing.T, es string) {
 	delivery := spans.one("webhook delivery", "")
 	spans.wantChild(delivery, call)
 	spans.wantWebhook(delivery, orderID)
+
+	// The latency histograms name the saga's trace as an exemplar.
+	scrape := s.do(t, "GET", "/metrics", "", "Accept", "application/openmetrics-text; version=1.0.0")
+	for _, metric := range []string{"http_request_duration_seconds_bucket", "eventstore_append_duration_seconds_bucket"} {
+		if !slices.ContainsFunc(strings.Split(scrape.Raw, "\n"), func(line string) bool {
+			return strings.HasPrefix(line, metric+"{") && strings.Contains(line, `# {trace_id="`+spans.trace+`"}`)
+		}) {
+			t.Errorf("no %s with the saga's trace as an exemplar in:\n%s", metric, scrape.Raw)
+		}
+	}
 }
 
 // With the provider as a separate service, the trace crosses it: the

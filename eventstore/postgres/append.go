@@ -59,7 +59,7 @@ type appendRequest struct {
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (res eventstore.AppendResult, err error) {
 	if s.opts.AppendObserver != nil {
 		start := time.Now()
-		defer func() { s.opts.AppendObserver(time.Since(start), err) }()
+		defer func() { s.opts.AppendObserver(ctx, time.Since(start), err) }()
 	}
 	events, err = eventstore.PrepareAppend(stream, events)
 	if err != nil {

@@ -42,9 +42,9 @@ type Options struct {
 	NotifyInterval time.Duration
 	// Logger receives errors of the background notifier and listener.
 	Logger *slog.Logger
-	// AppendObserver, if set, is called after every Append with its duration
-	// and error (for metrics).
-	AppendObserver func(d time.Duration, err error)
+	// AppendObserver, if set, is called after every Append with its
+	// context, duration and error (for metrics and their exemplars).
+	AppendObserver func(ctx context.Context, d time.Duration, err error)
 	// BatchObserver, if set, is told how many appends each group commit
 	// combined into one statement (for metrics).
 	BatchObserver func(appends int)

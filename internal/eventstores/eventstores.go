@@ -65,7 +65,7 @@ type Options struct {
 	// PostgreSQL event store runs the requests' statements on it.
 	Requests *pgxpool.Pool
 	// AppendObserver, if set, is told every append's duration and error.
-	AppendObserver func(d time.Duration, err error)
+	AppendObserver func(ctx context.Context, d time.Duration, err error)
 	// BatchObserver, if set, is told how many appends each group commit
 	// of the PostgreSQL event store combined (KurrentDB has none).
 	BatchObserver func(appends int)
@@ -132,13 +132,13 @@ func Open(ctx context.Context, url string, pool *pgxpool.Pool, opts Options) (*B
 // observed tells observe every append's duration and error.
 type observed struct {
 	eventstore.Store
-	observe func(d time.Duration, err error)
+	observe func(ctx context.Context, d time.Duration, err error)
 }
 
 func (o observed) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	start := time.Now()
 	res, err := o.Store.Append(ctx, stream, expected, events...)
-	o.observe(time.Since(start), err)
+	o.observe(ctx, time.Since(start), err)
 	return res, err
 }
 

@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,10 +36,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Observer is told about every request: its method, the route pattern that
+// Observer is told about every request: its context (whose span, when
+// traced, a latency exemplar names), its method, the route pattern that
 // served it ("unmatched" if none: never the raw path, whose ids would make
 // unbounded metric labels), the status and the duration.
-type Observer func(method, route string, status int, d time.Duration)
+type Observer func(ctx context.Context, method, route string, status int, d time.Duration)
 
 // Observe logs every request (with the ids its log scope holds, see
 // RequestID; its duration as duration_ms) and reports it to observe. Mount
@@ -58,7 +60,7 @@ func Observe(log *slog.Logger, observe Observer) func(http.Handler) http.Handler
 				sw.status = http.StatusOK
 			}
 			if observe != nil {
-				observe(method(r.Method), route, sw.status, d)
+				observe(r.Context(), method(r.Method), route, sw.status, d)
 			}
 			level := slog.LevelInfo
 			if quiet[route] && sw.status < 400 {

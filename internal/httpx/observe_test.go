@@ -2,6 +2,7 @@ package httpx_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -31,7 +32,7 @@ func TestObserveRecoverAndRequestIDs(t *testing.T) {
 	log := logging.New(&logs, slog.LevelDebug)
 	var seen []observed
 	r := chi.NewRouter()
-	r.Use(httpx.RequestID, httpx.Observe(log, func(method, route string, status int, _ time.Duration) {
+	r.Use(httpx.RequestID, httpx.Observe(log, func(_ context.Context, method, route string, status int, _ time.Duration) {
 		seen = append(seen, observed{method, route, status})
 	}), httpx.Recover(log))
 	r.Get("/orders/{id}", func(w http.ResponseWriter, req *http.Request) {

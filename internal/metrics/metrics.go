@@ -185,13 +185,14 @@ func (m *Metrics) Prime(projections, cancelReasons, steps, outcomes []string) {
 	}
 }
 
-// ObserveAppend records one append's duration and outcome ("ok" or "error").
-func (m *Metrics) ObserveAppend(d time.Duration, err error) {
+// ObserveAppend records one append's duration and outcome ("ok" or "error"),
+// with the trace of ctx's span as an exemplar (see Observe).
+func (m *Metrics) ObserveAppend(ctx context.Context, d time.Duration, err error) {
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
-	m.AppendDuration.WithLabelValues(outcome).Observe(d.Seconds())
+	Observe(ctx, m.AppendDuration.WithLabelValues(outcome), d.Seconds())
 }
 
 // ObserveAppendBatch records the size of one group commit, in appends.
@@ -217,5 +218,5 @@ func Observe(ctx context.Context, o prometheus.Observer, v float64) {
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry, EnableOpenMetrics: true})
 }
