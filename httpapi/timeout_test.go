@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,26 +17,9 @@ import (
 	"github.com/orders-reference/orders/httpapi"
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/query/products"
 )
-
-// syncBuffer is a log sink that handlers write to from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A database that is unavailable or too slow (a statement timeout, a lock
 // timeout, no connection, the request's deadline) is a 503 with
@@ -53,7 +35,7 @@ func TestDatabaseTimeoutIs503(t *testing.T) {
 		fmt.Errorf("place order: outcome unknown: %w", context.DeadlineExceeded),
 	} {
 		t.Run(err.Error(), func(t *testing.T) {
-			var logs syncBuffer
+			var logs logtest.Sink
 			api := httpapi.New(httpapi.Config{
 				AdminSecret: "s", Commands: failing{err}, Products: failingProducts{err}, Orders: failingOrders{err},
 				Logger: slog.New(slog.NewTextHandler(&logs, nil)),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
@@ -37,7 +38,7 @@ func TestRunnerRefusesACheckpointOfAnotherEventStore(t *testing.T) {
 		t.Fatalf("check for the checkpoint's own event store: %v", err)
 	}
 
-	var logs legacyTextLogs
+	var logs logtest.Sink
 	run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), LeaderPoll: 20 * time.Millisecond}))
 	eventually.True(t, "the runner to refuse the checkpoint", func() bool {

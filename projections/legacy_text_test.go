@@ -1,11 +1,9 @@
 package projections_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,35 +12,12 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
 )
-
-// legacyTextLogs collects log output written from several goroutines.
-type legacyTextLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *legacyTextLogs) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *legacyTextLogs) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
-
-func (b *legacyTextLogs) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // appendLegacy appends events as an earlier version's write side did,
 // straight to the event store: no API validation stands in the way.
@@ -86,7 +61,7 @@ func TestLegacyTextDoesNotStopAProjection(t *testing.T) {
 		events.OrderCanceled{Reason: "customer\x00"})
 	odd := e.appendLegacy(t, events.ProductStream(renamed), events.ProductStockAdjusted{Available: 7, Delta: 2})
 
-	var logs legacyTextLogs
+	var logs logtest.Sink
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, p := range []projections.Projector{products.Projector{}, orders.Projector{}} {
 		run(t, projections.NewRunner(e.pool, e.store, p, projections.Options{Logger: log, RetryDelay: 10 * time.Millisecond}))
@@ -164,7 +139,7 @@ func TestLegacyTextDoesNotStopAProjection(t *testing.T) {
 func TestStorableText(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var logs legacyTextLogs
+	var logs logtest.Sink
 	ctx := projections.WithLogger(ctxT(t), slog.New(slog.NewTextHandler(&logs, nil)))
 	rec := eventstore.RecordedEvent{StreamID: "product-x", Version: 3, Position: eventstore.Position{Commit: 7, Prepare: 2},
 		Type: events.TypeProductCreated}

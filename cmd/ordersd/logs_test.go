@@ -8,56 +8,25 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/internal/pgtest"
 	pg "github.com/orders-reference/orders/internal/postgres"
 )
 
 // logLines is ordersd's stdout, read back as JSON records.
-type logLines struct {
-	mu  sync.Mutex
-	out strings.Builder
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.Write(p)
-}
-
-func (l *logLines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.out.String()
-}
-
-func (l *logLines) records(t *testing.T) []map[string]any {
-	t.Helper()
-	var recs []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("not a JSON record: %q: %v", line, err)
-		}
-		recs = append(recs, rec)
-	}
-	return recs
-}
+type logLines struct{ logtest.Sink }
 
 // find returns the records for which match holds.
 func (l *logLines) find(t *testing.T, match func(map[string]any) bool) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, rec := range l.records(t) {
+	for _, rec := range l.Records(t) {
 		if match(rec) {
 			out = append(out, rec)
 		}

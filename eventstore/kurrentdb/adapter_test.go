@@ -1,7 +1,6 @@
 package kurrentdb_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
 	"github.com/orders-reference/orders/eventstore/storetest"
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 )
 
 func testEvent(typ string, i int) eventstore.EventData {
@@ -525,7 +525,7 @@ func TestConnectionStrings(t *testing.T) {
 
 	const password = "s3cret-Pa55"
 	secure := kurrentdbtest.Start(t, kurrentdbtest.Options{TLS: true, Username: "admin", Password: password})
-	var logs syncBuffer
+	var logs logtest.Sink
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := open(t, secure.URL(), kurrentdb.Options{Logger: log})
 	mustAppend(t, s, "order-1", eventstore.NoStream, testEvent("e", 0))
@@ -550,24 +550,6 @@ func TestConnectionStrings(t *testing.T) {
 	if strings.Contains(logs.String(), password) {
 		t.Errorf("the log shows the password:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // The v4 client closes itself for good once node discovery fails (here

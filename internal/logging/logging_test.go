@@ -1,9 +1,7 @@
 package logging_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,49 +11,19 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 )
 
-// capture is a logger as the binaries build it, writing into a buffer.
-type capture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *capture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-// lines returns each record as written, and decoded.
-func (c *capture) lines(t *testing.T) ([]string, []map[string]any) {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var raw []string
-	var recs []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(c.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		raw, recs = append(raw, l), append(recs, rec)
-	}
-	return raw, recs
-}
-
-func newLogger() (*slog.Logger, *capture) {
-	c := &capture{}
+// newLogger is a logger as the binaries build it, writing into a sink.
+func newLogger() (*slog.Logger, *logtest.Sink) {
+	c := &logtest.Sink{}
 	return logging.New(c, slog.LevelDebug), c
 }
 
 // one returns the only record logged, failing unless there is exactly one.
-func one(t *testing.T, c *capture) (string, map[string]any) {
+func one(t *testing.T, c *logtest.Sink) (string, map[string]any) {
 	t.Helper()
-	raw, recs := c.lines(t)
+	raw, recs := c.Lines(), c.Records(t)
 	if len(recs) != 1 {
 		t.Fatalf("%d records, want 1:\n%s", len(recs), strings.Join(raw, "\n"))
 	}
@@ -145,7 +113,7 @@ func TestScopeConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if _, recs := c.lines(t); len(recs) != 8 {
+	if recs := c.Records(t); len(recs) != 8 {
 		t.Fatalf("%d records", len(recs))
 	}
 }
