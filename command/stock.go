@@ -302,7 +302,9 @@ func (s *Stock) Do(ctx context.Context, id uuid.UUID, meta eventstore.Metadata, 
 // View returns the product as the write model knows it, reading the
 // stream's tail first so the answer is current.
 func (s *Stock) View(ctx context.Context, id uuid.UUID) (ProductView, error) {
-	_, v, err := s.Do(ctx, id, eventstore.Metadata{}, func(p *product.State) ([]events.Event, error) {
+	// The trace context only: the load (a stock batch) then shows in the
+	// caller's trace, not as a trace of its own.
+	_, v, err := s.Do(ctx, id, tracing.Record(ctx, eventstore.Metadata{}), func(p *product.State) ([]events.Event, error) {
 		if !p.Exists() {
 			return nil, fmt.Errorf("%w: %s", product.ErrNotFound, id)
 		}

@@ -267,8 +267,10 @@ var grafanaVariables = strings.NewReplacer(
 	"${job}", "orders", "$job", "orders",
 )
 
-// runbookURL is the form of every alert's runbook link.
-var runbookURL = regexp.MustCompile(`^docs/operating\.md#([a-z0-9-]+)$`)
+// runbookRef is how every alert's description ends: a reference to its
+// section of docs/operating.md (not a runbook_url annotation, which
+// Alertmanager and Grafana would take for a link relative to themselves).
+var runbookRef = regexp.MustCompile(`Runbook: docs/operating\.md#([a-z0-9-]+) in the Orders repository\.$`)
 
 // anchors lists the anchors of the Markdown headings in file, as GitHub
 // makes them.
@@ -304,7 +306,7 @@ func TestAlertRules(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no rule files in %s: %v", rulesDir, err)
 	}
-	alerts := map[string]bool{}
+	alerts, usedInRules := map[string]bool{}, map[string]bool{}
 	for _, file := range files {
 		groups, errs := rulefmt.ParseFile(file, false, model.LegacyValidation, promql, slog.New(slog.DiscardHandler))
 		if len(errs) > 0 {
@@ -313,8 +315,12 @@ func TestAlertRules(t *testing.T) {
 		for _, g := range groups.Groups {
 			for _, r := range g.Rules {
 				name := r.Alert + r.Record
-				if _, _, err := c.check(r.Expr); err != nil {
+				names, _, err := c.check(r.Expr)
+				if err != nil {
 					t.Errorf("%s: %s: %v", file, name, err)
+				}
+				for _, n := range names {
+					usedInRules[n] = true
 				}
 				if r.Alert == "" {
 					continue
@@ -326,25 +332,33 @@ func TestAlertRules(t *testing.T) {
 				if s := r.Labels["severity"]; s != "warning" && s != "critical" {
 					t.Errorf("%s: %s: severity %q, want warning or critical", file, r.Alert, s)
 				}
-				for _, a := range []string{"summary", "description", "runbook_url"} {
+				for _, a := range []string{"summary", "description"} {
 					if strings.TrimSpace(r.Annotations[a]) == "" {
 						t.Errorf("%s: %s has no %s", file, r.Alert, a)
 					}
 				}
-				m := runbookURL.FindStringSubmatch(r.Annotations["runbook_url"])
+				if u, ok := r.Annotations["runbook_url"]; ok {
+					t.Errorf("%s: %s: runbook_url %q: refer to the runbook in the description", file, r.Alert, u)
+				}
+				m := runbookRef.FindStringSubmatch(r.Annotations["description"])
 				switch {
 				case m == nil:
-					t.Errorf("%s: %s: runbook_url %q, want docs/operating.md#section", file, r.Alert, r.Annotations["runbook_url"])
+					t.Errorf("%s: %s: the description does not end with its runbook (Runbook: docs/operating.md#section in the Orders repository.)", file, r.Alert)
 				case !slices.Contains(sections, m[1]):
-					t.Errorf("%s: %s: runbook_url %q: docs/operating.md has no such section", file, r.Alert, r.Annotations["runbook_url"])
+					t.Errorf("%s: %s: runbook docs/operating.md#%s: docs/operating.md has no such section", file, r.Alert, m[1])
 				case m[1] != strings.ToLower(r.Alert):
-					t.Errorf("%s: %s: runbook_url %q, want the section named after the alert", file, r.Alert, r.Annotations["runbook_url"])
+					t.Errorf("%s: %s: runbook docs/operating.md#%s, want the section named after the alert", file, r.Alert, m[1])
 				}
 			}
 		}
 	}
+	// Readiness is alerted on from its gauge, which the server sets
+	// without probes.
+	if !usedInRules["orders_ready"] {
+		t.Error("no alert rule reads orders_ready")
+	}
 	// The questions the alerts must answer.
-	for _, want := range []string{"OrdersDown", "OrdersProjectionLagging", "OrdersProjectionFailed", "OrdersDeadLetters", "OrdersSagaBacklogGrowing"} {
+	for _, want := range []string{"OrdersDown", "OrdersNotReady", "OrdersProjectionLagging", "OrdersProjectionFailed", "OrdersDeadLetters", "OrdersSagaBacklogGrowing"} {
 		if !alerts[want] {
 			t.Errorf("no alert %s", want)
 		}
@@ -639,6 +653,10 @@ func TestDashboards(t *testing.T) {
 				}
 				for _, q := range p.Targets {
 					checkDS(where, q.Datasource)
+					// Probes and scrapes, every few seconds, would bury the requests that matter.
+					if n := strings.Count(q.Expr, "http_request_duration_seconds"); n != strings.Count(q.Expr, `route!~"/readyz|/healthz|/metrics"`) {
+						t.Errorf("%s: %s, query %s: requests selected without route!~\"/readyz|/healthz|/metrics\"", file, where, q.RefID)
+					}
 					names, labels, err := c.check(grafanaVariables.Replace(q.Expr))
 					if err != nil {
 						t.Errorf("%s: %s, query %s: %v", file, where, q.RefID, err)
@@ -661,7 +679,7 @@ func TestDashboards(t *testing.T) {
 	for _, want := range []string{
 		"http_request_duration_seconds_count", "http_request_duration_seconds_bucket",
 		"orders_total", "orders_paid_total", "orders_canceled_total", "orders_saga_duration_seconds_bucket",
-		"outbox_pending", "orders_backpressure",
+		"outbox_pending", "orders_backpressure", "orders_ready",
 		"projection_lag_seconds", "projection_failed",
 		"process_manager_steps_total", "process_manager_step_duration_seconds_bucket",
 		"process_manager_queue_age_seconds", "process_manager_dead_letters", "worker_errors_total",
@@ -670,6 +688,19 @@ func TestDashboards(t *testing.T) {
 		if !used[want] {
 			t.Errorf("no dashboard panel shows %s", want)
 		}
+	}
+}
+
+// The default stack does not trace: its Jaeger is in the observability
+// profile, and an endpoint without a collector would only log a warning a
+// minute. OTEL_EXPORTER_OTLP_ENDPOINT turns tracing on.
+func TestComposeTracesOnlyWhenAsked(t *testing.T) {
+	var stack struct {
+		Tracing map[string]string `yaml:"x-tracing"`
+	}
+	decodeYAML(t, composeYML, &stack, false)
+	if got := stack.Tracing["OTEL_EXPORTER_OTLP_ENDPOINT"]; got != "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" {
+		t.Errorf("x-tracing: OTEL_EXPORTER_OTLP_ENDPOINT %q, want ${OTEL_EXPORTER_OTLP_ENDPOINT:-} (off unless set)", got)
 	}
 }
 

@@ -21,6 +21,15 @@ var (
 	ErrInvalidEvent = errors.New("invalid event")
 	// ErrInvalidPosition: a position could not be parsed.
 	ErrInvalidPosition = errors.New("invalid position")
+	// ErrPositionNotInStore: a position (a reader's checkpoint) is not in
+	// the store's log: it lies beyond the store's head, or (KurrentDB)
+	// between two records. The store lost data (a node restarted empty, a
+	// database restored from an older backup) or is another store than
+	// the one the position was taken in. A reader must not carry on from
+	// it: it would skip the events written up to it, or fail forever.
+	// ReadAll, Backlog and Subscribe report it, for Subscribe at the start
+	// and on every resubscription.
+	ErrPositionNotInStore = errors.New("position not in the event store's log")
 )
 
 // WrongExpectedVersionError reports a failed optimistic concurrency check.

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -43,21 +44,40 @@ func (p Position) String() string {
 	return strconv.FormatUint(p.Commit, 10) + "/" + strconv.FormatUint(p.Prepare, 10)
 }
 
-// ParsePosition parses the "commit/prepare" form produced by String.
+// MaxPositionPart is the largest commit or prepare any store produces:
+// PostgreSQL's are bigints (a transaction id, a sequence number), and
+// KurrentDB's log positions, uint64 on the wire, are the server's
+// non-negative int64 offsets into its log.
+const MaxPositionPart = math.MaxInt64
+
+// ParsePosition parses the "commit/prepare" form produced by String, and
+// only that form: each part the decimal digits String writes (no sign,
+// space or leading zero: "01/0" is not how any position is written), at
+// most MaxPositionPart (a position no store can produce is not one to
+// wait for).
 func ParsePosition(s string) (Position, error) {
 	c, pr, ok := strings.Cut(s, "/")
 	if !ok {
-		return Position{}, fmt.Errorf("%w: %q is not commit/prepare", ErrInvalidPosition, s)
+		return Position{}, fmt.Errorf("%w: not commit/prepare", ErrInvalidPosition)
 	}
-	commit, err := strconv.ParseUint(c, 10, 64)
-	if err != nil {
-		return Position{}, fmt.Errorf("%w: commit in %q: %w", ErrInvalidPosition, s, err)
+	commit, ok := positionPart(c)
+	if !ok {
+		return Position{}, fmt.Errorf("%w: the commit must be 0-%d, written as String writes it", ErrInvalidPosition, uint64(MaxPositionPart))
 	}
-	prepare, err := strconv.ParseUint(pr, 10, 64)
-	if err != nil {
-		return Position{}, fmt.Errorf("%w: prepare in %q: %w", ErrInvalidPosition, s, err)
+	prepare, ok := positionPart(pr)
+	if !ok {
+		return Position{}, fmt.Errorf("%w: the prepare must be 0-%d, written as String writes it", ErrInvalidPosition, uint64(MaxPositionPart))
 	}
 	return Position{Commit: commit, Prepare: prepare}, nil
+}
+
+// positionPart reads one part of a position in its canonical form.
+func positionPart(s string) (uint64, bool) {
+	if s == "" || (s[0] == '0' && len(s) > 1) || strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil && n <= MaxPositionPart
 }
 
 // MaxPosition returns the later of p and q.

@@ -4,19 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/orders-reference/orders/internal/storable"
 )
 
 // MaxStreamIDLength is the longest stream id a store accepts.
 const MaxStreamIDLength = 255
 
 // text reports whether s is valid UTF-8 without NUL bytes, which
-// PostgreSQL text and json cannot hold.
+// PostgreSQL text and json cannot hold (storable.Is).
 func text(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+	return storable.Is(s)
 }
 
 // PrepareAppend validates an append before any adapter touches storage and

@@ -136,23 +136,30 @@ func New(cfg Config) *API {
 }
 
 // Every route answers JSON (httpx.AcceptJSON, first, so a request refused
-// for its Accept header changes nothing) and declares the query
-// parameters it takes (httpx.Query; the command routes take none).
+// for its Accept header changes nothing); an admin route then checks the
+// secret (httpx.RequireAdmin) before anything of the request is read, so
+// that a request without it is 401 whatever else is wrong with it. Every
+// route declares the query parameters it takes (httpx.Query; the command
+// routes take none), and a route that takes no body refuses one
+// (httpx.NoBody: the queries, the cancel).
 
 // MountCommands adds the command routes to r.
 func (a *API) MountCommands(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(httpx.AcceptJSON, a.deadline, httpx.Query())
+		r.Use(httpx.AcceptJSON, a.deadline)
 		r.Group(func(r chi.Router) {
-			r.Use(httpx.RequireAdmin(a.cfg.AdminSecret))
+			r.Use(httpx.RequireAdmin(a.cfg.AdminSecret), httpx.Query())
 			r.Post("/admin/products", a.createProduct)
 			r.Patch("/admin/products/{id}", a.updateProduct)
 		})
-		r.Post("/orders", a.placeOrder)
-		r.Post("/orders/{id}/cancel", a.cancelOrder)
-		if a.cfg.Webhooks != nil {
-			r.Post("/webhooks/payment", a.paymentWebhook)
-		}
+		r.Group(func(r chi.Router) {
+			r.Use(httpx.Query())
+			r.Post("/orders", a.placeOrder)
+			r.With(httpx.NoBody).Post("/orders/{id}/cancel", a.cancelOrder)
+			if a.cfg.Webhooks != nil {
+				r.Post("/webhooks/payment", a.paymentWebhook)
+			}
+		})
 	})
 }
 
@@ -161,12 +168,12 @@ func (a *API) MountQueries(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(httpx.AcceptJSON, a.deadline)
 		admin := httpx.RequireAdmin(a.cfg.AdminSecret)
-		r.With(httpx.Query(paramIsActive, paramLimit, paramCursor)).Get("/products", a.waiting(products.Name, a.listProducts))
-		r.With(httpx.Query()).Get("/products/{id}", a.waiting(products.Name, a.getProduct))
-		r.With(httpx.Query()).Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
-		r.With(httpx.Query(paramEmail, paramStatus, paramLimit, paramCursor), admin).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
+		r.With(httpx.Query(paramIsActive, paramLimit, paramCursor), httpx.NoBody).Get("/products", a.waiting(products.Name, a.listProducts))
+		r.With(httpx.Query(), httpx.NoBody).Get("/products/{id}", a.waiting(products.Name, a.getProduct))
+		r.With(httpx.Query(), httpx.NoBody).Get("/orders/{id}", a.waiting(orders.Name, a.getOrder))
+		r.With(admin, httpx.Query(paramEmail, paramStatus, paramLimit, paramCursor), httpx.NoBody).Get("/admin/orders", a.waiting(orders.Name, a.listOrders))
 		if a.cfg.Events != nil {
-			r.With(httpx.Query(), admin).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
+			r.With(admin, httpx.Query(), httpx.NoBody).Get("/admin/orders/{id}/history", a.waiting(stockIndex, a.history))
 		}
 	})
 }

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/migrations"
@@ -84,4 +86,99 @@ func records(t *testing.T, out *bytes.Buffer) []map[string]any {
 		recs = append(recs, rec)
 	}
 	return recs
+}
+
+// lineChecker is a log writer that, as each "migration applied" line is
+// written, reads the highest version the database records as applied.
+type lineChecker struct {
+	t    *testing.T
+	db   *sql.DB
+	mu   sync.Mutex
+	out  bytes.Buffer
+	seen map[float64]int64 // a line's version → the database's highest then
+}
+
+func (c *lineChecker) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var rec map[string]any
+	if json.Unmarshal(p, &rec) == nil && rec["msg"] == "migration applied" {
+		var highest int64
+		if err := c.db.QueryRow(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&highest); err != nil {
+			c.t.Errorf("reading the applied versions: %v", err)
+		}
+		c.seen[rec["version"].(float64)] = highest
+	}
+	return c.out.Write(p)
+}
+
+func (c *lineChecker) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+// Each migration is logged as soon as it is applied, before the next one
+// runs, not all of them at the end; and a wait for another instance's
+// migration lock is logged while it lasts, then how long it took.
+func TestMigrationsLogAsTheyGoAndWhileWaiting(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url := pgtest.NewDatabase(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	// Another instance holds the migration lock for a while.
+	holder, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lockID int64 = 0x4f52444552534d47
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockID); err != nil {
+		t.Fatal(err)
+	}
+	out := &lineChecker{t: t, db: db, seen: map[float64]int64{}}
+	m, err := migrations.New(db, logging.New(out, slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		applied []int64
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		applied, err := m.Up(ctx)
+		done <- result{applied, err}
+	}()
+	eventually.True(t, "the wait for the lock to be logged", func() bool {
+		return strings.Contains(out.String(), "waiting for the migration lock")
+	})
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, lockID); err != nil {
+		t.Fatal(err)
+	}
+	holder.Close()
+	r := <-done
+	if r.err != nil || len(r.applied) == 0 {
+		t.Fatalf("Up after the wait: %v, %v", r.applied, r.err)
+	}
+	var b bytes.Buffer
+	b.WriteString(out.String())
+	lines := records(t, &b)
+	if len(lines) != len(r.applied)+2 || lines[0]["msg"] != "waiting for the migration lock: another instance is migrating the database" ||
+		lines[1]["msg"] != "migration lock taken" {
+		t.Fatalf("logged:\n%s", out.String())
+	}
+	if ms, _ := lines[1]["waited_ms"].(float64); ms < 1000 {
+		t.Errorf("migration lock taken after %vms, want the wait (over a second)", lines[1]["waited_ms"])
+	}
+	for _, v := range r.applied {
+		if highest, ok := out.seen[float64(v)]; !ok || highest != v {
+			t.Errorf("migration %d logged when the database's highest applied version was %d, want it logged right after it applied", v, highest)
+		}
+	}
 }

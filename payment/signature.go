@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
@@ -24,7 +25,8 @@ const (
 // Tolerance is how far a webhook's timestamp may be from now, either way.
 const Tolerance = 5 * time.Minute
 
-// MaxIDLength bounds a webhook id; longer ones are refused.
+// MaxIDLength bounds a webhook id, in characters (as httpx.Header counts
+// every header it reads); longer ones are refused.
 const MaxIDLength = 255
 
 // MinKeyLength is the shortest key a whsec_ secret may decode to (such
@@ -132,9 +134,12 @@ func (v *Verifier) Verify(h http.Header, body []byte) (string, error) {
 			return "", fmt.Errorf("%w: %s sent more than once", ErrMissingHeaders, name)
 		}
 	}
-	id, ts := h.Get(HeaderID), h.Get(HeaderTimestamp)
-	if id == "" || len(id) > MaxIDLength || ts == "" || h.Get(HeaderSignature) == "" {
+	id, ts, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	if id == "" || utf8.RuneCountInString(id) > MaxIDLength || ts == "" || sigs == "" {
 		return "", ErrMissingHeaders
+	}
+	if !wellFormedSignatures(sigs) {
+		return "", fmt.Errorf("%w: %s must be space-separated entries, each a version and a base64 signature (v1,<base64>)", ErrMissingHeaders, HeaderSignature)
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
@@ -149,4 +154,29 @@ func (v *Verifier) Verify(h http.Header, body []byte) (string, error) {
 		}
 	}
 	return "", ErrBadSignature
+}
+
+// wellFormedSignatures reports whether a webhook-signature value is what
+// Standard Webhooks says it is: signatures separated by single spaces,
+// each exactly "<version>,<signature>" — a version "v" and letters or
+// digits (v1, v1a), one comma, and a signature in standard base64
+// (padded). "v1,<sig>,extra", "<sig>" alone or "v1," is refused, not read
+// as whatever part of it the check would take; several signatures, of
+// any version, are read (only v1's are checked).
+func wellFormedSignatures(header string) bool {
+	for entry := range strings.SplitSeq(header, " ") {
+		version, sig, ok := strings.Cut(entry, ",")
+		if !ok || len(version) < 2 || version[0] != 'v' || sig == "" || strings.Contains(sig, ",") {
+			return false
+		}
+		for i := 1; i < len(version); i++ {
+			if c := version[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+				return false
+			}
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(sig); err != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,12 +85,38 @@ func TestVerify(t *testing.T) {
 		{"signature without a version", func(h http.Header) []byte {
 			h.Set(payment.HeaderSignature, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
 			return []byte(vectorBody)
-		}, vectorTimestamp, payment.ErrBadSignature},
+		}, vectorTimestamp, payment.ErrMissingHeaders}, // malformed: an entry is version,signature
 		{"only another version", func(h http.Header) []byte {
 			h.Set(payment.HeaderSignature, "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
 			return []byte(vectorBody)
 		}, vectorTimestamp, payment.ErrBadSignature},
-		{"empty v1", func(h http.Header) []byte { h.Set(payment.HeaderSignature, "v1,"); return []byte(vectorBody) }, vectorTimestamp, payment.ErrBadSignature},
+		{"empty v1", func(h http.Header) []byte { h.Set(payment.HeaderSignature, "v1,"); return []byte(vectorBody) }, vectorTimestamp, payment.ErrMissingHeaders},
+		// Each entry is exactly version,base64: a good signature in a
+		// malformed entry, or beside one, is refused.
+		{"a good signature with an extra part", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, vectorSignature+",extra")
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"a good signature beside a malformed entry", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, "v1,AAAA,x "+vectorSignature)
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"two spaces between entries", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, "v1,AAAA  "+vectorSignature)
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"a signature that is not base64", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, "v1,!!!! "+vectorSignature)
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"a version that is not one", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, "x1,AAAA "+vectorSignature)
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		{"two good entries", func(h http.Header) []byte {
+			h.Set(payment.HeaderSignature, vectorSignature+" "+vectorSignature)
+			return []byte(vectorBody)
+		}, vectorTimestamp, nil},
 		// A header sent as two fields is one the check would not read:
 		// refused, whichever field holds the right value.
 		{"signature twice, the good one first", func(h http.Header) []byte {
@@ -103,6 +130,16 @@ func TestVerify(t *testing.T) {
 		}, vectorTimestamp, payment.ErrMissingHeaders},
 		{"id too long", func(h http.Header) []byte {
 			h.Set(payment.HeaderID, string(make([]byte, payment.MaxIDLength+1)))
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrMissingHeaders},
+		// The id's length is in characters, as every header's: 255 "é"
+		// (510 bytes) is an id; it is then not the signed one.
+		{"id of 255 characters, 510 bytes", func(h http.Header) []byte {
+			h.Set(payment.HeaderID, strings.Repeat("é", payment.MaxIDLength))
+			return []byte(vectorBody)
+		}, vectorTimestamp, payment.ErrBadSignature},
+		{"id of 256 characters", func(h http.Header) []byte {
+			h.Set(payment.HeaderID, strings.Repeat("é", payment.MaxIDLength+1))
 			return []byte(vectorBody)
 		}, vectorTimestamp, payment.ErrMissingHeaders},
 	}
@@ -163,5 +200,27 @@ func TestVerifyRotationAndRawSecrets(t *testing.T) {
 	}
 	if _, err := payment.NewSigner(""); err == nil {
 		t.Error("an empty secret was accepted")
+	}
+}
+
+// A webhook-id of 200 "é" (400 bytes, 200 characters) is signed and
+// verified: the bound is in characters.
+func TestVerifyCountsTheIDInCharacters(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	s, err := payment.NewSigner(vectorSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := payment.NewVerifier([]string{vectorSecret}, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.Repeat("é", 200)
+	h := http.Header{}
+	if err := s.Sign(h, id, now, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Verify(h, []byte(`{}`)); err != nil || got != id {
+		t.Fatalf("id of 200 characters: %q, %v", got, err)
 	}
 }

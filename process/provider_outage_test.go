@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -83,5 +84,62 @@ func TestHangingProviderCostsABoundedRetry(t *testing.T) {
 	}
 	if v := h.order(t, id); v.Status != order.StatusReserved {
 		t.Fatalf("order is %s, want %s until the provider answers", v.Status, order.StatusReserved)
+	}
+}
+
+// A provider whose answers hold what PostgreSQL cannot store (NUL,
+// invalid UTF-8) still has its refusals recorded: the step's error is
+// stored with U+FFFD in their place (storable), and the step parks after
+// (at once if refused, after its retries if unavailable) instead of
+// running again for ever.
+func TestProviderTextPostgreSQLCannotStoreIsRecorded(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		status, attempts int // a refusal parks at once, an outage after its retries
+		body             string
+	}{
+		"refused with NUL":               {http.StatusUnprocessableEntity, 1, "{\"detail\":\"bad\x00gateway\"}"},
+		"refused with invalid UTF-8":     {http.StatusUnprocessableEntity, 1, "{\"detail\":\"bad\xff\xfegateway\"}"},
+		"unavailable with NUL":           {http.StatusServiceUnavailable, 2, "{\"detail\":\"bad\x00gateway\"}"},
+		"unavailable with invalid UTF-8": {http.StatusServiceUnavailable, 2, "{\"detail\":\"bad\xffgateway\"}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if r.Method == http.MethodGet { // the reconciling look-up: no payment
+					w.WriteHeader(http.StatusNotFound)
+					_, _ = io.WriteString(w, c.body)
+					return
+				}
+				w.WriteHeader(c.status)
+				_, _ = io.WriteString(w, c.body)
+			}))
+			t.Cleanup(stub.Close)
+
+			h := newHarness(t)
+			h.backoff = []time.Duration{time.Second}
+			id := h.place(t, h.product(t, 10), 1)
+			h.run(t, h.managerOn(h.pool, h.store, nil, provider.New(stub.URL, nil)))
+
+			var (
+				attempts  int
+				state     string
+				lastError string
+			)
+			eventually.True(t, "the step to be parked", func() bool {
+				h.clock.Advance(time.Second)
+				err := h.pool.QueryRow(context.Background(), `SELECT attempts, state, coalesce(last_error, '') FROM process_tasks WHERE order_id = $1 AND kind = $2`,
+					id, process.KindInitiatePayment).Scan(&attempts, &state, &lastError)
+				return err == nil && state == "parked"
+			})
+			if attempts != c.attempts || !strings.Contains(lastError, "bad\uFFFD") || !strings.Contains(lastError, "gateway") || !utf8.ValidString(lastError) || strings.ContainsRune(lastError, 0) {
+				t.Fatalf("parked after %d attempts with error %q", attempts, lastError)
+			}
+			letters, err := process.DeadLetters(context.Background(), h.pool, 10)
+			if err != nil || len(letters) != 1 || letters[0].LastError != lastError {
+				t.Fatalf("dead letters %+v, %v", letters, err)
+			}
+		})
 	}
 }

@@ -32,10 +32,16 @@ func (m *Manager) startStep(ctx context.Context, t task) (context.Context, trace
 		return ctx, trace.SpanFromContext(ctx)
 	}
 	ctx = tracing.RestoreContext(ctx, t.Traceparent, t.Tracestate)
+	ctx = context.WithValue(ctx, stepOrderKey{}, t.OrderID)
 	return m.tracer.Start(ctx, "step "+t.Kind, trace.WithAttributes(
 		attrStep.String(t.Kind), attrOrder.String(t.OrderID.String()), attrAttempt.Int(t.Attempts+1),
 		attrCorrelation.String(t.CorrelationID)))
 }
+
+// stepOrderKey holds, in a traced step's context, the id of the step's
+// order: for the spans of provider calls that name no order (a refund
+// names the payment).
+type stepOrderKey struct{}
 
 // tracedProvider gives every call to the payment provider a span, a child
 // of the step's; the provider (the fake's webhook delivery, the HTTP
@@ -60,7 +66,11 @@ func (p tracedProvider) InitiatePayment(ctx context.Context, req payment.Request
 }
 
 func (p tracedProvider) Refund(ctx context.Context, paymentID, key string) (payment.Refund, error) {
-	ctx, span := p.tracer.Start(ctx, "provider refund", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrPayment.String(paymentID)))
+	attrs := []attribute.KeyValue{attrPayment.String(paymentID)}
+	if orderID, ok := ctx.Value(stepOrderKey{}).(uuid.UUID); ok {
+		attrs = append(attrs, attrOrder.String(orderID.String()))
+	}
+	ctx, span := p.tracer.Start(ctx, "provider refund", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	r, err := p.Provider.Refund(ctx, paymentID, key)
 	tracing.End(span, err)
 	return r, err

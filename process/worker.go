@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -19,6 +17,7 @@ import (
 	"github.com/orders-reference/orders/internal/batch"
 	"github.com/orders-reference/orders/internal/logging"
 	pg "github.com/orders-reference/orders/internal/postgres"
+	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/internal/tracing"
 )
 
@@ -488,7 +487,10 @@ func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 	default:
 		due = due.Add(m.opts.Backoff[min(attempts, len(m.opts.Backoff))-1])
 	}
-	msg := truncate(err.Error(), 2000)
+	// The error may quote the provider (its answers, its ids): stored as
+	// text PostgreSQL can hold, or the failure would never be recorded
+	// and the step would never park.
+	msg := storable.Clip(err.Error(), 2000)
 	if _, ferr := m.pool.Exec(finishCtx, `
 		UPDATE process_tasks SET state = $3, attempts = $4, due_at = $5, last_error = $6,
 		       lease_id = NULL, lease_until = NULL, rerun = false, updated_at = now()
@@ -512,19 +514,6 @@ func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 // for as long as they fail.
 func parks(kind string) bool {
 	return kind == KindInitiatePayment || kind == KindRefund || kind == KindReconcilePayment
-}
-
-// truncate cuts s to at most n bytes of valid UTF-8 (PostgreSQL refuses
-// anything else).
-func truncate(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 func (m *Manager) report(kind, outcome string) {

@@ -7,9 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
+	"github.com/orders-reference/orders/internal/eventstores"
 	"github.com/orders-reference/orders/internal/eventually"
 	"github.com/orders-reference/orders/internal/logging/logtest"
+	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 	"github.com/orders-reference/orders/query/products"
@@ -48,7 +52,8 @@ func TestRunnerRefusesACheckpointOfAnotherEventStore(t *testing.T) {
 		t.Fatalf("the refused checkpoint moved: %s %s", cp, state)
 	}
 	list, err := projections.Statuses(ctxT(t), e.pool, e.store, projections.StatusOptions{})
-	if err != nil || len(list) != 1 || list[0].EventStore != "kurrentdb" || list[0].Behind != 0 {
+	if err != nil || len(list) != 1 || list[0].EventStore != "kurrentdb" || list[0].Behind != 0 ||
+		list[0].Error != "projection products: its checkpoint is a position in the kurrentdb event store, not in the postgres one configured" {
 		t.Fatalf("statuses: %+v %v", list, err)
 	}
 
@@ -125,4 +130,94 @@ func TestRebuildCountsUpToMaxCount(t *testing.T) {
 			t.Fatalf("totals %v: a total before the end beyond MaxCount", totals)
 		}
 	}
+}
+
+// A checkpoint the event store does not hold (the KurrentDB node came back
+// without its log; the PostgreSQL events table lost its last events) stops
+// the projection: marked failed with one clear message, logged once, listed
+// as failed with that message, and never resumed from by itself.
+func TestRunnerStopsOnACheckpointNotInTheStore(t *testing.T) {
+	t.Parallel()
+	const want = "is beyond the event store's head or not in its log: the store lost data or EVENTSTORE_URL points at another store; rebuild the projection"
+	// restart: the runner starts again after the loss (a PostgreSQL
+	// restore restarts the process); else it runs across it.
+	check := func(t *testing.T, e *env, logs *logtest.Sink, restart bool, lose func()) {
+		e.workload(t)
+		runner := func() (func(), <-chan error) {
+			return run(t, projections.NewRunner(e.pool, e.store, products.Projector{}, projections.Options{
+				Logger: slog.New(slog.NewTextHandler(logs, nil)), LeaderPoll: 20 * time.Millisecond, EventStore: e.kind}))
+		}
+		stop, _ := runner()
+		e.waitCaughtUp(t, products.Name)
+		if restart {
+			stop()
+		}
+		lose()
+		before, _, _ := e.checkpoint(t, products.Name)
+		if restart {
+			runner()
+		}
+		eventually.True(t, "the projection marked failed", func() bool {
+			_, state, _ := e.checkpoint(t, products.Name)
+			return state == projections.StateFailed
+		})
+		cp, _, msg := e.checkpoint(t, products.Name)
+		if cp != before || msg != "checkpoint "+before.String()+" "+want {
+			t.Fatalf("failed at %s (was %s) with %q", cp, before, msg)
+		}
+		list, err := projections.Statuses(ctxT(t), e.pool, e.store, projections.StatusOptions{EventStore: e.kind})
+		if err != nil || len(list) != 1 || list[0].State != projections.StateFailed || !list[0].NotInStore || list[0].Error != msg {
+			t.Fatalf("statuses: %+v %v", list, err)
+		}
+		behind, err := projections.Behind(ctxT(t), e.pool, e.store, e.kind, []string{products.Name}, 100)
+		if err != nil || len(behind) != 0 {
+			t.Fatalf("behind: %v %v", behind, err)
+		}
+		e.workload(t) // the store grows again: the projection stays stopped
+		if cp, state, _ := e.checkpoint(t, products.Name); cp != before || state != projections.StateFailed {
+			t.Fatalf("after the store grew: %s %s", cp, state)
+		}
+		if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+			t.Errorf("%d error lines, want 1:\n%s", n, logs.String())
+		}
+		if strings.Contains(logs.String(), "lost its footing") {
+			t.Errorf("the runner retried:\n%s", logs.String())
+		}
+	}
+	t.Run("kurrentdb", func(t *testing.T) {
+		t.Parallel()
+		pool := pgtest.NewPool(t, 12)
+		srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+		addr := srv.Addr()
+		b, err := eventstores.Open(ctxT(t), srv.URL(), pool, eventstores.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(b.Close)
+		e := &env{pool: pool, store: b.Store, kind: b.Kind, svc: command.NewService(b.Store, command.Options{})}
+		var logs logtest.Sink
+		check(t, e, &logs, false, func() {
+			srv.Close()
+			again, err := kurrentdbtest.Listen(addr, kurrentdbtest.Options{}) // the same node, its log lost
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(again.Close)
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		var logs logtest.Sink
+		check(t, e, &logs, true, func() {
+			// The events table restored from an older backup, its
+			// transaction ids counting from there again: the checkpoint
+			// (kept) lies beyond them. (A test cannot roll a cluster's
+			// transaction ids back, so the checkpoint moves forward.)
+			if _, err := e.pool.Exec(ctxT(t), `UPDATE projection_checkpoints SET position_commit = position_commit + $2 WHERE name = $1`,
+				products.Name, int64(1)<<40); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
 }

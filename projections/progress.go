@@ -128,8 +128,14 @@ type Status struct {
 	// Behind is how many events after the checkpoint are in the store
 	// (of any stream: the projection may skip some), counted up to
 	// StatusOptions.MaxBehind; zero for a checkpoint of another event
-	// store, which nothing here can count.
+	// store, which nothing here can count (Error says whose it is), and
+	// for one the store does not hold.
 	Behind int64
+	// NotInStore: the event store does not hold the checkpoint
+	// (eventstore.ErrPositionNotInStore): it lost data or is another
+	// store. State is then StateFailed and Error says so, whether or not
+	// the runner has recorded it yet.
+	NotInStore bool
 	// OldestPending is when the first event after the checkpoint was
 	// recorded (zero when there is none): the lag in time.
 	OldestPending time.Time
@@ -187,9 +193,17 @@ func Statuses(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, opts
 	eventStore := eventStoreOr(opts.EventStore)
 	for i := range list {
 		if list[i].EventStore != eventStore {
+			if list[i].Error == "" {
+				list[i].Error = (&OtherEventStoreError{Name: list[i].Name, Recorded: list[i].EventStore, Configured: eventStore}).Error()
+			}
 			continue
 		}
 		b, err := store.Backlog(ctx, list[i].Checkpoint, opts.maxBehind())
+		if errors.Is(err, eventstore.ErrPositionNotInStore) {
+			// Stopped, whether or not its runner has marked it yet.
+			list[i].State, list[i].Error, list[i].NotInStore = StateFailed, NotInStoreMessage(list[i].Checkpoint), true
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("projection %s: %w", list[i].Name, err)
 		}
@@ -245,7 +259,8 @@ func Start(ctx context.Context, pool *pgxpool.Pool, name, eventStore string, pos
 // placements by. Names are the projections this deployment runs: rows left
 // by a projection since renamed or removed, and rebuilds in progress, are
 // not asked about; a failed projection waits for an operator
-// (projection_failed), not for fewer orders. Likewise a checkpoint of
+// (projection_failed), not for fewer orders, and so does one whose
+// checkpoint the event store does not hold (left out). Likewise a checkpoint of
 // another kind of event store than eventStore ("" means
 // DefaultEventStore) waits for a rebuild and is not asked about.
 func Behind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, eventStore string, names []string, limit int) (map[string]int, error) {
@@ -271,6 +286,9 @@ func Behind(ctx context.Context, pool *pgxpool.Pool, store BacklogReader, eventS
 	behind := make(map[string]int, len(checkpoints))
 	for _, cp := range checkpoints {
 		b, err := store.Backlog(ctx, cp.pos, limit)
+		if errors.Is(err, eventstore.ErrPositionNotInStore) {
+			continue // stopped: its runner marks it failed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("projection %s: backlog after %s: %w", cp.name, cp.pos, err)
 		}

@@ -148,6 +148,14 @@ func (r *Runner) Run(ctx context.Context) error {
 				reported = true
 			}
 			delay = 5 * r.opts.LeaderPoll
+		case errors.Is(err, eventstore.ErrPositionNotInStore):
+			// Marked failed (lead): from now on the checkpoint reads as
+			// ErrPoisoned, reported here once.
+			if !reported {
+				r.log.ErrorContext(ctx, "projection stopped: its checkpoint is not in the event store's log", "error", err)
+				reported = true
+			}
+			delay = 5 * r.opts.LeaderPoll
 		case err != nil:
 			reported = false
 			r.log.WarnContext(ctx, "projection runner lost its footing; retrying", "error", err)
@@ -166,7 +174,7 @@ func (r *Runner) lead(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
+		err = r.store.Subscribe(ctx, from, eventstore.SubscribeOptions{Filter: r.proj.Filter(), BatchSize: r.opts.BatchSize},
 			func(ctx context.Context, b eventstore.Batch) error {
 				err := r.applyTraced(ctx, conn, from, gen, b)
 				if err == nil {
@@ -177,7 +185,40 @@ func (r *Runner) lead(ctx context.Context) error {
 				}
 				return err
 			})
+		if errors.Is(err, eventstore.ErrPositionNotInStore) && ctx.Err() == nil {
+			return r.failNotInStore(ctx, conn, from, gen, err)
+		}
+		return err
 	})
+}
+
+// NotInStoreMessage is the error recorded for, and shown of, a projection
+// whose checkpoint the event store does not hold
+// (eventstore.ErrPositionNotInStore).
+func NotInStoreMessage(checkpoint eventstore.Position) string {
+	return fmt.Sprintf("checkpoint %s is beyond the event store's head or not in its log: "+
+		"the store lost data or EVENTSTORE_URL points at another store; rebuild the projection", checkpoint)
+}
+
+// failNotInStore marks the projection failed at from, a checkpoint the
+// event store does not hold: carrying on would skip events or fail
+// forever. Like a poison event it waits for an operator (a rebuild), and
+// OnFailed is told.
+func (r *Runner) failNotInStore(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, err error) error {
+	msg := NotInStoreMessage(from)
+	tag, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now()
+	      WHERE name = $1 AND generation = $4 AND position_commit = $5 AND position_prepare = $6 AND state = 'running'`,
+		r.proj.Name(), StateFailed, msg, gen, int64(from.Commit), int64(from.Prepare))
+	if uerr != nil {
+		return fmt.Errorf("projection %s could not record its failure (%v): %w", r.proj.Name(), uerr, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("%w: %s: %v", ErrDeposed, r.proj.Name(), err)
+	}
+	if r.opts.OnFailed != nil {
+		r.opts.OnFailed(r.proj.Name(), err)
+	}
+	return fmt.Errorf("projection %s: %s: %w", r.proj.Name(), msg, err)
 }
 
 // checkpoint reads (creating if needed) the projection's checkpoint; a

@@ -106,15 +106,17 @@ func run(ctx context.Context, cfg config.FakePay, logger *slog.Logger, tel traci
 	return nil
 }
 
-// handler is the provider's API; with tracing on, every request (but the
+// handler is the provider's API. Every request's log lines carry its
+// X-Request-ID (Orders' client sends the step's correlation id) as
+// request_id and correlation_id; with tracing on, every request (but the
 // health check) continues the caller's trace, so that the payment's
 // webhook deliveries do too.
 func handler(p *fakepay.Provider, tel tracing.Tracing) http.Handler {
-	if !tel.Enabled() {
-		return p.Handler()
-	}
 	r := chi.NewRouter()
-	r.Use(tracing.Middleware(tel))
+	if tel.Enabled() {
+		r.Use(tracing.Middleware(tel))
+	}
+	r.Use(httpx.RequestID)
 	r.Mount("/", p.Handler())
 	return r
 }

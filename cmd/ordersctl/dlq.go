@@ -33,6 +33,9 @@ func newDLQCmd(u *urls) *cobra.Command {
 		Short: "List parked steps, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, _ []string) error {
+			if limit < 1 {
+				return fmt.Errorf("--limit %d: must be at least 1", limit)
+			}
 			return listDeadLetters(ctx, db, limit, asJSON, cmd.OutOrStdout())
 		}),
 	}
@@ -62,7 +65,7 @@ func newDLQCmd(u *urls) *cobra.Command {
 				if err != nil {
 					return "", err
 				}
-				return fmt.Sprintf("discarded %s (%s of order %s)", d.ID, d.Kind, d.OrderID), nil
+				return fmt.Sprintf("discarded %s (%s of order %s)", d.ID, cell(d.Kind), d.OrderID), nil
 			})
 		}),
 	})
@@ -82,9 +85,13 @@ func listDeadLetters(ctx context.Context, db *database, limit int, asJSON bool, 
 		if list == nil {
 			list = []process.DeadLetter{}
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(list)
+		// Escaped as the table is (terminalText), still JSON.
+		b, err := json.MarshalIndent(list, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(out, terminalText(string(b)))
+		return err
 	}
 	if len(list) == 0 {
 		_, err := fmt.Fprintln(out, "no dead letters")
@@ -93,16 +100,16 @@ func listDeadLetters(ctx context.Context, db *database, limit int, asJSON bool, 
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTEP\tORDER\tATTEMPTS\tPARKED\tCORRELATION\tLAST ERROR")
 	for _, d := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, d.Kind, d.OrderID, d.Attempts,
-			d.ParkedAt.UTC().Format("2006-01-02 15:04:05Z"), terminalText(d.CorrelationID), terminalText(d.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.ID, cell(d.Kind), d.OrderID, d.Attempts,
+			d.ParkedAt.UTC().Format("2006-01-02 15:04:05Z"), cell(d.CorrelationID), cell(d.LastError))
 	}
 	return tw.Flush()
 }
 
 func actOnDeadLetter(ctx context.Context, db *database, rawID string, out io.Writer, act func(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID) (string, error)) error {
-	id, err := uuid.Parse(rawID)
+	id, err := parseID("dead letter id", rawID)
 	if err != nil {
-		return fmt.Errorf("dead letter id %q is not a UUID (see ordersctl dlq list)", rawID)
+		return fmt.Errorf("%w (see ordersctl dlq list)", err)
 	}
 	pool, err := db.pool(ctx)
 	if err != nil {

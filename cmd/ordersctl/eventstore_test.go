@@ -62,10 +62,11 @@ func TestMoveToKurrentDBAndBack(t *testing.T) {
 	es := srv.URL()
 
 	// Listed against KurrentDB, every checkpoint is PostgreSQL's: nothing
-	// to count it against.
+	// to count it against, and its ERROR says whose it is.
 	out := ctlES(t, url, es, "projections", "list")
 	for _, name := range []string{"products", "orders", "order_stock", "process_manager"} {
-		if !strings.Contains(out, name+"  ") || !strings.Contains(out, "postgres") || strings.Contains(out, "kurrentdb") {
+		if !strings.Contains(out, name+"  ") || !strings.Contains(out, "postgres") ||
+			!strings.Contains(out, "projection "+name+": its checkpoint is a position in the postgres event store, not in the kurrentdb one configured") {
 			t.Fatalf("list before the move:\n%s", out)
 		}
 	}

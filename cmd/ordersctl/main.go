@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +20,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/httpx"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/process"
 	"github.com/orders-reference/orders/projections"
@@ -37,9 +38,29 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := newRootCmd(os.Getenv("DATABASE_URL"), os.Getenv("EVENTSTORE_URL"))
-	if err := cmd.ExecuteContext(ctx); err != nil {
+	if err := execute(ctx, cmd); err != nil {
 		os.Exit(1)
 	}
+}
+
+// maxError bounds the error ordersctl prints, in bytes of its escaped text.
+const maxError = 1000
+
+// execute runs cmd and prints its error as cobra would, "Error: …", but
+// escaped and bounded (an error may repeat an argument, a flag's value or
+// stored text: cobra's own repeat them whole). The newlines of a message
+// of several lines are kept.
+func execute(ctx context.Context, cmd *cobra.Command) error {
+	cmd.SilenceErrors = true
+	err := cmd.ExecuteContext(ctx)
+	if err != nil {
+		text, cut := escapeText(err.Error(), true, maxError)
+		if cut {
+			text += "…"
+		}
+		fmt.Fprintln(cmd.ErrOrStderr(), "Error:", text)
+	}
+	return err
 }
 
 const defaultDatabaseURL = "postgres://postgres@localhost:5432/orders?sslmode=disable"
@@ -112,6 +133,12 @@ func newRootCmd(databaseURL, eventStoreURL string) *cobra.Command {
 	}
 	rebuild.Flags().BoolVar(&restart, "restart", false, "drop an interrupted rebuild's work and start from the first event")
 	rebuild.Flags().IntVar(&batch, "batch", 5000, "events per transaction")
+	rebuild.PreRunE = func(*cobra.Command, []string) error {
+		if batch < 1 {
+			return fmt.Errorf("--batch %d: must be at least 1", batch)
+		}
+		return nil
+	}
 	projectionsCmd.AddCommand(&cobra.Command{
 		Use:   "resume NAME",
 		Short: "Let a failed projection (or the process manager) try its failing event again, keeping its checkpoint",
@@ -122,6 +149,9 @@ func newRootCmd(databaseURL, eventStoreURL string) *cobra.Command {
 				return err
 			}
 			if err := projections.Resume(ctx, pool, args[0]); err != nil {
+				if errors.Is(err, projections.ErrNotFailed) { // says the name: quoted, bounded
+					return fmt.Errorf("%w: %s", projections.ErrNotFailed, httpx.Quote(args[0]))
+				}
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s resumes from its checkpoint\n", args[0])
@@ -153,6 +183,9 @@ func newRootCmd(databaseURL, eventStoreURL string) *cobra.Command {
 			"so on stderr if it did not (stock events after the index's checkpoint are then missing).",
 		Args: cobra.ExactArgs(1),
 		RunE: withDatabase(u, func(ctx context.Context, db *database, cmd *cobra.Command, args []string) error {
+			if err := checkDuration("wait", wait); err != nil {
+				return err
+			}
 			return orderHistory(ctx, db, args[0], asJSON, wait, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
@@ -190,8 +223,8 @@ func listProjections(ctx context.Context, db *database, out io.Writer) error {
 		case s.Behind >= int64(es.MaxCount):
 			behind += "+"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.EventStore, s.Checkpoint, behind, s.State,
-			s.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), s.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.Name), s.EventStore, s.Checkpoint, behind, cell(s.State),
+			s.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z"), cell(s.Error))
 	}
 	return tw.Flush()
 }
@@ -202,7 +235,7 @@ func rebuildProjection(ctx context.Context, db *database, name string, opts proj
 		if name == process.Name {
 			return fmt.Errorf("%s is the payment process manager, not a read model: rebuilding it would run every saga again (a failed one continues with ordersctl projections resume %s)", name, name)
 		}
-		return fmt.Errorf("no projection %q (have %s)", name, strings.Join(readmodels.Names(), ", "))
+		return fmt.Errorf("no projection %s (have %s)", httpx.Quote(name), strings.Join(readmodels.Names(), ", "))
 	}
 	es, err := db.events(ctx)
 	if err != nil {
@@ -228,7 +261,7 @@ func switchProjection(ctx context.Context, db *database, name string, out io.Wri
 		if _, ok := readmodels.Lookup(name); ok {
 			return fmt.Errorf("%s is a read model: rebuild it from the configured event store instead (ordersctl projections rebuild %s)", name, name)
 		}
-		return fmt.Errorf("only %s is switched (read models are rebuilt): no projection %q", process.Name, name)
+		return fmt.Errorf("only %s is switched (read models are rebuilt): no projection %s", process.Name, httpx.Quote(name))
 	}
 	es, err := db.events(ctx)
 	if err != nil {
@@ -307,9 +340,9 @@ func (p *progress) finish() {
 // wait for the order_stock index to reach the event store's head; a note on
 // errOut says when it did not.
 func orderHistory(ctx context.Context, db *database, rawID string, asJSON bool, wait time.Duration, out, errOut io.Writer) error {
-	id, err := uuid.Parse(rawID)
+	id, err := parseID("order id", rawID)
 	if err != nil {
-		return fmt.Errorf("order id %q is not a UUID", rawID)
+		return err
 	}
 	es, err := db.events(ctx)
 	if err != nil {
@@ -347,8 +380,8 @@ func orderHistory(ctx context.Context, db *database, rawID string, asJSON bool, 
 	fmt.Fprintln(tw, "POSITION\tRECORDED\tSTREAM\tVERSION\tTYPE\tACTOR\tCORRELATION\tCAUSATION\tDATA")
 	for _, e := range h.Events {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.Position, e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000Z"),
-			terminalText(e.Stream), e.Version, terminalText(e.Type), terminalText(e.Metadata.Actor), terminalText(e.Metadata.CorrelationID),
-			terminalText(e.Metadata.CausationID), terminalText(string(e.Data)))
+			cell(e.Stream), e.Version, cell(e.Type), cell(e.Metadata.Actor), cell(e.Metadata.CorrelationID),
+			cell(e.Metadata.CausationID), cell(string(e.Data)))
 	}
 	return tw.Flush()
 }

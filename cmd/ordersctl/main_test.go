@@ -65,7 +65,7 @@ func ctlESErr(url, esURL string, args ...string) (string, error) {
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
+	err := execute(context.Background(), cmd)
 	return out.String(), err
 }
 
@@ -253,5 +253,27 @@ func TestHelpRedactsTheDatabasePassword(t *testing.T) {
 		if strings.Contains(out, "s3cret-pw") || !strings.Contains(out, "orders:xxxxx@db.internal") {
 			t.Fatalf("ordersctl %s:\n%s", strings.Join(args, " "), out)
 		}
+	}
+}
+
+// A provider's text in a dead letter's last error cannot forge rows or
+// columns of the table: its newlines and tabs show escaped, and a long
+// error is bounded (--json has it whole).
+func TestDeadLetterListShowsStoredTextEscaped(t *testing.T) {
+	pool := pgtest.NewPool(t, 4)
+	url := pool.Config().ConnConfig.ConnString()
+	forged := "refused: 422 bad\n00000000-0000-0000-0000-000000000000\tinitiate_payment\tforged\u2028row " + strings.Repeat("x", 2000)
+	if _, err := pool.Exec(context.Background(), `INSERT INTO process_tasks (id, kind, order_id, state, due_at, attempts, last_error, correlation_id)
+		VALUES ($1, 'initiate_payment', $2, 'parked', now(), 6, $3, 'req-1')`, uuid.New(), uuid.New(), forged); err != nil {
+		t.Fatal(err)
+	}
+	out := ctl(t, url, "dlq", "list")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || strings.ContainsAny(out, "\t\u2028") ||
+		!strings.Contains(out, `bad\n00000000`) || !strings.Contains(out, "characters)") || len(lines[1]) > 800 {
+		t.Fatalf("list:\n%s", out)
+	}
+	var letters []process.DeadLetter
+	if err := json.Unmarshal([]byte(ctl(t, url, "dlq", "list", "--json")), &letters); err != nil || len(letters) != 1 || letters[0].LastError != forged {
+		t.Fatalf("list --json: %v %v", letters, err)
 	}
 }

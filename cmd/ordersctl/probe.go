@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orders-reference/orders/internal/config"
+	"github.com/orders-reference/orders/internal/httpx"
 )
 
 // newProbeCmd is "ordersctl probe URL": a health check for containers
@@ -35,9 +36,12 @@ func newProbeCmd() *cobra.Command {
 }
 
 func probe(ctx context.Context, url string, timeout time.Duration, out io.Writer) error {
+	if err := checkDuration("timeout", timeout); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	shown := config.Redacted(url) // what is printed of it: no password or token
+	shown := httpx.ClipTo(config.Redacted(url), 256) // what is printed of it: no password or token, bounded
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return fmt.Errorf("probe %s: not a URL", shown) // the parser's error quotes it whole
@@ -53,8 +57,8 @@ func probe(ctx context.Context, url string, timeout time.Duration, out io.Writer
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s answered %d: %s", shown, resp.StatusCode, body)
+		return fmt.Errorf("%s answered %d: %s", shown, resp.StatusCode, cell(string(body)))
 	}
-	_, err = fmt.Fprintf(out, "%s: %d %s\n", shown, resp.StatusCode, body)
+	_, err = fmt.Fprintf(out, "%s: %d %s\n", shown, resp.StatusCode, cell(string(body)))
 	return err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/httpx"
+	"github.com/orders-reference/orders/internal/metrics"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/readmodels"
@@ -45,14 +46,49 @@ type readiness struct {
 	maxLag           time.Duration
 	checkProjections bool
 	log              *slog.Logger
+	// metrics, if set, gets the outcome of every evaluation: orders_ready
+	// and orders_readiness_check.
+	metrics *metrics.Metrics
+
+	// last is each check's state (ok, degraded, failed) at the watcher's
+	// last evaluation, for logging only what changed.
+	mu   sync.Mutex
+	last map[string]string
 }
 
 // errDegraded marks a failing check that does not make the process unready.
 var errDegraded = errors.New("degraded")
 
 func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
+	ready, errs := rd.evaluate(ctx, false)
+	results := map[string]string{}
+	for name, err := range errs {
+		results[name] = "ok"
+		if err != nil {
+			results[name] = err.Error()
+			rd.log.WarnContext(ctx, "readiness check failed", "check", name, "error", details(err))
+		}
+	}
+	if !ready {
+		w.Header().Set("Retry-After", "5") // as the request path's own 503s: a hint for clients that poll it
+		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable,
+			Detail: "Not ready: see checks.", Extensions: map[string]any{"checks": results}})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
+}
+
+// readyTimeout bounds one evaluation of the checks.
+const readyTimeout = 2 * time.Second
+
+// evaluate runs every check at once and returns whether the process is
+// ready and each check's error (nil: passed; errDegraded: does not make
+// it unready), and sets the readiness gauges. periodic is the watcher's
+// evaluation between probes, which asks Redis nothing: it reads the
+// limiter's circuit breaker, which opens when orders find Redis down.
+func (rd *readiness) evaluate(ctx context.Context, periodic bool) (bool, map[string]error) {
 	checks := map[string]func(context.Context) error{
 		"database": rd.database,
 		"eventstore": func(ctx context.Context) error {
@@ -62,7 +98,13 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rd.redis != nil {
 		checks["redis"] = func(ctx context.Context) error {
-			err := rd.redis.ready(ctx)
+			var err error
+			switch {
+			case !periodic:
+				err = rd.redis.ready(ctx)
+			case rd.redis.breaker.Open():
+				err = errLimiterBreakerOpen
+			}
 			if err != nil && !rd.redisRequired {
 				return fmt.Errorf("%w: %w (orders pass without a rate limit)", errDegraded, err)
 			}
@@ -73,10 +115,10 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		checks["projections"] = rd.projections
 	}
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		results = map[string]string{}
-		ready   = true
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		errs  = map[string]error{}
+		ready = true
 	)
 	for name, check := range checks {
 		wg.Add(1)
@@ -85,22 +127,61 @@ func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err := check(ctx)
 			mu.Lock()
 			defer mu.Unlock()
-			results[name] = "ok"
-			if err != nil {
-				results[name] = err.Error()
-				ready = ready && errors.Is(err, errDegraded)
-				rd.log.WarnContext(ctx, "readiness check failed", "check", name, "error", details(err))
-			}
+			errs[name] = err
+			ready = ready && (err == nil || errors.Is(err, errDegraded))
 		}()
 	}
 	wg.Wait()
-	if !ready {
-		w.Header().Set("Retry-After", "5") // as the request path's own 503s: a hint for clients that poll it
-		httpx.WriteProblem(w, httpx.Problem{Type: httpx.TypeUnavailable,
-			Detail: "Not ready: see checks.", Extensions: map[string]any{"checks": results}})
-		return
+	if rd.metrics != nil {
+		rd.metrics.Ready.Set(gauge(ready))
+		for name, err := range errs {
+			rd.metrics.ReadinessCheck.WithLabelValues(name).Set(gauge(err == nil || errors.Is(err, errDegraded)))
+		}
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": results})
+	return ready, errs
+}
+
+func gauge(ok bool) float64 {
+	if ok {
+		return 1
+	}
+	return 0
+}
+
+// watch evaluates readiness between probes (the watcher calls it every
+// watchEvery), so that orders_ready is current, and an alert on it works,
+// whether or not anything probes /readyz. It logs a check when its result
+// changes, not at every evaluation.
+func (rd *readiness) watch(ctx context.Context) {
+	evalCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	_, errs := rd.evaluate(evalCtx, true)
+	if ctx.Err() != nil {
+		return // shutting down
+	}
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.last == nil {
+		rd.last = map[string]string{}
+	}
+	for name, err := range errs {
+		was, seen := rd.last[name]
+		now := "ok" // by state, not message: a lag's grows at every evaluation
+		switch {
+		case errors.Is(err, errDegraded):
+			now = "degraded"
+		case err != nil:
+			now = "failed"
+		}
+		rd.last[name] = now
+		switch {
+		case now == was || (!seen && err == nil):
+		case err != nil:
+			rd.log.WarnContext(ctx, "readiness check failed", "check", name, "error", details(err))
+		default:
+			rd.log.InfoContext(ctx, "readiness check passes again", "check", name)
+		}
+	}
 }
 
 // hiddenError answers "unreachable" for a dependency's error; the details,
@@ -163,6 +244,8 @@ func (rd *readiness) projections(context.Context) error {
 		switch {
 		case !ok:
 			return fmt.Errorf("%s has not started (is a projector running?)", name)
+		case s.NotInStore:
+			return fmt.Errorf("%s stopped: %s", name, s.Error)
 		case s.State == projections.StateFailed:
 			return fmt.Errorf("%s stopped on an event it cannot apply", name)
 		case s.EventStore != rd.watcher.opts.EventStore:

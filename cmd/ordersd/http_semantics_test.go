@@ -47,7 +47,11 @@ func TestHTTPSemantics(t *testing.T) {
 		{"DELETE", "/nonexistent", 404, "", ""},
 		{"FOO", "/orders", 405, "POST", ""},
 	} {
-		req, err := http.NewRequest(c.method, s.url+c.path, strings.NewReader("{}"))
+		var sent io.Reader = strings.NewReader("{}")
+		if c.method == "GET" || c.method == "HEAD" { // a route that takes no body refuses one
+			sent = nil
+		}
+		req, err := http.NewRequest(c.method, s.url+c.path, sent)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,6 +168,9 @@ func TestTransportRefusals(t *testing.T) {
 	}{
 		{[]string{"Accept", "application/xml"}, http.StatusNotAcceptable},
 		{[]string{"Accept", "application/json;q=0"}, http.StatusNotAcceptable},
+		{[]string{"Accept", "application/problem+json"}, http.StatusNotAcceptable}, // a success would be application/json
+		{[]string{"Accept", "application/json;q=0, */*;q=0.1"}, http.StatusNotAcceptable},
+		{[]string{"Accept", "*/*;charset=utf-8, application/json;q=0"}, http.StatusNotAcceptable},
 		{[]string{"Content-Encoding", "gzip"}, http.StatusUnsupportedMediaType},
 		{[]string{"Idempotency-Key", "k1", "Idempotency-Key", "k2"}, http.StatusBadRequest},
 	} {

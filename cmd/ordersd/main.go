@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -81,10 +82,16 @@ func start(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 	return 0
 }
 
-// redisLogger is go-redis's logger as slog records (warnings: it logs
-// failed dials and pool trouble).
+// redisLogger is go-redis's logger as slog records, at DEBUG: it logs
+// failed dials and pool trouble, without the request's ids, and the rate
+// limiter already logs each failure it meets, with them (and /readyz
+// reports Redis). Its lines mostly begin with "redis: " already.
 type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	if !strings.HasPrefix(msg, "redis: ") {
+		msg = "redis: " + msg
+	}
+	l.log.DebugContext(ctx, msg)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/config"
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/pgtest"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/tracing"
@@ -78,6 +79,13 @@ func startServer(t *testing.T, environ ...string) *server {
 // startTracedServer is startServer with tracing tel.
 func startTracedServer(t *testing.T, tel tracing.Tracing, environ ...string) *server {
 	t.Helper()
+	return startLoggedServer(t, tel, nil, environ...)
+}
+
+// startLoggedServer is startTracedServer writing ordersd's JSON log lines
+// (at LOG_LEVEL) to logs; nil: as startServer, a text log only with -v.
+func startLoggedServer(t *testing.T, tel tracing.Tracing, logs io.Writer, environ ...string) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +106,9 @@ func startTracedServer(t *testing.T, tel tracing.Tracing, environ ...string) *se
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(&testWriter{t: t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	if logs != nil {
+		logger = logging.New(logs, cfg.LogLevel)
 	}
 	go func() { done <- run(ctx, cfg, logger, ln, tel) }()
 	var once sync.Once
@@ -356,6 +367,9 @@ func TestStartupErrors(t *testing.T) {
 		{[]string{"--roles", "command,billing"}, nil, 2, `unknown role "billing"`},
 		{nil, []string{"DATABASE_URL=mysql://db/orders"}, 2, "DATABASE_URL"},
 		{nil, []string{"OTEL_TRACES_EXPORTER=zipkin"}, 2, "OTEL_TRACES_EXPORTER"},
+		{nil, []string{"OTEL_TRACES_SAMPLER=bogus"}, 2, `OTEL_TRACES_SAMPLER: "bogus" is not a sampler`},
+		{nil, []string{"OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=abc"}, 2, `OTEL_TRACES_SAMPLER_ARG: "abc"`},
+		{nil, []string{"OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318"}, 2, "OTEL_EXPORTER_OTLP_ENDPOINT: localhost:4318 is not an http:// or https:// URL"},
 		{nil, []string{"HTTP_ADDR=127.0.0.1:0", "DATABASE_URL=postgres://postgres@127.0.0.1:1/orders?sslmode=disable&connect_timeout=2"}, 1, "127.0.0.1:1"},
 	}
 	for _, c := range cases {

@@ -282,6 +282,12 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		problemCase{name: "order/X-Min-Position with a tab", method: "GET", path: "/orders/" + orderID, headers: []string{"X-Min-Position", "1\t/0"},
 			status: bad, typ: malformed, fields: []string{"X-Min-Position"}},
 	)
+	// A position no store produces, or not written as returned, is 400 at
+	// once: never waited for (a 503 would be retried for ever).
+	for _, pos := range []string{"9223372036854775808/0", "0/9223372036854775808", "18446744073709551615/18446744073709551615", "01/0", "1/00", "+1/0"} {
+		add(problemCase{name: "order/X-Min-Position " + pos, method: "GET", path: "/orders/" + orderID, headers: []string{"X-Min-Position", pos},
+			status: bad, typ: malformed, fields: []string{"X-Min-Position"}})
+	}
 
 	// POST /webhooks/payment, signed: its body is decoded like any other.
 	hook := func(name, body string, status int, typ string, fields ...string) problemCase {
@@ -368,8 +374,9 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 		bidiParam.name, bidiParam.path, bidiParam.fields = route.name+"/unknown query parameter of bidirectional controls", route.path+sep(route.path)+
 			strings.Repeat("%E2%80%AE", 6000)+"=1", []string{strings.Repeat(`\u202e`, httpx.MaxEcho/6) + "… (6000 characters)"}
 		add(unknownParam, longParam, bidiParam)
-		// Accept: JSON or problems, or nothing is done.
-		for _, accept := range []string{"application/xml", "application/json;q=0", "text/html", "*/*, application/json;q=0, application/problem+json;q=0"} {
+		// Accept: JSON (what a success is sent as), or nothing is done.
+		for _, accept := range []string{"application/xml", "application/json;q=0", "text/html", "*/*, application/json;q=0, application/problem+json;q=0",
+			"application/problem+json", "application/json;q=0, */*;q=0.1", "*/*;charset=utf-8, application/json;q=0"} {
 			n := withHeaders(route, "Accept", accept)
 			n.name, n.status, n.typ, n.fields = fmt.Sprintf("%s/Accept %q", route.name, accept), http.StatusNotAcceptable, httpx.TypeNotAcceptable, []string{"Accept"}
 			add(n)
@@ -383,9 +390,30 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 				add(e)
 			}
 		}
+		// A route that takes no body refuses one, whatever it is
+		// declared as: 415 for a content coding, 413 over the limit, 400
+		// otherwise; nothing is done.
+		if route.body == "" && !route.signed {
+			plain := withHeaders(route, "Content-Type", "text/plain")
+			plain.body, plain.name, plain.status, plain.typ, plain.fields = "cancel me", route.name+"/a body", bad, malformed, []string{"body"}
+			gz := withHeaders(route, "Content-Type", "text/plain", "Content-Encoding", "gzip")
+			gz.body, gz.name, gz.status, gz.typ, gz.fields = "\x1f\x8b", route.name+"/a gzip body", http.StatusUnsupportedMediaType,
+				httpx.TypeUnsupportedMediaType, []string{"Content-Encoding"}
+			huge := withHeaders(route, "Content-Type", "application/json")
+			huge.body, huge.name, huge.status, huge.typ, huge.fields = strings.Repeat(" ", 2<<20), route.name+"/a body of 2 MB",
+				http.StatusRequestEntityTooLarge, httpx.TypeBodyTooLarge, []string{"body"}
+			add(plain, gz, huge)
+		}
 		// The admin secret is read once: the right one and a wrong one are
 		// not read as the first.
 		if len(route.headers) > 0 && route.headers[0] == "X-Admin-Secret" {
+			// Without it, nothing else of the request is looked at: 401,
+			// whatever its query string or body.
+			anon := route
+			anon.headers = nil
+			anon.path += sep(anon.path) + "x=1"
+			anon.name, anon.status, anon.typ, anon.fields = route.name+"/no secret, unknown query parameter", http.StatusUnauthorized, httpx.TypeUnauthorized, nil
+			add(anon)
 			for _, second := range []string{"wrong", adminSecret} {
 				twice := withHeaders(route, "X-Admin-Secret", second)
 				twice.name, twice.status, twice.typ, twice.fields = route.name+"/X-Admin-Secret twice, then "+second, bad, malformed, []string{"X-Admin-Secret"}
@@ -478,7 +506,8 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 	)
 	// Names show something and reorder nothing; descriptions reorder
 	// nothing; creation and change alike.
-	for _, name := range []string{`\u200b`, `\ufeff`, `\u00ad`, `\udb40\udc01`, `\u3164`, `\u2800`, `\u2060\u180e`, ` \u200b `, `a\u202eb`, `\u2066x`, `x\u200f`, `\u061c`} {
+	for _, name := range []string{`\u200b`, `\ufeff`, `\u00ad`, `\udb40\udc01`, `\u3164`, `\u2800`, `\u2060\u180e`, ` \u200b `, `a\u202eb`, `\u2066x`, `x\u200f`, `\u061c`,
+		`a\u2028b`, `a\u2029b`} { // line and paragraph separators, refused as \n is
 		add(newProduct("name "+name, `{"name":"`+name+`","price":"1.00","stock":1}`, invalid, validation, "name"),
 			patch("name "+name, "/admin/products/"+product, `{"name":"`+name+`"}`, invalid, validation, "name"))
 	}
@@ -496,7 +525,8 @@ func TestEveryProblemSpeaksTheAPI(t *testing.T) {
 			add(hook(fmt.Sprintf("payment_id %s, order %s", id, o.name), body, invalid, validation, "payment_id"))
 		}
 	}
-	for _, key := range []string{"key\u202e", "\ufeffkey", "k\u200by", "key\u2066", "key\u00ad", "key\U000e0041", "\u3164"} {
+	for _, key := range []string{"key\u202e", "\ufeffkey", "k\u200by", "key\u2066", "key\u00ad", "key\U000e0041", "\u3164",
+		"k\u00a0y", "k\u3000y", "k\u2028y"} { // no separator but the ASCII space
 		c := placement(fmt.Sprintf("Idempotency-Key %+q", key), placeBody, bad, malformed, "Idempotency-Key")
 		c.headers = []string{"Idempotency-Key", key}
 		add(c)

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/internal/redistest"
 )
 
@@ -86,5 +90,29 @@ func TestRedisOutageBoundsReadyzAndFailsClosed(t *testing.T) {
 	checks, _ = r.Body["checks"].(map[string]any)
 	if msg, _ := checks["redis"].(string); r.Status != http.StatusServiceUnavailable || !strings.Contains(msg, "circuit breaker open") {
 		t.Fatalf("/readyz, fail closed, breaker open: %d %s", r.Status, r.Raw)
+	}
+}
+
+// go-redis's own lines (a failed dial, without the request's ids) are
+// DEBUG, the limiter logging each failure it meets, and say "redis:" once.
+func TestRedisLinesAreDebug(t *testing.T) {
+	var sink logtest.Sink
+	l := redisLogger{logging.New(&sink, slog.LevelDebug)}
+	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, "connection refused")
+	l.Printf(context.Background(), "discarding bad PubSub connection: %v", "EOF")
+	recs := sink.Records(t)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2: %s", len(recs), sink.String())
+	}
+	for i, want := range []string{"redis: connection pool: failed to dial after 5 attempts: connection refused", "redis: discarding bad PubSub connection: EOF"} {
+		if recs[i]["level"] != "DEBUG" || recs[i]["msg"] != want {
+			t.Errorf("record %d: %v, want DEBUG %q", i, recs[i], want)
+		}
+	}
+	sink.Reset()
+	l = redisLogger{logging.New(&sink, slog.LevelInfo)}
+	l.Printf(context.Background(), "redis: connection pool: failed to dial")
+	if sink.String() != "" {
+		t.Errorf("at INFO, go-redis logged %s", sink.String())
 	}
 }

@@ -222,8 +222,9 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger, tel t
 	d := &deps{
 		cfg: cfg, log: logger, pool: pool, requests: requests, events: es, svc: svc, metrics: m, watcher: w, tracing: tel,
 		ready: &readiness{pool: requests, timeouts: timeouts, store: es.Store, watcher: w, maxLag: cfg.ReadyMaxProjectionLag, log: logger,
-			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed},
+			checkProjections: cfg.Roles.Has(config.RoleQuery), redisRequired: cfg.RateLimitFailClosed, metrics: m},
 	}
+	w.after = d.ready.watch
 	closeAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -356,11 +357,11 @@ func (d *deps) roles(ctx context.Context, addr net.Addr) ([]part, error) {
 		}
 		parts = append(parts, p)
 	}
-	if roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess) {
-		// The lag and backlog gauges describe the deployment, not this
-		// process: only processes that care read them (each as often).
-		parts = append(parts, part{run: []func(context.Context) error{func(ctx context.Context) error { d.watcher.Run(ctx); return nil }}})
-	}
+	// The lag and backlog gauges describe the deployment, not this
+	// process: only processes that care read them (each as often). Every
+	// process evaluates its readiness as often (orders_ready).
+	d.watcher.backlog = roles.Has(config.RoleQuery) || roles.Has(config.RoleProjector) || roles.Has(config.RoleProcess)
+	parts = append(parts, part{run: []func(context.Context) error{func(ctx context.Context) error { d.watcher.Run(ctx); return nil }}})
 	return parts, nil
 }
 
@@ -531,11 +532,12 @@ func mount(r chi.Router, parts []part, metricsHandler, ready http.Handler) {
 			p.mount(r)
 		}
 	}
-	api.Mount(r)
+	api.Mount(r.With(httpx.NoBody)) // documents: GETs, no body
 	// /metrics negotiates its own formats (Prometheus text, OpenMetrics);
 	// the probes answer JSON, and take no query parameter, as the API.
-	r.Method(http.MethodGet, "/metrics", metricsHandler)
-	probe := r.With(httpx.AcceptJSON, httpx.Query())
+	// None of them takes a body (httpx.NoBody).
+	r.With(httpx.NoBody).Method(http.MethodGet, "/metrics", metricsHandler)
+	probe := r.With(httpx.AcceptJSON, httpx.Query(), httpx.NoBody)
 	probe.Method(http.MethodGet, "/readyz", ready)
 	probe.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -60,6 +60,45 @@ func testOneTraceFollowsTheSaga(t *testing.T, es string) {
 	}
 }
 
+// The JSON log lines of a traced saga carry its trace: the placing
+// request's access line and each step's lines name the trace_id of the
+// saga's spans and the span_id of the request's or the step's span (or
+// one under it), so a trace found in Jaeger finds its lines and a line
+// finds its trace.
+func TestLogsCarryTheSagasTraceID(t *testing.T) {
+	t.Parallel()
+	tel, exporter := inMemoryTracing(t)
+	logs := &logLines{}
+	s := startLoggedServer(t, tel, logs, "FAKE_PAYMENT_SUCCESS_RATE=1", "FAKE_PAYMENT_DELAY=10ms", "LOG_LEVEL=INFO")
+	spans, request, orderID := traceSaga(t, s, exporter)
+
+	placed := logs.find(t, func(r map[string]any) bool {
+		return r["msg"] == "request" && r["route"] == "/orders" && r["method"] == "POST" && r["order_id"] == orderID
+	})
+	if len(placed) != 1 || placed[0]["trace_id"] != spans.trace || placed[0]["span_id"] != request.SpanContext.SpanID().String() {
+		t.Errorf("the placing request's access line %v, want trace_id %s and span_id %s", placed, spans.trace, request.SpanContext.SpanID())
+	}
+	for _, kind := range []string{"initiate_payment", "commit_stock"} {
+		step := spans.one("step "+kind, orderID)
+		lines := logs.find(t, func(r map[string]any) bool { return r["step"] == kind && r["order_id"] == orderID })
+		if len(lines) == 0 {
+			t.Errorf("no log line of step %s", kind)
+		}
+		for _, rec := range lines {
+			// The step's span, or one under it (the embedded provider logs in its call's).
+			var in *tracetest.SpanStub
+			for i, span := range spans.all {
+				if span.SpanContext.SpanID().String() == rec["span_id"] {
+					in = &spans.all[i]
+				}
+			}
+			if rec["trace_id"] != spans.trace || in == nil || (in.SpanContext.SpanID() != step.SpanContext.SpanID() && !spans.under(*in, step)) {
+				t.Errorf("step %s logged %v, want trace_id %s and the span %s or one under it", kind, rec, spans.trace, step.SpanContext.SpanID())
+			}
+		}
+	}
+}
+
 // With the provider as a separate service, the trace crosses it: the
 // provider call's HTTP request carries its context, the provider's request
 // continues it, and so do its webhook and what follows.
@@ -259,7 +298,7 @@ func (s *traceSpans) wantAppendUnder(ancestor tracetest.SpanStub, stream string)
 	s.t.Helper()
 	for _, span := range s.all {
 		if span.Name == tracing.SpanAppend && attrOf(span, tracing.AttrStream) == stream && s.under(span, ancestor) &&
-			attrOf(span, tracing.AttrEvents) != "" && attrOf(span, tracing.AttrExpectedVersion) != "" {
+			attrOf(span, tracing.AttrEvents) != "" && attrOf(span, tracing.AttrExpected) != "" {
 			return
 		}
 	}

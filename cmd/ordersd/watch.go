@@ -15,11 +15,12 @@ import (
 )
 
 // watchEvery is how often the watcher reads the projections and the
-// process manager's backlog.
+// process manager's backlog, and evaluates readiness.
 const watchEvery = 5 * time.Second
 
 // watcher keeps the lag and backlog metrics current and remembers the
-// projections' last state for /readyz.
+// projections' last state for /readyz; it also has readiness evaluated as
+// often, for the readiness gauges.
 type watcher struct {
 	pool  *pgxpool.Pool
 	store projections.BacklogReader
@@ -28,6 +29,10 @@ type watcher struct {
 	opts projections.StatusOptions
 	m    *metrics.Metrics
 	log  *slog.Logger
+	// backlog: read the projections and the backlog (processes that serve
+	// or move them); after, if set, runs after every read (readiness).
+	backlog bool
+	after   func(context.Context)
 
 	mu   sync.Mutex
 	last []projections.Status
@@ -43,7 +48,12 @@ func (w *watcher) Run(ctx context.Context) {
 	t := time.NewTicker(watchEvery)
 	defer t.Stop()
 	for {
-		w.read(ctx)
+		if w.backlog {
+			w.read(ctx)
+		}
+		if w.after != nil {
+			w.after(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return

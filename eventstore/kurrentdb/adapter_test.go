@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -419,17 +420,62 @@ func TestInvalidPositions(t *testing.T) {
 	s := open(t, srv.URL(), fastRetry)
 	res := mustAppend(t, s, "order-1", eventstore.NoStream, testEvent("e", 0), testEvent("e", 1))
 
+	// Past the end of the log, or off a record boundary: the log does not
+	// hold the position (a checkpoint of a node that lost data, or of
+	// another node). Nothing reads it as "nothing after".
 	past := eventstore.Position{Commit: res.Position.Commit + 1<<20, Prepare: res.Position.Prepare + 1<<20}
-	if p, err := s.ReadAll(ctxT(t), past, 10, eventstore.Filter{}); err != nil || len(p.Events) != 0 || !p.AtEnd || p.Next != past {
-		t.Fatalf("read all past the end: %+v, %v", p, err)
-	}
 	off := eventstore.Position{Commit: res.Position.Commit - 1, Prepare: res.Position.Prepare - 1}
-	if _, err := s.ReadAll(ctxT(t), off, 10, eventstore.Filter{}); !errors.Is(err, eventstore.ErrInvalidPosition) {
-		t.Fatalf("read all off a record boundary: %v, want ErrInvalidPosition", err)
+	for _, pos := range []eventstore.Position{past, off} {
+		if _, err := s.ReadAll(ctxT(t), pos, 10, eventstore.Filter{}); !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("read all after %s: %v, want ErrPositionNotInStore", pos, err)
+		}
+		if _, err := s.Backlog(ctxT(t), pos, 10); !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("backlog after %s: %v, want ErrPositionNotInStore", pos, err)
+		}
+		err := s.Subscribe(ctxT(t), pos, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error { return nil })
+		if !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("subscribe after %s: %v, want ErrPositionNotInStore", pos, err)
+		}
 	}
-	err := s.Subscribe(ctxT(t), off, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error { return nil })
-	if !errors.Is(err, eventstore.ErrInvalidPosition) {
-		t.Fatalf("subscribe off a record boundary: %v, want ErrInvalidPosition", err)
+	if _, err := s.ReadAll(ctxT(t), off, 10, eventstore.Filter{}); !errors.Is(err, eventstore.ErrInvalidPosition) {
+		t.Fatalf("read all off a record boundary: %v, want ErrInvalidPosition too", err)
+	}
+	if _, err := s.ReadAll(ctxT(t), res.Position, 10, eventstore.Filter{}); err != nil {
+		t.Fatalf("read all after the head: %v", err)
+	}
+}
+
+// A node that comes back without its log (restarted empty on the same
+// address): a running subscription does not wait for the new log to grow
+// past its checkpoint (and then skip every event before it); it ends with
+// ErrPositionNotInStore when it resubscribes.
+func TestNodeLostItsLog(t *testing.T) {
+	t.Parallel()
+	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+	addr := srv.Addr()
+	s := open(t, srv.URL(), fastRetry)
+	for i := range 20 {
+		mustAppend(t, s, "order-"+uuid.NewString(), eventstore.NoStream, testEvent("e", i))
+	}
+	c, done := subscribe(t, s, eventstore.Start, eventstore.SubscribeOptions{})
+	eventually.True(t, "the events", func() bool { return c.count() == 20 })
+	srv.Close()
+	again, err := kurrentdbtest.Listen(addr, kurrentdbtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	select {
+	case err := <-done:
+		if !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("subscription ended with %v, want ErrPositionNotInStore", err)
+		}
+	case <-ctxT(t).Done():
+		t.Fatal("the subscription did not end")
+	}
+	_, cps := c.snapshot()
+	if _, err := s.Backlog(ctxT(t), cps[len(cps)-1], 10); !errors.Is(err, eventstore.ErrPositionNotInStore) {
+		t.Fatalf("backlog after the old checkpoint: %v, want ErrPositionNotInStore", err)
 	}
 }
 
@@ -633,4 +679,177 @@ func TestReplayedAcrossClients(t *testing.T) {
 			t.Errorf("event %d reads back with metadata %+v", e.Version, e.Metadata)
 		}
 	}
+}
+
+// An outage longer than the client's reconnect budget (here two discovery
+// attempts): the v4 client gives up for good and leaves the calls that
+// waited for a connection blocked forever, whatever their context. The
+// adapter replaces the client and ends those calls, so every subscription
+// and every reader carries on once the node is back, none skipping or
+// repeating an event, and no call is left stuck on a dead client.
+func TestOutageLongerThanTheClientsBudget(t *testing.T) {
+	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+	var logs logtest.Sink
+	opts := fastRetry
+	opts.CallTimeout = 5 * time.Second
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	s := open(t, srv.URL()+"&maxDiscoverAttempts=2&discoveryInterval=10", opts)
+
+	var want []uuid.UUID
+	version := eventstore.NoVersion
+	appendOne := func(i int) {
+		e := testEvent("e", i)
+		version = retryAppend(t, s, "order-1", version, e).Version
+		want = append(want, e.ID)
+	}
+	appendOne(0)
+
+	const subscriptions, readers = 4, 2
+	cols := make([]*collector, subscriptions)
+	dones := make([]<-chan error, subscriptions)
+	for i := range cols {
+		cols[i], dones[i] = subscribe(t, s, eventstore.Start, eventstore.SubscribeOptions{})
+	}
+	// Readers read $all over and over, as projection runners and /readyz
+	// do, with a context that never ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	var seen [readers]atomic.Int64
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pace := time.NewTicker(10 * time.Millisecond) // pacing, not synchronisation
+			defer pace.Stop()
+			for ctx.Err() == nil {
+				if p, err := s.ReadAll(ctx, eventstore.Start, 100, eventstore.Filter{}); err == nil {
+					seen[i].Store(int64(len(p.Events)))
+				}
+				select {
+				case <-ctx.Done():
+				case <-pace.C:
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	all := func(n int) func() bool {
+		return func() bool {
+			for _, c := range cols {
+				if c.count() < n {
+					return false
+				}
+			}
+			for i := range seen {
+				if seen[i].Load() < int64(n) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually.True(t, "the first event everywhere", all(1))
+
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait past the client's budget: a subscription that failed four
+	// times in a row saw the connection drop, the client rediscover the
+	// node and give up, and then the client closed.
+	eventually.True(t, "a subscription failing four times in a row", func() bool {
+		for _, r := range logs.Records(t) {
+			if f, ok := r["failures"].(float64); ok && r["msg"] == "kurrentdb: subscription dropped, resubscribing" && f >= 4 {
+				return true
+			}
+		}
+		return false
+	})
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 5; i++ {
+		appendOne(i)
+	}
+	eventually.True(t, "every event in every subscription and reader", all(len(want)))
+	for i, c := range cols {
+		select {
+		case err := <-dones[i]:
+			t.Fatalf("subscription %d ended: %v", i, err)
+		default:
+		}
+		checkDelivered(t, c, want)
+	}
+	eventually.True(t, "no call stuck on a dead client", func() bool {
+		buf := make([]byte, 1<<22)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "getConnectionHandle")
+	})
+}
+
+// A node that accepts connections but never answers (a hung host, a
+// black-holed network) keeps the client's rediscovery waiting for its
+// gossip timeout (here 30 s), and every call with it, whatever its
+// context. Each call still ends within the call timeout (twice: a read is
+// made once more on a new client), and the store recovers once the node
+// answers again.
+func TestCallTimeout(t *testing.T) {
+	t.Parallel()
+	srv := kurrentdbtest.Start(t, kurrentdbtest.Options{})
+	opts := fastRetry
+	opts.CallTimeout = 300 * time.Millisecond
+	s := open(t, srv.URL()+"&maxDiscoverAttempts=1&gossipTimeout=30", opts)
+	mustAppend(t, s, "order-1", eventstore.NoStream, testEvent("e", 0))
+
+	if err := srv.Down(); err != nil {
+		t.Fatal(err)
+	}
+	hole, err := net.Listen("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	closeHole := func() {
+		_ = hole.Close()
+		<-accepted
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+		held = nil
+	}
+	t.Cleanup(closeHole)
+	for i := range 3 {
+		start := time.Now()
+		if _, err := s.Head(context.Background()); err == nil {
+			t.Fatalf("head %d with the node hung succeeded", i)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("head %d with the node hung took %s", i, d)
+		}
+	}
+	closeHole()
+	if err := srv.Up(); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "a head again", func() bool {
+		_, err := s.Head(ctxT(t))
+		return err == nil
+	})
 }

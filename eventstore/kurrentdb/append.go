@@ -74,7 +74,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 	}
 	opts := esdb.AppendToStreamOptions{ExpectedRevision: revision(expected)}
-	res, err := call(ctx, s.conn, func(ctx context.Context, c *esdb.Client) (*esdb.WriteResult, error) {
+	res, err := call(ctx, s.conn, false, func(ctx context.Context, c *esdb.Client) (*esdb.WriteResult, error) {
 		return c.AppendToStream(ctx, stream, opts, proposed...)
 	})
 	if err != nil {
@@ -214,7 +214,7 @@ func (s *Store) readStream(ctx context.Context, stream string, dir esdb.Directio
 // readRecords is readStream with the client's events, as stored.
 func (s *Store) readRecords(ctx context.Context, stream string, dir esdb.Direction, from esdb.StreamPosition, count uint64) ([]*esdb.RecordedEvent, error) {
 	opts := esdb.ReadStreamOptions{Direction: dir, From: from}
-	evs, err := call(ctx, s.conn, func(ctx context.Context, c *esdb.Client) ([]*esdb.RecordedEvent, error) {
+	evs, err := call(ctx, s.conn, true, func(ctx context.Context, c *esdb.Client) ([]*esdb.RecordedEvent, error) {
 		rs, err := c.ReadStream(ctx, stream, opts, count)
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orders-reference/orders/eventstore"
 )
@@ -103,5 +104,23 @@ func TestParseURLSchemesAndSettings(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "secret") {
 		t.Errorf("log shows the password: %s", logs.String())
+	}
+}
+
+// The adapter reaches into the v4 client to release the calls stuck on a
+// dead client's connection loop (conn.retire): a client upgrade that
+// changes its layout must be noticed.
+func TestClientLayoutKnown(t *testing.T) {
+	cfg, err := parseURL("esdb://127.0.0.1:1?tls=false", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newConn(*cfg, time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, ok := loopChannel(c.gen.client); !ok {
+		t.Fatal("the v4 client's connection loop channel is not where the adapter looks")
 	}
 }

@@ -81,11 +81,13 @@ func (s *Store) readAllAfter(ctx context.Context, from eventstore.Position, limi
 			return nil, false, fmt.Errorf("read all after %s: %w", from, err)
 		}
 		// The server refuses a position that is not a record boundary of
-		// its log, one past the log's end included: nothing follows that.
-		if last, lastErr := s.lastPosition(ctx); lastErr == nil && last.Less(from) {
-			return nil, true, nil
+		// its log, one past the log's end included: a checkpoint the log
+		// does not hold (the node lost data or is another one).
+		last, lastErr := s.lastPosition(ctx)
+		if lastErr == nil && last.Less(from) {
+			return nil, false, fmt.Errorf("read all after %s: %w: beyond the head of $all, %s", from, eventstore.ErrPositionNotInStore, last)
 		}
-		return nil, false, fmt.Errorf("read all after %s: %w: %w", from, eventstore.ErrInvalidPosition, err)
+		return nil, false, fmt.Errorf("read all after %s: %w: %w: not a record boundary: %w", from, eventstore.ErrPositionNotInStore, eventstore.ErrInvalidPosition, err)
 	}
 	atEnd := len(evs) < ask
 	if from != eventstore.Start {
@@ -113,7 +115,7 @@ func allPosition(p eventstore.Position) esdb.AllPosition {
 // readAll reads up to count events of $all from (inclusive) in dir.
 func (s *Store) readAll(ctx context.Context, dir esdb.Direction, from esdb.AllPosition, count int) ([]*esdb.RecordedEvent, error) {
 	opts := esdb.ReadAllOptions{Direction: dir, From: from}
-	evs, err := call(ctx, s.conn, func(ctx context.Context, c *esdb.Client) ([]*esdb.RecordedEvent, error) {
+	evs, err := call(ctx, s.conn, true, func(ctx context.Context, c *esdb.Client) ([]*esdb.RecordedEvent, error) {
 		rs, err := c.ReadAll(ctx, opts, uint64(count))
 		if err != nil {
 			return nil, err

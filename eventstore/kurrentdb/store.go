@@ -30,15 +30,27 @@
 //
 // Subscriptions are catch-up subscriptions to $all that resubscribe from
 // their last checkpoint, with backoff, when the server drops them.
+//
+// No call waits on the client unbounded: the v4 client gives up
+// reconnecting for good after its discovery budget and then leaves the
+// calls that were waiting for a connection blocked forever, whatever their
+// context. Every call ends within Options.CallTimeout, and a client found
+// dead (closed, or not answering in time) is replaced, which ends every
+// call still waiting on it and moves subscriptions to the new one (see
+// conn).
 package kurrentdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
@@ -51,6 +63,7 @@ const (
 	DefaultCatchUpLinger = 100 * time.Millisecond
 	DefaultRetryDelay    = 50 * time.Millisecond
 	DefaultMaxRetryDelay = 5 * time.Second
+	DefaultCallTimeout   = 30 * time.Second
 )
 
 // ErrClosed is returned by every method once Close was called.
@@ -73,6 +86,15 @@ type Options struct {
 	// again once a subscription received something.
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// CallTimeout bounds every call of the client (an append, a read, the
+	// start of a subscription) whatever its context: a call that runs
+	// longer is abandoned and its client taken for dead and replaced (see
+	// conn). It should exceed the longest call of a healthy node; the
+	// client's rediscovery of a node that went away takes up to
+	// maxDiscoverAttempts × (discoveryInterval + gossipTimeout), after
+	// which a call fails or, if it waited, is released when the next call
+	// replaces the dead client.
+	CallTimeout time.Duration
 	// Logger receives resubscriptions (warn) and the client's own log lines
 	// (debug). Nil discards them.
 	Logger *slog.Logger
@@ -107,6 +129,9 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.MaxRetryDelay < opts.RetryDelay {
 		opts.MaxRetryDelay = max(DefaultMaxRetryDelay, opts.RetryDelay)
 	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -115,7 +140,7 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := newConn(*cfg)
+	c, err := newConn(*cfg, opts.CallTimeout, log)
 	if err != nil {
 		return nil, fmt.Errorf("kurrentdb: connect to %s: %w", redactURL(url), err)
 	}
@@ -139,119 +164,309 @@ func isSystemStream(stream string) bool {
 	return len(stream) > 0 && stream[0] == '$'
 }
 
-// conn holds the v4 client and replaces it when it has closed itself: the
-// client gives up for good, reporting ErrorCodeConnectionClosed to every
-// later call, once its node discovery failed (ten attempts, about a second,
-// when the node is down).
+// conn holds the v4 client and replaces it when it is dead.
+//
+// The v4 client gives up for good, reporting ErrorCodeConnectionClosed to
+// every later call, once its node discovery failed (MaxDiscoverAttempts
+// attempts, about a second with the defaults when the node is down). Worse,
+// its connection loop then stops reading its channel without releasing the
+// calls already waiting to send on it (to ask for a connection or report a
+// lost one): they wait forever, whatever their context. So the adapter
+// never lets a call wait on the client unbounded: every call runs detached
+// (see detach) and ends, whatever its context, when the call timeout
+// passes or its client is replaced. A call that finds the client closed, or
+// that times out, replaces it (renew), and replacing a client ends every
+// call still waiting on it at once; Subscribe then resubscribes on the new
+// one. The old client is retired: the adapter answers, in its connection
+// loop's stead, the calls stuck on its channel (their calls fail), and
+// closes it once none runs any more.
 type conn struct {
-	cfg esdb.Configuration
+	cfg     esdb.Configuration
+	timeout time.Duration
+	log     *slog.Logger
 
 	mu     sync.Mutex
-	client *esdb.Client
+	gen    *generation
 	closed bool
 }
 
-func newConn(cfg esdb.Configuration) (*conn, error) {
-	c := &conn{cfg: cfg}
-	client, err := c.newClient()
+// generation is one client of a conn.
+type generation struct {
+	client *esdb.Client
+	// gone is closed when the client is replaced or the store closed:
+	// calls waiting on it end at once.
+	gone chan struct{}
+	// calls counts the calls running on the client, including those left
+	// behind (see detach). It is added to only while the client is the
+	// conn's current one.
+	calls sync.WaitGroup
+}
+
+// errors of calls that ended because of their client, not their context.
+var (
+	// errCallTimeout: the call ran longer than the call timeout; its client
+	// is taken for dead and replaced.
+	errCallTimeout = errors.New("kurrentdb: no answer within the call timeout (the client is replaced)")
+	// errClientReplaced: the client was replaced (another call found it
+	// dead) while the call waited on it.
+	errClientReplaced = errors.New("kurrentdb: the connection was lost (the client is replaced)")
+)
+
+func newConn(cfg esdb.Configuration, timeout time.Duration, log *slog.Logger) (*conn, error) {
+	c := &conn{cfg: cfg, timeout: timeout, log: log}
+	g, err := c.newGeneration()
 	if err != nil {
 		return nil, err
 	}
-	c.client = client
+	c.gen = g
 	return c, nil
 }
 
-func (c *conn) newClient() (*esdb.Client, error) {
+func (c *conn) newGeneration() (*generation, error) {
 	cfg := c.cfg
-	return esdb.NewClient(&cfg)
+	client, err := esdb.NewClient(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &generation{client: client, gone: make(chan struct{})}, nil
 }
 
-// current returns the client to use, or ErrClosed.
-func (c *conn) current() (*esdb.Client, error) {
+// current returns the generation to use, with one more call counted on it
+// (the caller must end it with g.calls.Done), or ErrClosed.
+func (c *conn) current() (*generation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, ErrClosed
 	}
-	return c.client, nil
+	c.gen.calls.Add(1)
+	return c.gen, nil
 }
 
-// renew replaces dead, a client that closed itself, unless another call
-// replaced it already. The dead client is dropped, not closed: closing it
-// would make calls of it that wait to report an error to its stopped
-// connection loop panic.
-func (c *conn) renew(dead *esdb.Client) {
+// isClosed reports whether the store was closed.
+func (c *conn) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.client != dead {
+	return c.closed
+}
+
+// goneOf is the gone channel of client's generation: closed already if
+// client is no longer the current one.
+func (c *conn) goneOf(client *esdb.Client) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed && c.gen.client == client {
+		return c.gen.gone
+	}
+	gone := make(chan struct{})
+	close(gone)
+	return gone
+}
+
+// renew replaces dead, a client that closed itself or did not answer in
+// time, unless another call replaced it already, and retires it.
+func (c *conn) renew(dead *generation, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.gen != dead {
 		return
 	}
-	if client, err := c.newClient(); err == nil {
-		c.client = client
+	g, err := c.newGeneration()
+	if err != nil {
+		c.log.Warn("kurrentdb: cannot replace the client", "error", err)
+		return
 	}
+	c.gen = g
+	c.log.Warn("kurrentdb: replacing the client", "reason", why.Error())
+	close(dead.gone)
+	go dead.retire(c.log)
 }
 
+// close closes the store's client: running calls end with ErrClosed, and
+// the client is closed once they have returned (at most a second is
+// waited for that).
 func (c *conn) close() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	c.closed = true
-	_ = c.client.Close()
+	g := c.gen
+	close(g.gone)
+	c.mu.Unlock()
+	retired := make(chan struct{})
+	go func() {
+		defer close(retired)
+		g.retire(c.log)
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-retired:
+	case <-t.C:
+	}
+}
+
+// retire closes g's client once no call runs on it any more. Until then it
+// answers the calls waiting on the client's connection loop (which may
+// have stopped for good) with an error: a request for a connection fails,
+// the report of a lost one is taken. Closing the client earlier would make
+// those calls panic (a send on a closed channel).
+func (g *generation) retire(log *slog.Logger) {
+	idle := make(chan struct{})
+	go func() {
+		g.calls.Wait()
+		close(idle)
+	}()
+	loop, ok := loopChannel(g.client)
+	if !ok {
+		// Another client version: the calls stuck on it, if any, stay (at
+		// most the calls that were running when it died).
+		log.Warn("kurrentdb: cannot reach the v4 client's connection loop; calls stuck on a dead client are left behind")
+		<-idle
+		_ = g.client.Close()
+		return
+	}
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(idle)},
+		{Dir: reflect.SelectRecv, Chan: loop},
+	}
+	for {
+		chosen, m, ok := reflect.Select(cases)
+		if chosen == 0 || !ok {
+			break
+		}
+		answerStuck(m)
+	}
+	_ = g.client.Close()
+}
+
+// loopChannel is the channel the connection loop of client reads (the
+// v4.2 client's grpcClient.channel), if the client has the layout known.
+func loopChannel(client *esdb.Client) (reflect.Value, bool) {
+	inner := reflect.ValueOf(client).Elem().FieldByName("grpcClient")
+	if !inner.IsValid() || inner.Kind() != reflect.Pointer || inner.IsNil() {
+		return reflect.Value{}, false
+	}
+	ch := inner.Elem().FieldByName("channel")
+	if !ch.IsValid() || ch.Kind() != reflect.Chan || ch.Type().ChanDir() != reflect.BothDir || ch.Type().Elem().Kind() != reflect.Interface {
+		return reflect.Value{}, false
+	}
+	return reflect.NewAt(ch.Type(), unsafe.Pointer(ch.UnsafeAddr())).Elem(), true
+}
+
+// answerStuck answers m, a message of the client's connection loop: a
+// request for a connection (a struct with a reply channel of connection
+// handles) gets a handle with errClientReplaced as its error; any other
+// message (the report of a lost connection) needs no answer.
+func answerStuck(m reflect.Value) {
+	if m.Kind() == reflect.Interface {
+		m = m.Elem()
+	}
+	if !m.IsValid() || m.Kind() != reflect.Struct {
+		return
+	}
+	msg := reflect.New(m.Type()).Elem()
+	msg.Set(m)
+	reply := msg.FieldByName("channel")
+	if !reply.IsValid() || reply.Kind() != reflect.Chan || reply.Type().Elem().Kind() != reflect.Struct {
+		return
+	}
+	reply = reflect.NewAt(reply.Type(), unsafe.Pointer(reply.UnsafeAddr())).Elem()
+	handle := reflect.New(reply.Type().Elem()).Elem()
+	if f := handle.FieldByName("err"); f.IsValid() && reflect.TypeOf(errClientReplaced).AssignableTo(f.Type()) {
+		reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(errClientReplaced))
+	} else {
+		return // unknown layout: a handle without an error would be used
+	}
+	reply.Send(handle)
 }
 
 // call runs op with the current client, detached (see detach). A call the
 // server never saw is made once more: one that found the client closed
 // (with a new client) or was refused by a follower (the client has then
-// reconnected to the leader it was told of).
-func call[T any](ctx context.Context, c *conn, op func(context.Context, *esdb.Client) (T, error)) (T, error) {
+// reconnected to the leader it was told of). A call that timed out or
+// whose client was replaced while it ran, which the server may have seen,
+// is made once more on the new client only if repeatable (a read or a
+// subscription).
+func call[T any](ctx context.Context, c *conn, repeatable bool, op func(context.Context, *esdb.Client) (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
-		client, err := c.current()
+		g, err := c.current()
 		if err != nil {
 			var zero T
 			return zero, err
 		}
-		v, err := detach(ctx, func(ctx context.Context) (T, error) { return op(ctx, client) })
-		if err == nil || attempt > 1 || ctx.Err() != nil {
+		v, err := detach(ctx, g, c.timeout, func(ctx context.Context) (T, error) { return op(ctx, g.client) })
+		if err == nil || ctx.Err() != nil {
 			return v, err
 		}
-		switch clientCode(err) {
-		case esdb.ErrorCodeConnectionClosed:
-			c.renew(client)
-		case esdb.ErrorCodeNotLeader:
-		default:
+		retry := false
+		switch {
+		case errors.Is(err, errCallTimeout):
+			c.renew(g, err)
+			retry = repeatable
+		case errors.Is(err, errClientReplaced):
+			if c.isClosed() {
+				return v, fmt.Errorf("%w (%v)", ErrClosed, err)
+			}
+			retry = repeatable
+		case clientCode(err) == esdb.ErrorCodeConnectionClosed:
+			c.renew(g, err)
+			retry = true
+		case clientCode(err) == esdb.ErrorCodeNotLeader:
+			retry = true
+		}
+		if !retry || attempt > 1 {
 			return v, err
 		}
 	}
 }
 
-// detach runs op on its own goroutine and returns its result, or ctx.Err()
-// as soon as ctx ends. The v4 client does not always honour the context:
-// a call that fails while the client rediscovers the node waits, whatever
-// its context, until the client's connection loop takes its report, and
-// forever if discovery failed and the loop stopped. Such a call is left
-// behind.
-func detach[T any](ctx context.Context, op func(context.Context) (T, error)) (T, error) {
+// detach runs op on its own goroutine, counted as a call of g, and returns
+// its result, or an error as soon as ctx ends (ctx.Err()), g's client is
+// replaced (errClientReplaced) or timeout passes (errCallTimeout). The v4
+// client does not always honour the context: a call that asks for a
+// connection or reports a lost one waits, whatever its context, until the
+// client's connection loop takes its message, and forever if the loop
+// stopped (see conn). Such a call is left behind until g is retired;
+// should it succeed meanwhile, a result that holds resources (a
+// subscription) is closed.
+func detach[T any](ctx context.Context, g *generation, timeout time.Duration, op func(context.Context) (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
 	done := make(chan result, 1)
+	var taken atomic.Bool // by the caller, or by the goroutine when the caller left
 	go func() {
+		defer g.calls.Done()
 		v, err := op(ctx)
+		if !taken.CompareAndSwap(false, true) {
+			if c, ok := any(v).(io.Closer); ok && err == nil {
+				_ = c.Close()
+			}
+			return
+		}
 		done <- result{v, err}
 	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var err error
 	select {
 	case r := <-done:
 		return r.v, r.err
 	case <-ctx.Done():
-		select {
-		case r := <-done: // finished meanwhile: its outcome is known
-			return r.v, r.err
-		default:
-		}
-		var zero T
-		return zero, ctx.Err()
+		err = ctx.Err()
+	case <-g.gone:
+		err = errClientReplaced
+	case <-t.C:
+		err = fmt.Errorf("%w: %s", errCallTimeout, timeout)
 	}
+	if !taken.CompareAndSwap(false, true) {
+		r := <-done // finished meanwhile: its outcome is known
+		return r.v, r.err
+	}
+	var zero T
+	return zero, err
 }

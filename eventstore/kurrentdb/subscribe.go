@@ -40,11 +40,14 @@ import (
 // that started at rather than after it) are dropped.
 //
 // Resubscription. When the server drops the subscription (a restart, a
-// lost connection, a leader change), Subscribe hands over what it had
-// received and subscribes again from its checkpoint, after RetryDelay
+// lost connection, a leader change) or the adapter replaces a dead client,
+// Subscribe hands over what it had received and subscribes again from its
+// checkpoint, after RetryDelay
 // doubling up to MaxRetryDelay, logged as a warning. It gives up only on
 // errors a retry cannot help (credentials, access, an invalid request,
-// Close). It returns ctx.Err() when ctx ends, and the handler's error,
+// Close) and on a checkpoint the log does not hold
+// (eventstore.ErrPositionNotInStore, checked at every subscription). It
+// returns ctx.Err() when ctx ends, and the handler's error,
 // wrapped, when the handler fails.
 func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions, handle eventstore.BatchHandler) error {
 	size := opts.BatchSize
@@ -68,8 +71,10 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			return fmt.Errorf("subscription handler at %s: %w", herr.at, herr.err)
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.Is(err, eventstore.ErrPositionNotInStore):
+			return fmt.Errorf("subscribe to $all: %w", err)
 		case status.Code(err) == codes.InvalidArgument && sub.checkpoint != eventstore.Start:
-			return fmt.Errorf("subscribe to $all after %s: %w: %w", sub.checkpoint, eventstore.ErrInvalidPosition, err)
+			return fmt.Errorf("subscribe to $all after %s: %w: %w: %w", sub.checkpoint, eventstore.ErrPositionNotInStore, eventstore.ErrInvalidPosition, err)
 		case permanent(err):
 			return fmt.Errorf("subscribe to $all after %s: %w", sub.checkpoint, err)
 		}
@@ -124,14 +129,28 @@ type subscription struct {
 // subscription ends. It reports whether the server sent anything, and
 // returns a *handlerError if the handler failed.
 func (sub *subscription) run(ctx context.Context) (received bool, err error) {
+	// A checkpoint the log does not hold (the node lost data, or is
+	// another one) is refused rather than subscribed from: the server
+	// would wait for the log to grow past it, then carry on from there,
+	// skipping every event before it.
+	if sub.checkpoint != eventstore.Start {
+		if _, _, err := sub.store.readAllAfter(ctx, sub.checkpoint, 1); errors.Is(err, eventstore.ErrPositionNotInStore) {
+			return false, err
+		}
+	}
 	opts := esdb.SubscribeToAllOptions{From: allPosition(sub.checkpoint)}
 	if sub.server != nil {
 		opts.Filter = sub.server
 		opts.MaxSearchWindow = sub.size
 		opts.CheckpointInterval = 1
 	}
-	stream, err := call(ctx, sub.store.conn, func(ctx context.Context, c *esdb.Client) (*esdb.Subscription, error) {
-		return c.SubscribeToAll(ctx, opts)
+	var gone <-chan struct{} // the client's, closed when it is replaced
+	stream, err := call(ctx, sub.store.conn, true, func(ctx context.Context, c *esdb.Client) (*esdb.Subscription, error) {
+		stream, err := c.SubscribeToAll(ctx, opts)
+		if err == nil {
+			gone = sub.store.conn.goneOf(c)
+		}
+		return stream, err
 	})
 	if err != nil {
 		return false, mapErr(ctx, err)
@@ -154,6 +173,8 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 			case m = <-msgs:
 			case <-ctx.Done():
 				return received, ctx.Err()
+			case <-gone:
+				return received, errClientReplaced
 			}
 		case live:
 			select {
@@ -175,6 +196,11 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 				continue
 			case <-ctx.Done():
 				return received, ctx.Err()
+			case <-gone:
+				if err := b.flush(ctx); err != nil {
+					return received, err
+				}
+				return received, errClientReplaced
 			}
 		}
 

@@ -261,6 +261,9 @@ func (s *Store) Backlog(ctx context.Context, from eventstore.Position, limit int
 	defer s.mu.RUnlock()
 	i := sort.Search(len(s.log), func(i int) bool { return from.Less(s.log[i].Position) })
 	if i == len(s.log) {
+		if from != eventstore.Start && (len(s.log) == 0 || s.log[len(s.log)-1].Position.Less(from)) {
+			return eventstore.Backlog{}, fmt.Errorf("backlog: %w: %s is beyond the last event", eventstore.ErrPositionNotInStore, from)
+		}
 		return eventstore.Backlog{}, nil
 	}
 	return eventstore.Backlog{Events: int64(min(len(s.log)-i, limit)), Oldest: s.log[i].RecordedAt}, nil

@@ -440,3 +440,34 @@ func TestBatchObserverSeesGroupCommits(t *testing.T) {
 		t.Fatalf("batches %v, want %d appends in all: the first alone, the rest combined", batches, n)
 	}
 }
+
+// A position beyond the last event stored and the read fence (a checkpoint
+// kept while the database was restored from an older backup, or of another
+// database) is not read as "nothing after it": Backlog and Subscribe
+// report ErrPositionNotInStore. The last event's own position is fine.
+func TestPositionBeyondTheLastEvent(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, postgres.Options{})
+	ctx := context.Background()
+	res, err := s.Append(ctx, "order-1", eventstore.NoStream, testEvent(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Backlog(ctx, res.Position, 10); err != nil || b.Events != 0 {
+		t.Fatalf("backlog after the last event: %+v, %v", b, err)
+	}
+	// (A reader that read everything continues from the read fence, past
+	// the last event: only what lies beyond both is refused.)
+	for _, past := range []eventstore.Position{
+		{Commit: res.Position.Commit + 1<<40},
+		{Commit: res.Position.Commit + 1<<40, Prepare: 7},
+	} {
+		if _, err := s.Backlog(ctx, past, 10); !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("backlog after %s: %v, want ErrPositionNotInStore", past, err)
+		}
+		err := s.Subscribe(ctx, past, eventstore.SubscribeOptions{}, func(context.Context, eventstore.Batch) error { return nil })
+		if !errors.Is(err, eventstore.ErrPositionNotInStore) {
+			t.Fatalf("subscribe after %s: %v, want ErrPositionNotInStore", past, err)
+		}
+	}
+}

@@ -18,11 +18,17 @@ const heldBackRetry = 2 * time.Millisecond
 // held back by an open transaction) a short, growing retry delay.
 //
 // A database error while reading is logged and retried with backoff: a
-// subscription outlives a database restart. Only ctx and the handler end it.
+// subscription outlives a database restart. Only ctx and the handler end
+// it, and a start beyond the head of the events table
+// (eventstore.ErrPositionNotInStore: the database lost data, or is another
+// one).
 func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts eventstore.SubscribeOptions, handle eventstore.BatchHandler) error {
 	size := opts.BatchSize
 	if size <= 0 {
 		size = s.opts.BatchSize
+	}
+	if err := s.checkInStore(ctx, from); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	wake, release := s.listener.subscribe()
 	defer release()

@@ -572,7 +572,6 @@ func testBacklog(t *testing.T, s eventstore.Store) {
 		{all[2].Position, 100, 7, 3},
 		{all[2].Position, 1, 1, 3},
 		{all[9].Position, 100, 0, -1},
-		{eventstore.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}, 100, 0, -1},
 	} {
 		b, err := s.Backlog(ctxT(t), c.from, c.limit)
 		if err != nil {
@@ -590,6 +589,12 @@ func testBacklog(t *testing.T, s eventstore.Store) {
 	}
 	if _, err := s.Backlog(ctxT(t), eventstore.Start, 0); err == nil {
 		t.Fatal("a limit of 0 was accepted")
+	}
+	// A position beyond everything the store holds is no reader's: the
+	// store lost data or is another one. Not "nothing behind".
+	beyond := eventstore.Position{Commit: math.MaxUint64, Prepare: math.MaxUint64}
+	if b, err := s.Backlog(ctxT(t), beyond, 100); !errors.Is(err, eventstore.ErrPositionNotInStore) {
+		t.Fatalf("backlog after %s: %+v, %v, want ErrPositionNotInStore", beyond, b, err)
 	}
 }
 

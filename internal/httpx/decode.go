@@ -70,6 +70,38 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
 	return body, nil
 }
 
+// NoBody is the middleware of every route that takes no body (a GET, a
+// cancel): a request that sends one anyway is refused, not served as if
+// it had sent none (a body is a meaning the route would silently drop,
+// and a large one costs what it costs to read). A Content-Encoding other
+// than identity is 415 (CheckContentEncoding), a Content-Length over
+// MaxBody 413, and any other body, however short, 400 naming it; a body
+// sent without a Content-Length (chunked) is refused as soon as its
+// first byte is read. An empty body passes whatever its Content-Type.
+func NoBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := CheckContentEncoding(w, r); p != nil {
+			WriteProblem(w, *p)
+			return
+		}
+		if r.ContentLength > MaxBody {
+			WriteProblem(w, bodyProblem(TypeBodyTooLarge, fmt.Sprintf("must be at most %d bytes (this endpoint takes none)", MaxBody)))
+			return
+		}
+		empty := r.ContentLength == 0
+		if r.ContentLength < 0 && r.Body != nil { // unknown length: is there a first byte?
+			var b [1]byte
+			n, _ := io.ReadFull(r.Body, b[:])
+			empty = n == 0
+		}
+		if !empty {
+			WriteProblem(w, bodyProblem(TypeMalformedRequest, "must be empty: this endpoint takes no body"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // CheckContentEncoding returns the problem of a body sent with a content
 // coding (RFC 9110 §8.4): the service reads a body as it is sent, so a
 // Content-Encoding other than identity (gzip, br…; its fields read as one

@@ -31,6 +31,11 @@ func TestHeadersAreIdentifiers(t *testing.T) {
 		{"key\u200d", true, "U+200D"},
 		{"key\ufe0f", true, "U+FE0F"},
 		{"\u3164", true, "U+3164"},
+		{"a b", false, ""},
+		{"a\u00a0b", true, "U+00A0"},
+		{"a\u3000b", true, "U+3000"},
+		{"a\u2028b", true, "U+2028"},
+		{"a\u2029b", true, "U+2029"},
 	} {
 		for _, name := range []string{"Idempotency-Key", "webhook-id"} {
 			req := httptest.NewRequest("POST", "/", nil)

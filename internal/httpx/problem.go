@@ -176,9 +176,23 @@ func FieldsDetail(fields map[string]string) string {
 	return strings.Join(parts, "; ") + "."
 }
 
-// NotFound answers 404 for a path no route serves.
+// NotFound answers 404 for a path no route serves, pointing at the API's
+// documentation (/docs) as the Orders API serves it.
 func NotFound(w http.ResponseWriter, r *http.Request) {
-	WriteProblem(w, Problem{Type: TypeNotFound, Detail: "No such endpoint: " + Quote(r.URL.Path) + " (see /docs)."})
+	NotFoundSee("see /docs")(w, r)
+}
+
+// NotFoundSee is NotFound for a server whose documentation is elsewhere
+// (the fake provider serves none): the detail ends with hint, in
+// parentheses, or with nothing if hint is "".
+func NotFoundSee(hint string) http.HandlerFunc {
+	suffix := "."
+	if hint != "" {
+		suffix = " (" + hint + ")."
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, Problem{Type: TypeNotFound, Detail: "No such endpoint: " + Quote(r.URL.Path) + suffix})
+	}
 }
 
 // WriteProblem sends p as application/problem+json.

@@ -16,7 +16,9 @@ import (
 // bodies are checked as bytes before decoding, since Go's decoder would
 // silently replace invalid sequences), no NUL (PostgreSQL text cannot hold
 // it, jsonb refuses \u0000), and no other control character (C0, DEL, C1),
-// except tab and newline in fields that allow several lines. One rule, at
+// except tab and newline in fields that allow several lines; a field of
+// one line refuses the line and paragraph separators U+2028 and U+2029
+// too (textrule.LineBreak), as it refuses the newline. One rule, at
 // the boundary: request bodies (DecodeJSON, every string field it decodes,
 // however nested), query parameters (Query) and stored headers
 // (Header).
@@ -35,6 +37,8 @@ func TextProblem(s string, multiline bool) string {
 		case multiline && r == '\r' && i+1 < len(s) && s[i+1] == '\n':
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
 			return fmt.Sprintf("must not contain control characters (U+%04X)", r)
+		case !multiline && textrule.LineBreak(r):
+			return fmt.Sprintf("must not contain line or paragraph separators (U+%04X)", r)
 		}
 	}
 	return ""

@@ -39,6 +39,9 @@ func TestTextProblem(t *testing.T) {
 		{"line 1\nline 2\ttab", true, true},
 		{"line 1\r\nline 2", true, true},
 		{"lone\rreturn", true, false},
+		{"line\u2028separator", false, false}, // one line: refused as \n is
+		{"para\u2029separator", false, false},
+		{"line\u2028separator\u2029para", true, true},
 		{"", false, true},
 	} {
 		got := httpx.TextProblem(c.in, c.multiline)

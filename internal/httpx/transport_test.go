@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -225,9 +226,10 @@ func TestDeclaredLengthOverTheLimitIsRefusedAtOnce(t *testing.T) {
 	}
 }
 
-// AcceptJSON lets through a request that accepts application/json or
-// application/problem+json (or says nothing), read as RFC 9110 §12.5.1
-// reads Accept, and answers any other 406, as a problem.
+// AcceptJSON lets through a request that accepts application/json, the
+// type a success is sent as (or says nothing), read as RFC 9110 §12.5.1
+// reads Accept, and answers any other 406, as a problem: one that accepts
+// only application/problem+json too.
 func TestAcceptJSON(t *testing.T) {
 	t.Parallel()
 	h := httpx.AcceptJSON(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
@@ -239,7 +241,6 @@ func TestAcceptJSON(t *testing.T) {
 		{[]string{""}, true},
 		{[]string{"application/json"}, true},
 		{[]string{"Application/JSON"}, true},
-		{[]string{"application/problem+json"}, true},
 		{[]string{"*/*"}, true},
 		{[]string{"*"}, true},
 		{[]string{"application/*"}, true},
@@ -249,7 +250,6 @@ func TestAcceptJSON(t *testing.T) {
 		{[]string{"application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"}, true},
 		{[]string{"text/plain", "application/json"}, true}, // two fields: one list
 		{[]string{"application/xml, application/json;q=0.1"}, true},
-		{[]string{"application/json;q=0, application/problem+json"}, true},
 		{[]string{"application/json;\tq=0.5"}, true},
 		{[]string{"application/xml"}, false},
 		{[]string{"text/html"}, false},
@@ -265,6 +265,21 @@ func TestAcceptJSON(t *testing.T) {
 		{[]string{"text/plain", "application/xml"}, false},
 		{[]string{"json"}, false},
 		{[]string{"application/json;q=x"}, false},
+		// Success answers are application/json: accepting only problems
+		// is not enough.
+		{[]string{"application/problem+json"}, false},
+		{[]string{"application/json;q=0, application/problem+json"}, false},
+		{[]string{"application/json;q=0, */*;q=0.1"}, false},
+		// The most specific range decides: the type first, parameters
+		// only between ranges of the same type.
+		{[]string{"*/*;charset=utf-8, application/json;q=0"}, false},
+		{[]string{"application/*;charset=utf-8, application/json;q=0"}, false},
+		{[]string{"*/*;charset=utf-8;q=0, application/*"}, true},
+		{[]string{"*/*;charset=utf-8;q=0, application/json"}, true},
+		{[]string{"application/json;charset=utf-8;q=0, application/json"}, false},
+		{[]string{"application/json, application/json;charset=utf-8;q=0.5"}, true},
+		{[]string{"application/*;q=0, */*;charset=utf-8"}, false},
+		{[]string{"application/*, */*;charset=utf-8;q=0"}, true},
 	} {
 		req := httptest.NewRequest("GET", "/products", nil)
 		for _, a := range c.accept {
@@ -281,6 +296,48 @@ func TestAcceptJSON(t *testing.T) {
 		default:
 			if p := problemOf(t, rec); p.Type != httpx.TypeNotAcceptable || p.Errors["Accept"] == "" {
 				t.Errorf("Accept %q: %s, want errors naming Accept", c.accept, rec.Body)
+			}
+		}
+	}
+}
+
+// NoBody refuses any body on a route that takes none: 415 for a content
+// coding, 413 over MaxBody, 400 otherwise (chunked too), and lets an
+// empty one through whatever its Content-Type.
+func TestNoBody(t *testing.T) {
+	t.Parallel()
+	h := httpx.NoBody(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, c := range []struct {
+		name    string
+		body    io.Reader
+		length  int64 // -1: unknown (chunked)
+		headers []string
+		status  int
+		field   string
+	}{
+		{"no body", nil, 0, nil, http.StatusNoContent, ""},
+		{"empty, text/plain", strings.NewReader(""), 0, []string{"Content-Type", "text/plain"}, http.StatusNoContent, ""},
+		{"empty, chunked", strings.NewReader(""), -1, nil, http.StatusNoContent, ""},
+		{"a body", strings.NewReader("x"), 1, []string{"Content-Type", "text/plain"}, http.StatusBadRequest, "body"},
+		{"a JSON body", strings.NewReader("{}"), 2, []string{"Content-Type", "application/json"}, http.StatusBadRequest, "body"},
+		{"a chunked body", strings.NewReader("x"), -1, nil, http.StatusBadRequest, "body"},
+		{"a gzip body", strings.NewReader("x"), 1, []string{"Content-Encoding", "gzip"}, http.StatusUnsupportedMediaType, "Content-Encoding"},
+		{"2 MB", strings.NewReader(strings.Repeat("x", 2<<20)), 2 << 20, nil, http.StatusRequestEntityTooLarge, "body"},
+	} {
+		req := httptest.NewRequest("POST", "/orders/x/cancel", c.body)
+		req.ContentLength = c.length
+		for i := 0; i+1 < len(c.headers); i += 2 {
+			req.Header.Add(c.headers[i], c.headers[i+1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, rec.Code, rec.Body, c.status)
+			continue
+		}
+		if c.field != "" {
+			if p := problemOf(t, rec); p.Errors[c.field] == "" {
+				t.Errorf("%s: %s, want errors naming %s", c.name, rec.Body, c.field)
 			}
 		}
 	}

@@ -107,7 +107,7 @@ const MaxEcho = 64
 // name, a log attribute), so an answer or a line is bounded whatever was
 // sent, and shows what was sent, not what it would display as.
 func Quote(s string) string {
-	text, n, cut := echo(s)
+	text, n, cut := echo(s, MaxEcho)
 	if !cut {
 		return `"` + text + `"`
 	}
@@ -119,22 +119,32 @@ func Quote(s string) string {
 // quantity, /orders) is itself; a longer text is cut as Quote cuts it,
 // `kkkk… (1000000 characters)`.
 func Clip(s string) string {
-	text, n, cut := echo(s)
+	return ClipTo(s, MaxEcho)
+}
+
+// ClipTo is Clip with a bound of max bytes instead of MaxEcho, for a tool
+// that shows stored text (ordersctl's tables: a step's last error, an
+// event's data): every control character (newline and tab included, so
+// that no text makes a row or a column of its own), separator other than
+// the space (U+2028, U+00A0) and invisible code point is escaped, and a
+// longer text is cut and marked as Clip marks it.
+func ClipTo(s string, max int) string {
+	text, n, cut := echo(s, max)
 	if !cut {
 		return text
 	}
 	return fmt.Sprintf("%s… (%d characters)", text, n)
 }
 
-// echo escapes s as Quote says, up to MaxEcho bytes of the escaped text
-// (cut between two code points), and returns that with the number of
+// echo escapes s as Quote says, up to max bytes of the escaped text (cut
+// between two code points), and returns that with the number of
 // characters in s and whether some were cut.
-func echo(s string) (text string, n int, cut bool) {
+func echo(s string, max int) (text string, n int, cut bool) {
 	var b strings.Builder
 	var esc []byte
 	for _, r := range s { // an invalid byte is U+FFFD
 		esc = appendEscaped(esc[:0], r)
-		if b.Len()+len(esc) > MaxEcho {
+		if b.Len()+len(esc) > max {
 			return b.String(), utf8.RuneCountInString(s), true
 		}
 		b.Write(esc)
@@ -160,7 +170,7 @@ func appendEscaped(b []byte, r rune) []byte {
 	case '\f':
 		return append(b, `\f`...)
 	}
-	if !hidden(r) {
+	if !Hidden(r) {
 		return utf8.AppendRune(b, r)
 	}
 	if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
@@ -169,9 +179,9 @@ func appendEscaped(b []byte, r rune) []byte {
 	return fmt.Appendf(b, `\u%04x`, r)
 }
 
-// hidden reports whether r does not show as itself where a text is
+// Hidden reports whether r does not show as itself where a text is
 // displayed (the classes of internal/textrule, and what has no glyph).
-func hidden(r rune) bool {
+func Hidden(r rune) bool {
 	return textrule.Control(r) || textrule.Invisible(r) || textrule.Separator(r) && r != ' ' ||
 		!unicode.IsGraphic(r) && r != ' ' || unicode.Is(unicode.Co, r)
 }

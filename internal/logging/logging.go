@@ -176,6 +176,18 @@ func toAttrs(args []any) []slog.Attr {
 	return attrs
 }
 
+// String returns the value ctx's records carry under key (see With and
+// Add) as a string; "" when they carry none. A client uses it to pass an
+// id on (the correlation id, as a request's X-Request-ID).
+func String(ctx context.Context, key string) string {
+	for _, a := range attrsOf(ctx) {
+		if a.Key == key {
+			return a.Value.String()
+		}
+	}
+	return ""
+}
+
 // attrsOf returns what ctx carries: every node's attributes, the innermost
 // winning for a key; outer ones first.
 func attrsOf(ctx context.Context) []slog.Attr {

@@ -49,6 +49,13 @@ type Metrics struct {
 	QueueAge    prometheus.Gauge
 	DeadLetters prometheus.Gauge
 
+	// Ready is 1 while the process is ready (what /readyz answers), 0
+	// while not; ReadinessCheck, by check, 1 while the check does not make
+	// it unready (passing or degraded), 0 while it does. Both follow
+	// /readyz's answers and an evaluation every few seconds between them.
+	Ready          prometheus.Gauge
+	ReadinessCheck *prometheus.GaugeVec
+
 	// The write side's product cache and its snapshots.
 	StockCacheHits      prometheus.Counter
 	StockCacheMisses    prometheus.Counter
@@ -130,6 +137,12 @@ func New() *Metrics {
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "process_manager_dead_letters", Help: "Parked process manager steps waiting for an operator (ordersctl dlq).",
 		}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orders_ready", Help: "1 while the process is ready (/readyz answers 200), 0 while it is not; evaluated every few seconds and on every probe.",
+		}),
+		ReadinessCheck: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "orders_readiness_check", Help: "By /readyz check: 1 while it passes (or is only degraded), 0 while it makes the process not ready.",
+		}, []string{"check"}),
 		StockCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stock_cache_hits_total", Help: "Batches of product decisions (and price lookups) served by a product in the write side's cache.",
 		}),
@@ -150,7 +163,7 @@ func New() *Metrics {
 		m.HTTPDuration, m.OrdersTotal, m.RateLimited, m.Backpressure, m.RateLimiterErrors, m.AppendDuration, m.AppendBatch,
 		m.ProjectionLag, m.ProjectionLagSeconds, m.ProjectionFailed,
 		m.OrdersPaid, m.OrdersCanceled, m.SagaDuration, m.ProcessSteps, m.StepDuration, m.WorkerErrors, m.OutboxPending,
-		m.QueueAge, m.DeadLetters,
+		m.QueueAge, m.DeadLetters, m.Ready, m.ReadinessCheck,
 		m.StockCacheHits, m.StockCacheMisses, m.StockCacheEvictions, m.SnapshotsSaved, m.SnapshotErrors)
 	for _, o := range []string{SagaPaid, SagaCanceled} {
 		m.SagaDuration.WithLabelValues(o)

@@ -1,4 +1,6 @@
-// Package storable is the one rule for showing text that earlier versions
+// Package storable is the one rule for text PostgreSQL cannot store: text
+// from outside (a payment provider's answers, the errors that quote them)
+// that a component records, and text that earlier versions
 // stored but a read model cannot hold: their API accepted NUL (U+0000),
 // which PostgreSQL's text and jsonb cannot hold (the event store keeps it
 // as the escape \u0000). The projections store such text with U+FFFD in
@@ -28,4 +30,18 @@ func Text(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ToValidUTF8(s, Replacement), "\x00", Replacement)
+}
+
+// Clip returns Text(s) cut to at most n bytes, at a character boundary:
+// what a bounded text column (a step's last error, a dead letter's
+// reason) stores of outside text.
+func Clip(s string, n int) string {
+	s = Text(s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -25,3 +25,23 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+// Clip stores what Text does, bounded in bytes at a character boundary.
+func TestClip(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"bad\x00gateway", 100, "bad\uFFFDgateway"},
+		{"ab\xffcd", 3, "ab"},   // U+FFFD is 3 bytes: not cut in half
+		{"ééé", 5, "éé"},        // 2 bytes each
+		{"a\x00", 4, "a\uFFFD"}, // exactly 4 bytes
+	} {
+		if got := storable.Clip(c.in, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}

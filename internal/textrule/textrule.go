@@ -43,6 +43,12 @@ func Control(r rune) bool { return unicode.Is(unicode.Cc, r) }
 // (Zs, Zl, Zp: U+0020, U+00A0, U+3000, U+2028…).
 func Separator(r rune) bool { return unicode.In(r, unicode.Zs, unicode.Zl, unicode.Zp) }
 
+// LineBreak reports whether r is a line or paragraph separator (Zl, Zp:
+// U+2028, U+2029): it breaks the line it stands in as a newline does, so
+// text that must be one line (a name, an identifier) refuses it as it
+// refuses the newline, a control.
+func LineBreak(r rune) bool { return unicode.In(r, unicode.Zl, unicode.Zp) }
+
 // Visible reports whether r shows as a mark of its own: a graphic
 // character that is neither white space nor invisible, and not a blank
 // that only looks like one (U+2800 Braille pattern blank).
@@ -72,24 +78,34 @@ func Codepoint(r rune) string { return fmt.Sprintf("U+%04X", r) }
 // IdentifierProblem is the rule of an identifier taken from outside
 // (a payment id, an Idempotency-Key, a webhook-id): one that is compared,
 // stored and shown as it is must look like what it is, so it holds no
-// invisible and no bidirectional-control code point (two ids that look
-// alike would be two ids, and a shown id could show another).
+// invisible and no bidirectional-control code point, and no separator
+// but the ASCII space (U+00A0 or U+3000 would make "a\u00a0b" an id that
+// looks like "a b", and U+2028 breaks the line it is shown in): two ids
+// that look alike would be two ids, and a shown id could show another.
 func IdentifierProblem(s string) string {
 	if r, ok := First(s, Invisible); ok {
 		return "must not contain invisible or bidirectional-control characters (" + Codepoint(r) + ")"
+	}
+	if r, ok := First(s, func(r rune) bool { return Separator(r) && r != ' ' }); ok {
+		return "must not contain spaces or separators other than the ASCII space (" + Codepoint(r) + ")"
 	}
 	return ""
 }
 
 // NameProblem is the rule of a name shown to people (a product's name):
 // no bidirectional control (it would reorder what is shown, and what
-// follows it), and at least one visible character (a name of only
+// follows it), no line or paragraph separator (LineBreak: a name is one
+// line, as the newline, a control, is refused), and at least one visible
+// character (a name of only
 // invisible characters or blanks shows as nothing). Invisible characters
 // inside a visible name stay: U+200D joins emoji, U+200C shapes
 // Persian and Indic words.
 func NameProblem(s string) string {
 	if r, ok := First(s, BidiControl); ok {
 		return "must not contain bidirectional-control characters (" + Codepoint(r) + ")"
+	}
+	if r, ok := First(s, LineBreak); ok {
+		return "must not contain line or paragraph separators (" + Codepoint(r) + ")"
 	}
 	if _, ok := First(s, Visible); !ok {
 		return "must contain at least one visible character"

@@ -44,6 +44,16 @@ func TestClasses(t *testing.T) {
 			t.Errorf("%s is a separator", textrule.Codepoint(r))
 		}
 	}
+	for _, r := range []rune{'\u2028', '\u2029'} {
+		if !textrule.LineBreak(r) || !textrule.Separator(r) {
+			t.Errorf("%s is a line break", textrule.Codepoint(r))
+		}
+	}
+	for _, r := range []rune{' ', '\u00a0', '\n', 'a'} {
+		if textrule.LineBreak(r) {
+			t.Errorf("%s is no line break", textrule.Codepoint(r))
+		}
+	}
 	for _, r := range []rune{0, '\t', '\n', 0x7f, 0x85, 0x9f} {
 		if !textrule.Control(r) {
 			t.Errorf("%s is a control", textrule.Codepoint(r))
@@ -90,6 +100,14 @@ func TestRules(t *testing.T) {
 		{"\u200b \u2060\u00a0", true, true, false},
 		{"", false, true, false},
 		{"pay_\u202e\ufeff/../x?y#z%00 😀", true, true, true},
+		// Separators: the ASCII space is one, no other is in an id; a
+		// line or paragraph separator breaks a name's line as \n does.
+		{"a b", false, false, false},
+		{"a\u00a0b", true, false, false},
+		{"a\u3000b", true, false, false},
+		{"a\u2003b", true, false, false},
+		{"line\u2028next", true, true, false},
+		{"para\u2029next", true, true, false},
 	} {
 		if got := textrule.IdentifierProblem(c.in) != ""; got != c.identifier {
 			t.Errorf("IdentifierProblem(%q) = %q", c.in, textrule.IdentifierProblem(c.in))

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -17,15 +18,59 @@ var traceContext = propagation.TraceContext{}
 // Record returns meta with the trace context of ctx's span (W3C
 // traceparent and tracestate), so that the work the event causes, in
 // this process or another, continues the trace. meta comes back unchanged
-// when ctx holds no span context (tracing off, untraced work).
+// when ctx holds no span context (tracing off, untraced work). The
+// tracestate, which a caller chooses, is kept to MaxTracestate characters
+// (see BoundTracestate): it is stored with every event the work appends.
 func Record(ctx context.Context, meta eventstore.Metadata) eventstore.Metadata {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return meta
 	}
 	c := propagation.MapCarrier{}
 	traceContext.Inject(ctx, c)
-	meta.Traceparent, meta.Tracestate = c["traceparent"], c["tracestate"]
+	meta.Traceparent, meta.Tracestate = c["traceparent"], BoundTracestate(c["tracestate"])
 	return meta
+}
+
+// MaxTracestate is the most characters of a tracestate Record keeps, and
+// maxTracestateMember the length beyond which a list-member is dropped
+// first: W3C Trace Context (§3.3.1.5, tracestate limits) lets a vendor
+// truncate a tracestate to 512 characters by dropping whole list-members.
+const (
+	MaxTracestate       = 512
+	maxTracestateMember = 128
+)
+
+// BoundTracestate returns tracestate cut to at most MaxTracestate
+// characters as W3C Trace Context recommends: whole list-members are
+// dropped, those longer than 128 characters first, then from the end of
+// the list (the members last updated stay); tracestate itself when short
+// enough.
+func BoundTracestate(tracestate string) string {
+	if len(tracestate) <= MaxTracestate {
+		return tracestate
+	}
+	var members []string
+	for m := range strings.SplitSeq(tracestate, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			members = append(members, m)
+		}
+	}
+	size := func() int {
+		n := max(len(members)-1, 0) // the commas
+		for _, m := range members {
+			n += len(m)
+		}
+		return n
+	}
+	for i := len(members) - 1; i >= 0 && size() > MaxTracestate; i-- {
+		if len(members[i]) > maxTracestateMember {
+			members = append(members[:i], members[i+1:]...)
+		}
+	}
+	for len(members) > 0 && size() > MaxTracestate {
+		members = members[:len(members)-1]
+	}
+	return strings.Join(members, ",")
 }
 
 // Restore returns ctx with the trace context recorded in meta as its

@@ -12,16 +12,26 @@ import (
 
 // The attributes of event store spans.
 const (
-	AttrStream          = attribute.Key("eventstore.stream")
+	AttrStream = attribute.Key("eventstore.stream")
+	// AttrExpected is the kind of an append's expected version: "any",
+	// "no_stream", "stream_exists" or "exact"; AttrExpectedVersion, an
+	// int, the version an exact one names.
+	AttrExpected        = attribute.Key("eventstore.expected")
 	AttrExpectedVersion = attribute.Key("eventstore.expected_version")
-	AttrEvents          = attribute.Key("eventstore.events") // appended, or read
-	AttrVersion         = attribute.Key("eventstore.version")
-	AttrPosition        = attribute.Key("eventstore.position")
-	AttrReplayed        = attribute.Key("eventstore.replayed")
-	AttrFrom            = attribute.Key("eventstore.from")
-	AttrLimit           = attribute.Key("eventstore.limit")
-	AttrDirection       = attribute.Key("eventstore.direction")
-	AttrFound           = attribute.Key("eventstore.found")
+	// AttrConflict is true on an append refused by its expected version
+	// (ErrWrongExpectedVersion): an answer the caller acts on (it reads
+	// and decides again), not a failure; AttrActualVersion is the
+	// stream's version then (-1: no stream).
+	AttrConflict      = attribute.Key("eventstore.conflict")
+	AttrActualVersion = attribute.Key("eventstore.actual_version")
+	AttrEvents        = attribute.Key("eventstore.events") // appended, or read
+	AttrVersion       = attribute.Key("eventstore.version")
+	AttrPosition      = attribute.Key("eventstore.position")
+	AttrReplayed      = attribute.Key("eventstore.replayed")
+	AttrFrom          = attribute.Key("eventstore.from")
+	AttrLimit         = attribute.Key("eventstore.limit")
+	AttrDirection     = attribute.Key("eventstore.direction")
+	AttrFound         = attribute.Key("eventstore.found")
 )
 
 // Span names of the event store.
@@ -58,13 +68,41 @@ func (s tracedStore) Append(ctx context.Context, stream string, expected eventst
 		return s.Store.Append(ctx, stream, expected, events...)
 	}
 	ctx, span := s.tracer.Start(ctx, SpanAppend, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		AttrStream.String(stream), AttrExpectedVersion.String(expected.String()), AttrEvents.Int(len(events))))
+		append(expectedAttrs(expected), AttrStream.String(stream), AttrEvents.Int(len(events)))...))
 	res, err := s.Store.Append(ctx, stream, expected, events...)
-	if err == nil {
+	var conflict *eventstore.WrongExpectedVersionError
+	switch {
+	case err == nil:
 		span.SetAttributes(AttrVersion.Int64(res.Version), AttrPosition.String(res.Position.String()), AttrReplayed.Bool(res.Replayed))
+	case errors.As(err, &conflict):
+		// An expected outcome of optimistic concurrency: an event, not an error status.
+		span.SetAttributes(AttrConflict.Bool(true), AttrActualVersion.Int64(conflict.Actual))
+		span.AddEvent("wrong expected version", trace.WithAttributes(AttrActualVersion.Int64(conflict.Actual)))
+		span.End()
+		return res, err
+	case errors.Is(err, eventstore.ErrWrongExpectedVersion):
+		span.SetAttributes(AttrConflict.Bool(true))
+		span.AddEvent("wrong expected version")
+		span.End()
+		return res, err
 	}
 	End(span, err)
 	return res, err
+}
+
+// expectedAttrs describes an expected version: its kind and, when exact,
+// the version as an int.
+func expectedAttrs(e eventstore.ExpectedVersion) []attribute.KeyValue {
+	switch {
+	case e.IsAny():
+		return []attribute.KeyValue{AttrExpected.String("any")}
+	case e.IsNoStream():
+		return []attribute.KeyValue{AttrExpected.String("no_stream")}
+	case e.IsStreamExists():
+		return []attribute.KeyValue{AttrExpected.String("stream_exists")}
+	}
+	v, _ := e.ExactVersion()
+	return []attribute.KeyValue{AttrExpected.String("exact"), AttrExpectedVersion.Int64(v)}
 }
 
 func (s tracedStore) ReadStream(ctx context.Context, stream string, dir eventstore.Direction, from int64, limit int) ([]eventstore.RecordedEvent, error) {

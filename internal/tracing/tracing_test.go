@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -102,6 +103,53 @@ func TestTraceContextRoundTripsThroughEventMetadata(t *testing.T) {
 	}
 }
 
+// A caller's tracestate is stored with every event: Record keeps at most
+// 512 characters of it, dropping whole list-members, the long ones (over
+// 128 characters) first, then from the end.
+func TestRecordBoundsTracestate(t *testing.T) {
+	member := func(key string, n int) string { return key + "=" + strings.Repeat("v", n-len(key)-1) }
+	long1, long2 := member("big1", 200), member("big2", 256)
+	var small []string
+	for i := range 8 {
+		small = append(small, member(fmt.Sprintf("s%d", i), 60))
+	}
+	// 8 × 60 + 7 commas = 487 characters: the small members fit once the long ones are gone.
+	incoming := strings.Join([]string{small[0], long1, small[1], small[2], long2, small[3], small[4], small[5], small[6], small[7]}, ",")
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"tracestate":  incoming,
+	})
+	if got := trace.SpanContextFromContext(ctx).TraceState().Len(); got != 10 {
+		t.Fatalf("the propagator kept %d of 10 tracestate members", got)
+	}
+	meta := tracing.Record(ctx, eventstore.Metadata{})
+	if want := strings.Join(small, ","); meta.Tracestate != want {
+		t.Errorf("recorded tracestate (%d characters) %q, want the 8 short members (%d characters)", len(meta.Tracestate), meta.Tracestate, len(want))
+	}
+	if sc := tracing.Parse(meta.Traceparent, meta.Tracestate); !sc.IsValid() || sc.TraceState().Len() != 8 {
+		t.Errorf("the recorded trace context does not parse back: %+v", sc)
+	}
+
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"a=1,b=2", "a=1,b=2"},
+		{strings.Repeat("x", 600), ""}, // one member too long to keep
+		// Short members only: dropped from the end.
+		{strings.Join(append(small, "extra=1"), ",") + "," + small[0], strings.Join(small, ",") + ",extra=1"},
+		// A long member goes first, even where dropping short ones would do.
+		{strings.Join([]string{long1, small[0], small[1], small[2], small[3], small[4], small[5]}, ","),
+			strings.Join(small[:6], ",")},
+	} {
+		got := tracing.BoundTracestate(c.in)
+		if got != c.want {
+			t.Errorf("BoundTracestate(%d characters) = %q, want %q", len(c.in), got, c.want)
+		}
+		if len(got) > tracing.MaxTracestate {
+			t.Errorf("BoundTracestate kept %d characters", len(got))
+		}
+	}
+}
+
 // Appends and reads in a traced context are spans under the caller's,
 // with the stream, the expected version and the batch size; calls
 // without a span, and a missing stream, are no failures and no spans.
@@ -139,12 +187,18 @@ func TestStoreSpans(t *testing.T) {
 	}
 	ok, conflict := appends[0], appends[1]
 	if ok.Parent().SpanID() != parent.SpanContext().SpanID() || attr(ok, tracing.AttrStream).AsString() != "order-1" ||
-		attr(ok, tracing.AttrExpectedVersion).AsString() != "no stream" || attr(ok, tracing.AttrEvents).AsInt64() != 2 ||
+		attr(ok, tracing.AttrExpected).AsString() != "no_stream" || attr(ok, tracing.AttrExpectedVersion).Type() != attribute.INVALID ||
+		attr(ok, tracing.AttrEvents).AsInt64() != 2 ||
 		attr(ok, tracing.AttrVersion).AsInt64() != 1 || ok.Status().Code == codes.Error {
 		t.Errorf("append span: parent %s, %v, %v", ok.Parent().SpanID(), ok.Attributes(), ok.Status())
 	}
-	if conflict.Status().Code != codes.Error || attr(conflict, tracing.AttrExpectedVersion).AsString() != "version 7" {
-		t.Errorf("conflicting append span: %v, %v", conflict.Attributes(), conflict.Status())
+	// A conflict is an expected outcome (the caller reads and decides
+	// again): an event and attributes, not an error.
+	if conflict.Status().Code == codes.Error || attr(conflict, tracing.AttrExpected).AsString() != "exact" ||
+		attr(conflict, tracing.AttrExpectedVersion).Type() != attribute.INT64 || attr(conflict, tracing.AttrExpectedVersion).AsInt64() != 7 ||
+		!attr(conflict, tracing.AttrConflict).AsBool() || attr(conflict, tracing.AttrActualVersion).AsInt64() != 1 ||
+		len(conflict.Events()) != 1 || conflict.Events()[0].Name != "wrong expected version" {
+		t.Errorf("conflicting append span: %v, %v, %v", conflict.Attributes(), conflict.Status(), conflict.Events())
 	}
 	reads := named(rec.Ended(), tracing.SpanReadStream)
 	if len(reads) != 2 {

@@ -370,7 +370,7 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 		callback := pay.Request.CallbackURL // the newest: a retried request may have moved it
 		parent := pay.trace
 		p.mu.Unlock()
-		status, err := p.post(parent, attempt, callback, msgID, body)
+		sc, status, err := p.post(parent, attempt, callback, msgID, body)
 		p.mu.Lock()
 		pay.Attempts++
 		if err == nil && status/100 == 2 {
@@ -379,7 +379,8 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 			return
 		}
 		p.mu.Unlock()
-		p.log.Warn("webhook delivery failed; retrying", "payment_id", id, "order_id", outcome.OrderID, "attempt", attempt, "status", status,
+		// In the delivery's trace (its span ended: a remote parent is as good for the ids).
+		p.log.WarnContext(trace.ContextWithRemoteSpanContext(context.WithoutCancel(p.ctx), sc), "webhook delivery failed; retrying", "payment_id", id, "order_id", outcome.OrderID, "attempt", attempt, "status", status,
 			"error", err, logging.Millis("retry_in_ms", backoff))
 		if p.opts.MaxAttempts > 0 && attempt >= p.opts.MaxAttempts {
 			return
@@ -392,13 +393,15 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 }
 
 // post signs and sends one delivery (each attempt is signed afresh, with
-// its own timestamp).
-func (p *Provider) post(parent trace.SpanContext, attempt int, url, msgID string, body []byte) (status int, err error) {
+// its own timestamp). sc is the delivery's span context (parent when
+// untraced), for the lines logged about it.
+func (p *Provider) post(parent trace.SpanContext, attempt int, url, msgID string, body []byte) (sc trace.SpanContext, status int, err error) {
+	sc = parent
 	select {
 	case p.slots <- struct{}{}:
 		defer func() { <-p.slots }()
 	case <-p.ctx.Done():
-		return 0, p.ctx.Err()
+		return sc, 0, p.ctx.Err()
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
@@ -406,25 +409,26 @@ func (p *Provider) post(parent trace.SpanContext, attempt int, url, msgID string
 		var span trace.Span
 		ctx, span = p.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "webhook delivery",
 			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrMessage.String(msgID), attrAttempt.Int(attempt)))
+		sc = span.SpanContext()
 		defer func() { endDelivery(span, status, err) }()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return sc, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if p.propagator != nil {
 		p.propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}
 	if err := p.opts.Signer.Sign(req.Header, msgID, time.Now(), body); err != nil {
-		return 0, err
+		return sc, 0, err
 	}
 	resp, err := p.opts.Client.Do(req)
 	if err != nil {
-		return 0, err
+		return sc, 0, err
 	}
 	defer resp.Body.Close()
-	return resp.StatusCode, nil
+	return sc, resp.StatusCode, nil
 }
 
 // The attributes of a delivery's span.

@@ -34,15 +34,16 @@ import (
 func (p *Provider) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.GetHead, httpx.AcceptJSON)
-	r.NotFound(httpx.NotFound)
+	// The fake provider serves no /docs: the 404 lists what it serves.
+	r.NotFound(httpx.NotFoundSee("this provider serves /payments, /payments/{id}, /payments/{id}/refund and /healthz"))
 	r.MethodNotAllowed(httpx.MethodNotAllowed(r))
 	none := httpx.Query()
 	r.With(none).Post("/payments", p.create)
-	r.With(httpx.Query(httpx.Param{Name: "order_id", Max: 36}, httpx.Param{Name: "idempotency_key", Max: MaxIdempotencyKey})).
+	r.With(httpx.Query(httpx.Param{Name: "order_id", Max: 36}, httpx.Param{Name: "idempotency_key", Max: MaxIdempotencyKey}), httpx.NoBody).
 		Get("/payments", p.find)
 	r.With(none).Post("/payments/{id}/refund", p.refund)
-	r.With(none).Get("/payments/{id}", p.get)
-	r.With(none).Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	r.With(none, httpx.NoBody).Get("/payments/{id}", p.get)
+	r.With(none, httpx.NoBody).Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	return r
@@ -89,8 +90,11 @@ func requestProblems(req payment.Request) map[string]string {
 	if req.Amount <= 0 {
 		problems["amount"] = "must be greater than 0"
 	}
-	if req.Currency == "" {
+	switch {
+	case req.Currency == "":
 		problems["currency"] = "is required"
+	case !currencyCode(req.Currency):
+		problems["currency"] = "must be an ISO 4217 code: three upper-case letters A-Z (USD)"
 	}
 	switch {
 	case req.CallbackURL == "":
@@ -99,6 +103,21 @@ func requestProblems(req payment.Request) map[string]string {
 		problems["callback_url"] = httpx.HTTPURLProblem(req.CallbackURL)
 	}
 	return problems
+}
+
+// currencyCode reports whether s has the form of an ISO 4217 alphabetic
+// code, as the contract's currency ("USD") has and as Orders sends it:
+// three upper-case ASCII letters ("usd", "US", "X\u202eY" are not).
+func currencyCode(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Provider) refund(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +157,21 @@ func (p *Provider) find(w http.ResponseWriter, r *http.Request) {
 	header, _, problem := httpx.Header(r, "Idempotency-Key", MaxIdempotencyKey)
 	if problem != nil {
 		httpx.WriteProblem(w, *problem)
+		return
+	}
+	// One name for one payment: order_id and a key name two (the order's
+	// first payment, the key's), and a key parameter and a header that
+	// disagree name two; answering either would be a guess.
+	switch {
+	case q.Has("order_id") && (key != "" || header != ""):
+		problem := httpx.InvalidField(httpx.TypeMalformedRequest, "order_id", "names the payment alone: leave out idempotency_key and the Idempotency-Key header")
+		problem.Detail = "Name the payment one way: order_id, or its idempotency key, not both."
+		httpx.WriteProblem(w, problem)
+		return
+	case key != "" && header != "" && key != header:
+		problem := httpx.InvalidField(httpx.TypeMalformedRequest, "idempotency_key", "must be the Idempotency-Key header's value when both are sent")
+		problem.Detail = "The idempotency_key parameter and the Idempotency-Key header name two payments."
+		httpx.WriteProblem(w, problem)
 		return
 	}
 	if key == "" {

@@ -68,6 +68,18 @@ func TestProblemsSpeakTheAPI(t *testing.T) {
 		{"unknown payment", "GET", "/payments/pay_unknown", "", nil, 404, httpx.TypeNotFound, nil},
 		{"refund unknown payment", "POST", "/payments/pay_unknown/refund", "", nil, 404, httpx.TypeNotFound, nil},
 		{"refund failed payment", "POST", fmt.Sprintf("/payments/%s/refund", failed.ID), "", nil, 422, httpx.TypeValidation, nil},
+		// A currency is an ISO 4217 code as the contract writes it.
+		{"currency lower case", "POST", "/payments", strings.Replace(valid, `"USD"`, `"usd"`, 1), key, 422, httpx.TypeValidation, []string{"currency"}},
+		{"currency with a bidi control", "POST", "/payments", strings.Replace(valid, `"USD"`, `"X\u202eY"`, 1), key, 422, httpx.TypeValidation, []string{"currency"}},
+		{"currency of two letters", "POST", "/payments", strings.Replace(valid, `"USD"`, `"US"`, 1), key, 422, httpx.TypeValidation, []string{"currency"}},
+		{"currency of four letters", "POST", "/payments", strings.Replace(valid, `"USD"`, `"USDX"`, 1), key, 422, httpx.TypeValidation, []string{"currency"}},
+		{"currency full-width", "POST", "/payments", strings.Replace(valid, `"USD"`, `"ＵＳＤ"`, 1), key, 422, httpx.TypeValidation, []string{"currency"}},
+		// A lookup names one payment one way.
+		{"lookup by order_id and key", "GET", "/payments?order_id=" + failed.OrderID.String() + "&idempotency_key=c2", "", nil, 400, httpx.TypeMalformedRequest, []string{"order_id"}},
+		{"lookup by order_id and key header", "GET", "/payments?order_id=" + failed.OrderID.String(), "", []string{"Idempotency-Key", "c2"}, 400, httpx.TypeMalformedRequest, []string{"order_id"}},
+		{"lookup by key and another key header", "GET", "/payments?idempotency_key=failing", "", []string{"Idempotency-Key", "c2"}, 400, httpx.TypeMalformedRequest, []string{"idempotency_key"}},
+		// A route that takes no body refuses one.
+		{"lookup with a body", "GET", "/payments?idempotency_key=failing", "x", []string{"Content-Type", "text/plain"}, 400, httpx.TypeMalformedRequest, []string{"body"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := cl.Do(t, c.method, c.path, c.body, c.headers...)
@@ -84,9 +96,13 @@ func TestProblemsSpeakTheAPI(t *testing.T) {
 		cl.Do(t, "GET", "/payments/pay_unknown", ""),
 		cl.Do(t, "POST", "/payments/pay_unknown/refund", ""),
 		cl.Do(t, "GET", "/payments?idempotency_key=nokey", ""),
+		cl.Do(t, "GET", "/nowhere", ""),
 		cl.Do(t, "POST", fmt.Sprintf("/payments/%s/refund", failed.ID), ""),
 	} {
 		detail, _ := r.Body["detail"].(string)
+		if strings.Contains(detail, "/docs") { // the fake provider serves none
+			t.Errorf("detail %q points at /docs", detail)
+		}
 		for _, text := range []string{"pay_unknown", "nokey", failed.ID, "not found", "refused the request", "idempotency key reused"} {
 			if strings.Contains(detail, text) {
 				t.Errorf("detail %q holds %q", detail, text)

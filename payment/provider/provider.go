@@ -25,6 +25,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/payment"
 )
 
@@ -222,6 +224,11 @@ func (c *Client) call(ctx context.Context, method, path, key string, body, out a
 	if key != "" {
 		req.Header.Set("Idempotency-Key", key)
 	}
+	// The step's correlation id, for the provider's logs (a header the
+	// protocol leaves free; a provider that ignores it loses nothing).
+	if id := logging.String(ctx, "correlation_id"); sendable(id) {
+		req.Header.Set("X-Request-ID", id)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%w: %s %s: %w", payment.ErrUnavailable, method, path, err)
@@ -253,10 +260,25 @@ func (c *Client) call(ctx context.Context, method, path, key string, body, out a
 	}
 }
 
-// snippet is the start of an answer's body for an error message: valid
-// UTF-8, at most 300 characters.
+// sendable reports whether id can go as an X-Request-ID that a receiver
+// following the Orders API's rule keeps: 1-128 printable ASCII characters.
+func sendable(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// snippet is the start of an answer's body for an error message: text
+// PostgreSQL can store (storable.Text: NUL and invalid UTF-8 are U+FFFD),
+// at most 300 characters.
 func snippet(b []byte) string {
-	s := strings.ToValidUTF8(strings.TrimSpace(string(b)), "\uFFFD")
+	s := storable.Text(strings.TrimSpace(string(b)))
 	if r := []rune(s); len(r) > 300 {
 		s = string(r[:300]) + "…"
 	}

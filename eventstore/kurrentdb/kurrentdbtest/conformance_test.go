@@ -3,6 +3,7 @@ package kurrentdbtest_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -588,4 +589,28 @@ func TestServerVersion(t *testing.T) {
 	if tg.double != nil && (v.Major != 23 || v.Minor != 10 || v.Patch != 4) {
 		t.Fatalf("server version %+v, want the configured 23.10.4", v)
 	}
+}
+
+// A node that requires credentials refuses a call with a wrong password
+// (Unauthenticated, which the client reports as ErrorCodeUnauthenticated)
+// and serves one with the right one. Against a real node, KURRENTDB_URL
+// must carry credentials (and TLS) for the test to run.
+func TestWrongPasswordRefused(t *testing.T) {
+	t.Parallel()
+	tg := newTarget(t, kurrentdbtest.Options{TLS: true, Username: "admin", Password: "s3cret-conf"})
+	u, err := url.Parse(tg.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, ok := u.User.Password()
+	if !ok || password == "" {
+		t.Skip(urlEnv + " has no credentials")
+	}
+	u.User = url.UserPassword(u.User.Username(), password+"-wrong")
+	wrong := connect(t, u.String())
+	_, err = wrong.AppendToStream(tg.ctx(), tg.stream("creds"), esdb.AppendToStreamOptions{}, newEvent("Tested"))
+	if esdbCode(err) != esdb.ErrorCodeUnauthenticated && grpcCode(err) != codes.Unauthenticated {
+		t.Fatalf("append with a wrong password: %v, want unauthenticated", err)
+	}
+	tg.mustAppend(tg.stream("creds"), esdb.Any{}, newEvent("Tested"))
 }

@@ -131,6 +131,43 @@ func (s *Server) Restart() error {
 	return nil
 }
 
+// Down takes the node down until Up, keeping its log: it drops every
+// connection and open call and releases the address, so the client finds
+// nothing listening there (an outage, a node stopped for maintenance).
+// Errors: ErrClosed.
+func (s *Server) Down() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.stopLocked()
+	return nil
+}
+
+// Up brings a node taken Down back on the same address, with its log and
+// streams; like Restart it forgets the weak-idempotency cache. It does
+// nothing if the node is up. Errors: ErrClosed, or the address cannot be
+// listened on again (the double is then closed).
+func (s *Server) Up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.grpc != nil {
+		return nil
+	}
+	s.log.forgetRecentIDs()
+	lis, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.closed = true
+		return fmt.Errorf("kurrentdbtest: listen again on %s: %w", s.addr, err)
+	}
+	s.serve(lis)
+	return nil
+}
+
 // serve starts a fresh grpc.Server on lis. The caller holds s.mu or owns s.
 func (s *Server) serve(lis net.Listener) {
 	gs := grpc.NewServer(s.serverOptions()...)

@@ -13,13 +13,20 @@
 //	-addr             KURRENTDB_DOUBLE_ADDR             listen address (127.0.0.1:2113)
 //	-max-append-size  KURRENTDB_DOUBLE_MAX_APPEND_SIZE  max append size in bytes (1 MiB)
 //	-tls              KURRENTDB_DOUBLE_TLS              serve TLS with a self-signed certificate (false)
+//	-username         KURRENTDB_DOUBLE_USERNAME         require these credentials on every call (none; needs -tls)
+//	-password         KURRENTDB_DOUBLE_PASSWORD         the password for -username
+//
+// With credentials, the printed connection string shows the password as
+// xxxxx: the caller knows it, and logs should not.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -49,7 +56,7 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintln(out, s.URL())
+	fmt.Fprintln(out, redactedURL(s.URL(), opts.Password))
 	<-ctx.Done()
 	return nil
 }
@@ -62,6 +69,8 @@ func parseFlags(args []string, getenv func(string) string) (string, kurrentdbtes
 	maxAppend := fs.String("max-append-size", envOr(getenv, "KURRENTDB_DOUBLE_MAX_APPEND_SIZE",
 		strconv.Itoa(kurrentdbtest.DefaultMaxAppendSize)), "max append size in bytes")
 	useTLS := fs.String("tls", envOr(getenv, "KURRENTDB_DOUBLE_TLS", "false"), "serve TLS with a self-signed certificate")
+	username := fs.String("username", getenv("KURRENTDB_DOUBLE_USERNAME"), "require these credentials on every call (needs -tls)")
+	password := fs.String("password", "", "the password for -username (default $KURRENTDB_DOUBLE_PASSWORD)")
 	if err := fs.Parse(args); err != nil {
 		return "", kurrentdbtest.Options{}, err
 	}
@@ -73,7 +82,24 @@ func parseFlags(args []string, getenv func(string) string) (string, kurrentdbtes
 	if err != nil {
 		return "", kurrentdbtest.Options{}, fmt.Errorf("tls %q: %w", *useTLS, err)
 	}
-	return *addr, kurrentdbtest.Options{MaxAppendSize: size, TLS: tlsOn}, nil
+	// The password's default is read here, not shown in -help.
+	if *password == "" {
+		*password = getenv("KURRENTDB_DOUBLE_PASSWORD")
+	}
+	if *password != "" && *username == "" {
+		return "", kurrentdbtest.Options{}, errors.New("-password without -username")
+	}
+	return *addr, kurrentdbtest.Options{MaxAppendSize: size, TLS: tlsOn, Username: *username, Password: *password}, nil
+}
+
+// redactedURL is url with password, if any, shown as xxxxx.
+func redactedURL(raw, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil || password == "" || u.User == nil {
+		return raw
+	}
+	u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	return u.String()
 }
 
 func envOr(getenv func(string) string, key, def string) string {

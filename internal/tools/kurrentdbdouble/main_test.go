@@ -76,3 +76,27 @@ func TestRunServesUntilSIGTERM(t *testing.T) {
 		t.Fatal("run did not stop on SIGTERM")
 	}
 }
+
+// Credentials: from the flags or the environment, refused without -tls,
+// and never printed: the connection string shows the password as xxxxx.
+func TestCredentials(t *testing.T) {
+	env := map[string]string{"KURRENTDB_DOUBLE_USERNAME": "admin", "KURRENTDB_DOUBLE_PASSWORD": "env-s3cret"}
+	_, opts, err := parseFlags([]string{"-tls", "true"}, func(k string) string { return env[k] })
+	if err != nil || opts.Username != "admin" || opts.Password != "env-s3cret" {
+		t.Fatalf("from the environment: %+v %v", opts, err)
+	}
+	_, opts, err = parseFlags([]string{"-tls", "true", "-username", "ops", "-password", "flag-s3cret"}, func(k string) string { return env[k] })
+	if err != nil || opts.Username != "ops" || opts.Password != "flag-s3cret" {
+		t.Fatalf("from the flags: %+v %v", opts, err)
+	}
+	if _, _, err := parseFlags([]string{"-password", "x"}, func(string) string { return "" }); err == nil {
+		t.Fatal("-password without -username parsed")
+	}
+	if err := run([]string{"-addr", "127.0.0.1:0", "-username", "admin", "-password", "s3cret"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Fatal("credentials without TLS served")
+	}
+	got := redactedURL("esdb://admin:s3cret@127.0.0.1:2113?tls=true&tlsVerifyCert=false", "s3cret")
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "admin:xxxxx@127.0.0.1:2113") {
+		t.Fatalf("printed %q", got)
+	}
+}

@@ -11,9 +11,10 @@
 // http/json or grpc. Everything else is the SDK's own reading of the
 // environment: the exporter's headers, timeout, compression and TLS
 // (OTEL_EXPORTER_OTLP_*), the sampler (OTEL_TRACES_SAMPLER,
-// OTEL_TRACES_SAMPLER_ARG; parent-based, always on by default), the batch
-// processor (OTEL_BSP_*), and the resource (OTEL_SERVICE_NAME,
-// OTEL_RESOURCE_ATTRIBUTES; the service name defaults to the binary's).
+// OTEL_TRACES_SAMPLER_ARG, which Load checks; parent-based, always on by
+// default), the batch processor (OTEL_BSP_*), and the resource
+// (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES; the service name defaults
+// to the binary's).
 package otlp
 
 import (
@@ -21,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +76,9 @@ func Load(environ []string) (Config, error) {
 	if strings.EqualFold(env["OTEL_SDK_DISABLED"], "true") {
 		return Config{}, nil
 	}
+	if err := checkSampler(env); err != nil {
+		return Config{}, err
+	}
 	explicit := false
 	for _, name := range strings.Split(env["OTEL_TRACES_EXPORTER"], ",") {
 		switch strings.ToLower(strings.TrimSpace(name)) {
@@ -95,7 +101,7 @@ func Load(environ []string) (Config, error) {
 	if endpoint != "" {
 		u, err := url.Parse(endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Config{}, fmt.Errorf("%w: %s: %s is not an http:// or https:// URL", ErrConfig, variable, redact.URL(endpoint))
+			return Config{}, fmt.Errorf("%w: %s: %s is not an http:// or https:// URL", ErrConfig, variable, shown(endpoint))
 		}
 	}
 	protocol, variable := env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"], "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
@@ -111,6 +117,52 @@ func Load(environ []string) (Config, error) {
 			ProtocolHTTPProtobuf, ProtocolHTTPJSON, ProtocolGRPC)
 	}
 	return Config{Enabled: true, Protocol: protocol, Endpoint: redact.URL(endpoint)}, nil
+}
+
+// The samplers OTEL_TRACES_SAMPLER may name (the OpenTelemetry
+// specification's, which the SDK reads), and whether each reads its ratio
+// from OTEL_TRACES_SAMPLER_ARG.
+var samplers = map[string]bool{
+	"always_on": false, "always_off": false, "traceidratio": true,
+	"parentbased_always_on": false, "parentbased_always_off": false, "parentbased_traceidratio": true,
+}
+
+// checkSampler refuses an OTEL_TRACES_SAMPLER the SDK does not know, and
+// an OTEL_TRACES_SAMPLER_ARG a ratio-based sampler cannot read (a number
+// from 0 to 1), which the SDK would report in a line of its own and
+// ignore (sampling everything).
+func checkSampler(env map[string]string) error {
+	name := strings.ToLower(env["OTEL_TRACES_SAMPLER"])
+	if name == "" {
+		return nil
+	}
+	ratio, ok := samplers[name]
+	if !ok {
+		return fmt.Errorf("%w: OTEL_TRACES_SAMPLER: %q is not a sampler: always_on, always_off, traceidratio, "+
+			"parentbased_always_on, parentbased_always_off or parentbased_traceidratio", ErrConfig, env["OTEL_TRACES_SAMPLER"])
+	}
+	arg := env["OTEL_TRACES_SAMPLER_ARG"]
+	if !ratio || arg == "" {
+		return nil
+	}
+	if v, err := strconv.ParseFloat(arg, 64); err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+		return fmt.Errorf("%w: OTEL_TRACES_SAMPLER_ARG: %q is not a sampling ratio of %s: a number from 0 to 1", ErrConfig, arg, name)
+	}
+	return nil
+}
+
+// shown is how a configured endpoint appears in an error: redacted, and
+// readable when it lacks its scheme (localhost:4318), which redact.URL
+// would print as unparseable.
+func shown(endpoint string) string {
+	s := redact.URL(endpoint)
+	if s != redact.Unparseable || strings.Contains(endpoint, "://") {
+		return s
+	}
+	if withScheme := redact.URL("http://" + endpoint); strings.HasPrefix(withScheme, "http://") && withScheme != "http://"+redact.Unparseable {
+		return strings.TrimPrefix(withScheme, "http://")
+	}
+	return s
 }
 
 // Options tunes New.
@@ -168,8 +220,10 @@ func New(ctx context.Context, cfg Config, opts Options) (tracing.Tracing, func(c
 	}
 	tp := sdktrace.NewTracerProvider(processor, sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits))
 	t := tracing.Tracing{
-		Provider:   tp,
-		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		Provider: tp,
+		// W3C Trace Context only: Orders uses no baggage, and parsing a
+		// caller's (up to 8 KB or more) would only cost errors.
+		Propagator: propagation.TraceContext{},
 	}
 	return t, tp.Shutdown, nil
 }
@@ -179,9 +233,10 @@ func New(ctx context.Context, cfg Config, opts Options) (tracing.Tracing, func(c
 // OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT are unset.
 const MaxAttributeValue = 1024
 
-// ErrorHandler returns a handler of the SDK's errors (an unreachable
-// collector, a full queue: spans dropped, never the service's work) that
-// logs them as warnings: the first at once, then at most one every
+// ErrorHandler returns a handler of OpenTelemetry's errors (an
+// unreachable collector, a full queue: spans dropped; a header that does
+// not parse; never the service's work) that logs them as warnings, each
+// with its error,: the first at once, then at most one every
 // interval, with how many it kept quiet meanwhile, so that a collector
 // that is away does not flood the log.
 func ErrorHandler(logger *slog.Logger, interval time.Duration) otel.ErrorHandler {
@@ -210,5 +265,5 @@ func (h *errorHandler) handle(err error) {
 	quiet := h.quiet
 	h.logged, h.last, h.quiet = true, now, 0
 	h.mu.Unlock()
-	h.log.Warn("tracing: spans not exported", "error", err, "errors_not_logged", quiet)
+	h.log.Warn("tracing error", "error", err, "errors_not_logged", quiet)
 }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/internal/tracing/otlp"
 )
@@ -39,6 +43,25 @@ func TestLoad(t *testing.T) {
 		{[]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://user:secret@jaeger:4318"},
 			otlp.Config{Enabled: true, Protocol: otlp.ProtocolHTTPProtobuf, Endpoint: "http://user:xxxxx@jaeger:4318"}, ""},
 		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_EXPORTER_OTLP_PROTOCOL=thrift"}, otlp.Config{}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		// The sampler: the specification's names, a ratio from 0 to 1.
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=ParentBased_TraceIDRatio", "OTEL_TRACES_SAMPLER_ARG=0.25"},
+			otlp.Config{Enabled: true, Protocol: otlp.ProtocolHTTPProtobuf, Endpoint: "http://jaeger:4318"}, ""},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=1"},
+			otlp.Config{Enabled: true, Protocol: otlp.ProtocolHTTPProtobuf, Endpoint: "http://jaeger:4318"}, ""},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=always_on", "OTEL_TRACES_SAMPLER_ARG=abc"}, // not read
+			otlp.Config{Enabled: true, Protocol: otlp.ProtocolHTTPProtobuf, Endpoint: "http://jaeger:4318"}, ""},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=bogus"}, otlp.Config{}, `OTEL_TRACES_SAMPLER: "bogus" is not a sampler`},
+		{[]string{"OTEL_TRACES_SAMPLER=bogus"}, otlp.Config{}, "OTEL_TRACES_SAMPLER"}, // even with tracing off
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=abc"},
+			otlp.Config{}, `OTEL_TRACES_SAMPLER_ARG: "abc"`},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG=1.5"},
+			otlp.Config{}, "OTEL_TRACES_SAMPLER_ARG"},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318", "OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=NaN"},
+			otlp.Config{}, "OTEL_TRACES_SAMPLER_ARG"},
+		// An endpoint without its scheme is shown, redacted.
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4318"}, otlp.Config{}, "OTEL_EXPORTER_OTLP_ENDPOINT: localhost:4318 is not an http:// or https:// URL"},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=user:secret@collector:4318"}, otlp.Config{}, "user:xxxxx@collector:4318 is not"},
+		{[]string{"OTEL_EXPORTER_OTLP_ENDPOINT=ftp://user:secret@collector"}, otlp.Config{}, "ftp://user:xxxxx@collector is not"},
 	} {
 		got, err := otlp.Load(c.environ)
 		switch {
@@ -46,6 +69,8 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%v: error %v, want one naming %s", c.environ, err, c.err)
 		case c.err == "" && err != nil:
 			t.Errorf("%v: %v", c.environ, err)
+		case err != nil && strings.Contains(err.Error(), "secret"):
+			t.Errorf("%v: the error shows a password: %v", c.environ, err)
 		case c.err == "" && got != c.want:
 			t.Errorf("%v: %+v, want %+v", c.environ, got, c.want)
 		}
@@ -86,6 +111,27 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// The propagator reads and writes W3C Trace Context only: Orders uses no
+// baggage, and a caller's baggage header (however large) is not parsed.
+func TestPropagatorIgnoresBaggage(t *testing.T) {
+	ctx := context.Background()
+	on, stop, err := otlp.New(ctx, otlp.Config{}, otlp.Options{ServiceName: "ordersd", Exporter: tracetest.NewInMemoryExporter(), Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stop(ctx) }()
+	if got := on.Propagator.Fields(); !slices.Equal(got, []string{"traceparent", "tracestate"}) {
+		t.Errorf("the propagator handles %v, want traceparent and tracestate", got)
+	}
+	got := on.Propagator.Extract(ctx, propagation.MapCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"baggage":     "k=" + strings.Repeat("v", 50_000),
+	})
+	if !trace.SpanContextFromContext(got).IsValid() || baggage.FromContext(got).Len() != 0 {
+		t.Errorf("extracted span context %v and baggage %v", trace.SpanContextFromContext(got), baggage.FromContext(got))
+	}
+}
+
 // A collector that is away is logged once, then at most once an interval,
 // with the number of errors kept quiet.
 func TestErrorHandlerLogsNowAndThen(t *testing.T) {
@@ -96,6 +142,9 @@ func TestErrorHandlerLogsNowAndThen(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "connection refused"); n != 1 {
 		t.Fatalf("%d lines for 3 errors within the interval, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `msg="tracing error" error="connection refused"`) {
+		t.Errorf("the line does not say it is a tracing error, with the error:\n%s", logs.String())
 	}
 	h = otlp.ErrorHandler(slog.New(slog.NewTextHandler(&logs, nil)), 0)
 	h.Handle(errors.New("again"))
