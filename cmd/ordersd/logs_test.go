@@ -149,9 +149,11 @@ func TestLogsOfOneOrder(t *testing.T) {
 			return r["msg"] == "step done" && r["step"] == "commit_stock" && r["order_id"] == order
 		})) == 1
 	})
-	if status := call("GET", "/orders/"+order, "", "X-Request-ID", "logs-read-1")["status"]; status != "paid" {
-		t.Fatalf("order %s is %v", order, status)
-	}
+	// The read model follows the steps: read until it shows the payment
+	// (every read under one request id, each its own line).
+	eventually.True(t, "the orders read model to show the order paid", func() bool {
+		return call("GET", "/orders/"+order, "", "X-Request-ID", "logs-read-1")["status"] == "paid"
+	})
 	stop()
 
 	// Every line that names the order carries order_id and a correlation
