@@ -63,12 +63,13 @@ const (
 // work runs due steps until ctx ends, sharing them with the process
 // manager's other instances.
 func (m *Manager) work(ctx context.Context) error {
+	var failing logging.Repeats
 	for {
 		err := m.serve(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.log.WarnContext(ctx, "process manager worker lost its footing; retrying", "error", err)
+		failing.Failed(ctx, m.log, "process manager worker lost its footing; retrying", "error", err)
 		t := time.NewTimer(m.opts.Poll)
 		select {
 		case <-ctx.Done():
@@ -222,15 +223,15 @@ func (h *heldSteps) add(id uuid.UUID, cancel context.CancelFunc) *heldRun {
 	return r
 }
 
-// lost cancels the runs of the steps in asked that renewed did not renew
-// and that still run: their lease is gone (another instance may hold
-// them now). A step that finished meanwhile is no longer held.
-func (h *heldSteps) lost(asked, renewed []uuid.UUID) int {
+// lost cancels the runs of the steps in ids that still run: their lease
+// is gone (another instance may hold them now). A step that finished
+// meanwhile is no longer held.
+func (h *heldSteps) lost(ids []uuid.UUID) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for _, id := range asked {
-		if r, ok := h.ids[id]; ok && !slices.Contains(renewed, id) {
+	for _, id := range ids {
+		if r, ok := h.ids[id]; ok {
 			r.cancel()
 			delete(h.ids, id)
 			n++
@@ -258,9 +259,20 @@ func (h *heldSteps) list() []uuid.UUID {
 var errFenced = errors.New("process manager lease not renewed in time; steps canceled")
 
 // renewSQL extends, by $2, the leases of steps $3 held under lease $1 that
-// have not expired, and returns the ids it extended.
-const renewSQL = `UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval
-	 WHERE lease_id = $1 AND id = ANY($3) AND lease_until >= clock_timestamp() RETURNING id`
+// have not expired, and returns the ids of those whose lease is lost: the
+// step is still listed under another lease, or under this one expired. A
+// step whose row is gone has finished (its run deleted it; the scheduler
+// drops no step that runs), and so has one that the statement's snapshot
+// shows under this lease, still valid, but that the update did not find:
+// its completion committed while the update waited for its row. Neither
+// is lost, whatever the moment its run forgets it.
+const renewSQL = `
+	WITH renewed AS (
+	    UPDATE process_tasks SET lease_until = clock_timestamp() + $2::interval
+	     WHERE lease_id = $1 AND id = ANY($3) AND lease_until >= clock_timestamp() RETURNING id)
+	SELECT t.id FROM process_tasks t
+	 WHERE t.id = ANY($3) AND t.id NOT IN (SELECT id FROM renewed)
+	   AND (t.lease_id IS DISTINCT FROM $1 OR t.lease_until < clock_timestamp())`
 
 // renew extends the lease of every step held under lease every renewEvery
 // until ctx ends. When no renewal has succeeded for fenceAfter (the
@@ -314,12 +326,12 @@ func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID
 		if err == nil {
 			asked := held.list()
 			var rows pgx.Rows
-			var renewed []uuid.UUID
+			var lost []uuid.UUID
 			if rows, err = conn.Query(rctx, renewSQL, lease, leaseFor.String(), asked); err == nil {
-				renewed, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+				lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 			}
 			if err == nil {
-				if n := held.lost(asked, renewed); n > 0 {
+				if n := held.lost(lost); n > 0 {
 					m.log.ErrorContext(ctx, "process manager lost the lease of steps it ran; canceled them", "lease_id", lease, "steps", n)
 				}
 			} else {

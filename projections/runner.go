@@ -25,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/logging"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/tracing"
 )
@@ -126,10 +127,15 @@ func lockKey(name string) int64 { return pg.LockKey("orders.projection." + name)
 // rebuild has given it one of this runner's.
 func (r *Runner) Run(ctx context.Context) error {
 	reported := false
+	var failing logging.Repeats
 	for {
+		began := time.Now()
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if time.Since(began) >= logging.RepeatInterval {
+			failing.Reset() // it worked for a while: a new failure is news
 		}
 		delay := r.opts.LeaderPoll
 		switch {
@@ -158,7 +164,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			delay = 5 * r.opts.LeaderPoll
 		case err != nil:
 			reported = false
-			r.log.WarnContext(ctx, "projection runner lost its footing; retrying", "error", err)
+			failing.Failed(ctx, r.log, "projection runner lost its footing; retrying", "error", err)
 		}
 		if pause(ctx, delay) != nil {
 			return nil

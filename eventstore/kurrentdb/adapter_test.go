@@ -692,7 +692,7 @@ func TestOutageLongerThanTheClientsBudget(t *testing.T) {
 	var logs logtest.Sink
 	opts := fastRetry
 	opts.CallTimeout = 5 * time.Second
-	opts.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	opts.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := open(t, srv.URL()+"&maxDiscoverAttempts=2&discoveryInterval=10", opts)
 
 	var want []uuid.UUID
@@ -761,7 +761,7 @@ func TestOutageLongerThanTheClientsBudget(t *testing.T) {
 	// node and give up, and then the client closed.
 	eventually.True(t, "a subscription failing four times in a row", func() bool {
 		for _, r := range logs.Records(t) {
-			if f, ok := r["failures"].(float64); ok && r["msg"] == "kurrentdb: subscription dropped, resubscribing" && f >= 4 {
+			if f, ok := r["attempt"].(float64); ok && r["msg"] == "kurrentdb: subscription dropped, resubscribing" && f >= 4 {
 				return true
 			}
 		}

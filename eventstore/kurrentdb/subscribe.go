@@ -62,7 +62,8 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		handle:     handle,
 		checkpoint: from,
 	}
-	delay, failures := s.opts.RetryDelay, 0
+	delay := s.opts.RetryDelay
+	var failing logging.Repeats // one line an outage, then one a minute
 	for {
 		received, err := sub.run(ctx)
 		var herr *handlerError
@@ -79,11 +80,11 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			return fmt.Errorf("subscribe to $all after %s: %w", sub.checkpoint, err)
 		}
 		if received {
-			delay, failures = s.opts.RetryDelay, 0
+			delay = s.opts.RetryDelay
+			failing.Reset() // it delivered since the last drop: this one is news
 		}
-		failures++
-		s.log.WarnContext(ctx, "kurrentdb: subscription dropped, resubscribing",
-			"from", sub.checkpoint.String(), "failures", failures, logging.Millis("retry_in_ms", delay), "error", err)
+		failing.Failed(ctx, s.log, "kurrentdb: subscription dropped, resubscribing",
+			"from", sub.checkpoint.String(), logging.Millis("retry_in_ms", delay), "error", err)
 		if err := wait(ctx, delay); err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 
 	pos := from
 	retry := heldBackRetry
-	failures := 0
+	var failing logging.Repeats
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -46,16 +46,15 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			failures++
-			delay := min(s.opts.PollInterval, heldBackRetry<<min(failures, 12))
-			s.log.WarnContext(ctx, "event store subscription: read failed, retrying",
-				"from", pos.String(), "attempt", failures, logging.Millis("retry_in_ms", delay), "error", err)
+			delay := min(s.opts.PollInterval, heldBackRetry<<min(failing.Failures()+1, 12))
+			failing.Failed(ctx, s.log, "event store subscription: read failed, retrying",
+				"from", pos.String(), logging.Millis("retry_in_ms", delay), "error", err)
 			if err := sleep(ctx, delay, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		failures = 0
+		failing.Succeeded(ctx, s.log, "event store subscription: reading again", "from", pos.String())
 
 		if len(p.Events) > 0 || p.Scanned > 0 {
 			// Deliver events, or move the checkpoint past filtered-out ones.

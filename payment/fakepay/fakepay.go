@@ -104,8 +104,10 @@ type Payment struct {
 	Attempts  int // webhook delivery attempts
 	fp        string
 	// trace is the newest request's span context, which the deliveries
-	// continue.
-	trace trace.SpanContext
+	// continue; correlation its correlation id (X-Request-ID), which
+	// their log lines carry.
+	trace       trace.SpanContext
+	correlation string
 }
 
 // Provider is the fake payment provider.
@@ -224,10 +226,13 @@ func (p *Provider) InitiatePayment(ctx context.Context, req payment.Request, key
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			existing.trace = sc // the deliveries still to come continue the newest request's trace
 		}
+		if c := logging.String(ctx, "correlation_id"); c != "" {
+			existing.correlation = c
+		}
 		return payment.Payment{ID: existing.ID, Status: payment.StatusPending}, nil
 	}
 	pay := &Payment{ID: "pay_" + uuid.NewString(), Request: req, Key: key, Status: payment.StatusPending, Outcome: payment.StatusFailed, fp: fp,
-		trace: trace.SpanContextFromContext(ctx)}
+		trace: trace.SpanContextFromContext(ctx), correlation: logging.String(ctx, "correlation_id")}
 	if p.opts.SuccessRate >= 1 || (p.opts.SuccessRate > 0 && p.rnd.Float64() < p.opts.SuccessRate) {
 		pay.Outcome = payment.StatusSuccess
 	}
@@ -368,7 +373,7 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 	for attempt := 1; ; attempt++ {
 		p.mu.Lock()
 		callback := pay.Request.CallbackURL // the newest: a retried request may have moved it
-		parent := pay.trace
+		parent, correlation := pay.trace, pay.correlation
 		p.mu.Unlock()
 		sc, status, err := p.post(parent, attempt, callback, msgID, body)
 		p.mu.Lock()
@@ -380,7 +385,8 @@ func (p *Provider) deliver(id string, delay time.Duration) {
 		}
 		p.mu.Unlock()
 		// In the delivery's trace (its span ended: a remote parent is as good for the ids).
-		p.log.WarnContext(trace.ContextWithRemoteSpanContext(context.WithoutCancel(p.ctx), sc), "webhook delivery failed; retrying", "payment_id", id, "order_id", outcome.OrderID, "attempt", attempt, "status", status,
+		logCtx := logging.With(trace.ContextWithRemoteSpanContext(context.WithoutCancel(p.ctx), sc), "correlation_id", correlation)
+		p.log.WarnContext(logCtx, "webhook delivery failed; retrying", "payment_id", id, "order_id", outcome.OrderID, "attempt", attempt, "status", status,
 			"error", err, logging.Millis("retry_in_ms", backoff))
 		if p.opts.MaxAttempts > 0 && attempt >= p.opts.MaxAttempts {
 			return

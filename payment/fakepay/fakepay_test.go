@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/payment"
 	"github.com/orders-reference/orders/payment/fakepay"
 	"github.com/orders-reference/orders/payment/provider"
@@ -209,4 +212,28 @@ func mustSigner(t *testing.T) *payment.Signer {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A delivery's retry lines carry the correlation id of the request that
+// asked for the payment, as its other lines do.
+func TestDeliveryRetryLinesCarryTheCorrelationID(t *testing.T) {
+	var logs logtest.Sink
+	p, _, rc, callback := setup(t, fakepay.Options{SuccessRate: 1, Logger: logging.New(&logs, slog.LevelInfo)}, 1)
+	ctx := logging.With(context.Background(), "correlation_id", "corr-retry-1")
+	if _, err := p.InitiatePayment(ctx, request(callback), "key-retry-1"); err != nil {
+		t.Fatal(err)
+	}
+	rc.wait(t, 1) // after one refused delivery
+	var retries int
+	for _, rec := range logs.Records(t) {
+		if rec["msg"] == "webhook delivery failed; retrying" {
+			retries++
+			if rec["correlation_id"] != "corr-retry-1" {
+				t.Errorf("retry line without the request's correlation id: %v", rec)
+			}
+		}
+	}
+	if retries == 0 {
+		t.Fatalf("no retry line in:\n%s", logs.String())
+	}
 }
