@@ -35,7 +35,30 @@ import (
 	"github.com/orders-reference/orders/payment/fakepay"
 )
 
+// usage is what fakepay -h prints: it takes no arguments, only the
+// environment.
+const usage = `Usage: fakepay
+
+Runs the fake payment provider: the provider API of the external contract
+on FAKEPAY_ADDR (default :8001), delivering signed webhooks to each
+payment's callback URL. Run ordersd with FAKE_PAYMENT_ENABLED=false and
+PAYMENT_PROVIDER_URL pointing here. It takes no arguments; configuration is
+the environment: PAYMENT_WEBHOOK_SECRET, FAKE_PAYMENT_SUCCESS_RATE,
+FAKE_PAYMENT_DELAY, FAKE_PAYMENT_FAIL_RATE, FAKE_PAYMENT_DUPLICATE_RATE,
+FAKE_PAYMENT_JITTER, LOG_LEVEL and the OpenTelemetry variables
+(OTEL_EXPORTER_OTLP_ENDPOINT…), as README describes.
+`
+
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-h", "-help", "--help", "help":
+			fmt.Print(usage)
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "fakepay: takes no arguments (got %s)\n\n%s", httpx.Quote(os.Args[1]), usage)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.LoadFakePay(os.Environ())

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/munnerz/goautoneg"
@@ -55,7 +56,7 @@ func AcceptJSON(next http.Handler) http.Handler {
 func Acceptable(accept, mediaType string) bool {
 	typ, sub, _ := strings.Cut(strings.ToLower(mediaType), "/")
 	best, q := -1, 0.0
-	for _, a := range goautoneg.ParseAccept(strings.ToLower(strings.ReplaceAll(accept, "\t", " "))) {
+	for _, a := range goautoneg.ParseAccept(wellFormedQ(strings.ToLower(strings.ReplaceAll(accept, "\t", " ")))) {
 		// The range's precedence (§12.5.1): the type it names first
 		// (exact 4, type/* 2, */* 0), its parameters only between ranges
 		// of the same type (+1).
@@ -94,4 +95,31 @@ func onlyUTF8(params map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// qvalue is a weight as RFC 9110 §12.4.2 writes it: 0 to 1, at most three
+// decimals.
+var qvalue = regexp.MustCompile(`^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$`)
+
+// wellFormedQ returns accept with every range whose weight is not a
+// qvalue (q=1.0001, q=abc, q= or two weights) weighted 0: one reading of
+// every malformed weight, "not acceptable", rather than the parser's
+// (which takes some and refuses others).
+func wellFormedQ(accept string) string {
+	ranges := strings.Split(accept, ",")
+	for i, r := range ranges {
+		params := strings.Split(r, ";")
+		weights, ok := 0, true
+		for _, p := range params[1:] {
+			name, value, _ := strings.Cut(p, "=")
+			if strings.TrimSpace(name) == "q" {
+				weights++
+				ok = ok && qvalue.MatchString(strings.TrimSpace(value))
+			}
+		}
+		if weights > 1 || !ok {
+			ranges[i] = strings.TrimSpace(params[0]) + ";q=0"
+		}
+	}
+	return strings.Join(ranges, ",")
 }

@@ -261,6 +261,14 @@ func TestAcceptJSON(t *testing.T) {
 		{[]string{"*/*, application/json;q=0, application/problem+json;q=0"}, false}, // the most specific range wins
 		{[]string{"application/*, application/json;q=0, application/problem+json;q=0"}, false},
 		{[]string{"application/json;version=2"}, false}, // a representation this is not
+		// A weight that is not a qvalue (RFC 9110 §12.4.2) reads as 0.
+		{[]string{"application/json;q=1.0001"}, false},
+		{[]string{"application/json;q=0.0001"}, false},
+		{[]string{"application/json;q="}, false},
+		{[]string{"application/json;q=abc"}, false},
+		{[]string{"application/json;q=0;q=1"}, false},
+		{[]string{"application/json;q=1.000"}, true},
+		{[]string{"application/json;q=0.5, text/html;q=2"}, true},
 		{[]string{"application/json;charset=latin1"}, false},
 		{[]string{"text/plain", "application/xml"}, false},
 		{[]string{"json"}, false},

@@ -87,7 +87,7 @@ func IdentifierProblem(s string) string {
 		return "must not contain invisible or bidirectional-control characters (" + Codepoint(r) + ")"
 	}
 	if r, ok := First(s, func(r rune) bool { return Separator(r) && r != ' ' }); ok {
-		return "must not contain spaces or separators other than the ASCII space (" + Codepoint(r) + ")"
+		return "must not contain " + Codepoint(r) + ": no space or separator but the ASCII space"
 	}
 	return ""
 }
