@@ -30,6 +30,11 @@ var (
 	// ReadAll, Backlog and Subscribe report it, for Subscribe at the start
 	// and on every resubscription.
 	ErrPositionNotInStore = errors.New("position not in the event store's log")
+	// ErrUnavailable: the event store could not be reached, or did not
+	// answer in time (a node down, a lost connection). An append that
+	// failed so may or may not have been stored (see Store.Append on
+	// which retries are safe); a caller may retry later.
+	ErrUnavailable = errors.New("event store unavailable")
 )
 
 // WrongExpectedVersionError reports a failed optimistic concurrency check.

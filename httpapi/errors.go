@@ -13,6 +13,7 @@ import (
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
 	pg "github.com/orders-reference/orders/internal/postgres"
@@ -60,7 +61,7 @@ var errorProblems = []struct {
 	{is(errLimiterDown), httpx.TypeUnavailable, "Orders cannot be rate limited right now; try again shortly."},
 	{is(errNotCaughtUp), httpx.TypeUnavailable, "The read model has not caught up with X-Min-Position yet; retry shortly."},
 	{is(backpressure.ErrBehind), httpx.TypeUnavailable, "The service is catching up with its backlog of orders; retry shortly."},
-	{dependencyTimeout, httpx.TypeUnavailable, "The database did not answer in time; retry shortly."},
+	{dependencyTimeout, httpx.TypeUnavailable, "The database or the event store did not answer in time; retry shortly."},
 	{is(product.ErrNotFound), httpx.TypeNotFound, "There is no product with this id."},
 	{is(order.ErrNotFound), httpx.TypeNotFound, "There is no order with this id."},
 	{is(query.ErrNotFound), httpx.TypeNotFound, "There is nothing with this id."},
@@ -68,10 +69,11 @@ var errorProblems = []struct {
 	{is(order.ErrPaymentMismatch), httpx.TypePaymentMismatch, "The outcome names another payment or amount than the order's."},
 }
 
-// dependencyTimeout: the database is unavailable or too slow (a statement
-// timed out), or the request's deadline passed while it waited.
+// dependencyTimeout: the database or the event store is unavailable or too
+// slow (a statement timed out, a node is down), or the request's deadline
+// passed while it waited.
 func dependencyTimeout(err error) bool {
-	return pg.Unavailable(err) || errors.Is(err, context.DeadlineExceeded)
+	return pg.Unavailable(err) || errors.Is(err, eventstore.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
@@ -103,7 +105,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if m.typ == httpx.TypeUnavailable && dependencyTimeout(err) {
 			// Operators see why (the error names no secret); the client
 			// gets the table's detail.
-			a.log.WarnContext(r.Context(), "request answered 503: the database did not answer in time",
+			a.log.WarnContext(r.Context(), "request answered 503: the database or the event store did not answer in time",
 				"method", httpx.Clip(r.Method), "path", httpx.Clip(r.URL.Path), "error", err)
 		}
 		p := httpx.Problem{Type: m.typ, Detail: m.detail}

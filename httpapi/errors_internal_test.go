@@ -8,6 +8,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/orders-reference/orders/command"
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/command/product"
+	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/apitest"
 	"github.com/orders-reference/orders/internal/backpressure"
 	"github.com/orders-reference/orders/internal/httpx"
@@ -55,7 +57,7 @@ func errorSamples() []error {
 	typed := len(samples)
 	for _, sentinel := range []error{
 		query.ErrInvalidCursor, command.ErrValidation, product.ErrInvalid, command.ErrRejected, command.ErrIdempotencyConflict,
-		errLimiterDown, errNotCaughtUp, backpressure.ErrBehind, product.ErrNotFound, order.ErrNotFound, query.ErrNotFound,
+		errLimiterDown, errNotCaughtUp, backpressure.ErrBehind, eventstore.ErrUnavailable, product.ErrNotFound, order.ErrNotFound, query.ErrNotFound,
 		order.ErrIllegalTransition, order.ErrPaymentMismatch,
 	} {
 		samples = append(samples, sentinel, wrap(sentinel))
@@ -171,5 +173,17 @@ func TestDetailsAreWordedFromFields(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Detail != c.want {
 			t.Errorf("%v: detail %q, want %q", c.err, body.Detail, c.want)
 		}
+	}
+}
+
+// An event store that cannot be reached (a KurrentDB node down) is a 503
+// with Retry-After, as a database that does not answer is, not a 500.
+func TestEventStoreUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	New(Config{}).writeError(rec, httptest.NewRequest("POST", "/orders", nil),
+		fmt.Errorf("place order: %w", fmt.Errorf("kurrentdb: the connection was lost: %w", eventstore.ErrUnavailable)))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("answered %d (Retry-After %q) %s, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
 	}
 }

@@ -90,6 +90,10 @@ type Runner struct {
 	opts   Options
 	log    *slog.Logger
 	tracer trace.Tracer
+	// stopped is set by Run (its goroutine only) while the projection
+	// stays stopped: lead then looks at it again every few polls without
+	// announcing it each time.
+	stopped bool
 }
 
 // NewRunner returns a Runner of proj over the read-model database pool and
@@ -130,6 +134,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	var failing logging.Repeats
 	for {
 		began := time.Now()
+		r.stopped = reported
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -175,7 +180,11 @@ func (r *Runner) Run(ctx context.Context) error {
 // lead waits for leadership, then applies events until something fails.
 func (r *Runner) lead(ctx context.Context) error {
 	return pg.Lead(ctx, r.pool, lockKey(r.proj.Name()), r.opts.LeaderPoll, func(ctx context.Context, conn *pgx.Conn) error {
-		r.log.InfoContext(ctx, "projection leader")
+		level := slog.LevelInfo
+		if r.stopped {
+			level = slog.LevelDebug // leading a stopped projection again, to see whether a rebuild has reset it
+		}
+		r.log.Log(ctx, level, "projection leader")
 		from, gen, err := r.checkpoint(ctx, conn)
 		if err != nil {
 			return err

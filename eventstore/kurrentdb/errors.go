@@ -8,6 +8,8 @@ import (
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/orders-reference/orders/eventstore"
 )
 
 // clientCode is the v4 client's error code of err, ErrorCodeUnknown if err
@@ -41,9 +43,25 @@ func mapErr(ctx context.Context, err error) error {
 	case codes.Canceled:
 		return fmt.Errorf("%w: %w", context.Canceled, err)
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		return fmt.Errorf("%w: %w: %w", eventstore.ErrUnavailable, context.DeadlineExceeded, err)
+	case codes.Unavailable:
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", eventstore.ErrUnavailable, err)
 	}
 	return err
+}
+
+// unavailable reports whether err says the node could not be reached or
+// did not answer: a lost or closed connection, a node that discovery
+// could not find, a call that timed out, a client replaced under it.
+func unavailable(err error) bool {
+	switch clientCode(err) {
+	case esdb.ErrorUnavailable, esdb.ErrorCodeConnectionClosed, esdb.ErrorCodeDeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // permanent reports whether retrying what failed with err cannot help: the

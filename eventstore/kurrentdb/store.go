@@ -206,10 +206,10 @@ type generation struct {
 var (
 	// errCallTimeout: the call ran longer than the call timeout; its client
 	// is taken for dead and replaced.
-	errCallTimeout = errors.New("kurrentdb: no answer within the call timeout (the client is replaced)")
+	errCallTimeout = fmt.Errorf("kurrentdb: no answer within the call timeout (the client is replaced): %w", eventstore.ErrUnavailable)
 	// errClientReplaced: the client was replaced (another call found it
 	// dead) while the call waited on it.
-	errClientReplaced = errors.New("kurrentdb: the connection was lost (the client is replaced)")
+	errClientReplaced = fmt.Errorf("kurrentdb: the connection was lost (the client is replaced): %w", eventstore.ErrUnavailable)
 )
 
 func newConn(cfg esdb.Configuration, timeout time.Duration, log *slog.Logger) (*conn, error) {
