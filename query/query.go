@@ -57,7 +57,8 @@ func EncodeCursor(key any) string {
 }
 
 // DecodeCursor reads a cursor made by EncodeCursor into key, a pointer to
-// a struct; anything else is ErrInvalidCursor. It is strict: the JSON must
+// a struct; anything else is ErrInvalidCursor, and so is a key whose
+// Valid method (if it has one) says the API could not have written it. It is strict: the JSON must
 // be one object of key's members (decoded as request bodies are, by
 // go-json-experiment: exact names, none unknown or repeated, nothing
 // after it), and the cursor must be exactly what EncodeCursor makes of
@@ -74,6 +75,9 @@ func DecodeCursor(s string, key any) error {
 	}
 	if EncodeCursor(key) != s {
 		return ErrInvalidCursor
+	}
+	if v, ok := key.(interface{ Valid() bool }); ok && !v.Valid() {
+		return ErrInvalidCursor // a key this API never writes (a time in another zone, say)
 	}
 	return nil
 }

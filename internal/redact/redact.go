@@ -38,7 +38,9 @@ func secretKey(key string) bool {
 // URL returns raw, a connection URL or DSN, with its secrets masked:
 //
 //   - a URL's userinfo password (postgres://u:pw@h, redis://:pw@h,
-//     esdb://admin:pw@h1,h2);
+//     esdb://admin:pw@h1,h2), and an http(s) URL's user name given alone
+//     (https://TOKEN@collector: HTTP has no user without a password, so
+//     it is a token; a database's user is a role, and stays);
 //   - the value of every query parameter that names a secret (password,
 //     passwd, pass, secret, sslpassword, token…, in any case and however
 //     percent-encoded), and the fragment;
@@ -88,6 +90,8 @@ func redactURL(u *url.URL) string {
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), Mask)
+		} else if s := strings.ToLower(u.Scheme); s == "http" || s == "https" {
+			u.User = url.User(Mask)
 		}
 	}
 	if u.RawQuery != "" {

@@ -58,6 +58,7 @@ func TestURL(t *testing.T) {
 			"kurrentdb+discover://admin:xxxxx@cluster.internal:2113"},
 		{"provider", "https://shop:ProvPW@pay.example/v1?api_key=K3y", "PW", "https://shop:xxxxx@pay.example/v1?api_key=xxxxx"},
 		{"provider access token", "https://pay.example/v1?access_token=T0k", "T0k", "https://pay.example/v1?access_token=xxxxx"},
+		{"collector token as the user", "https://ghp_T0ken123@collector:4318", "T0ken", "https://xxxxx@collector:4318"},
 		{"unparseable URL", "postgres://app:s3cr%t@db/orders", "s3cr", "postgres://<unparseable>"},
 		{"unparseable port", "postgres://app:pa/ss@db/orders", "pa/ss", "postgres://<unparseable>"},
 		{"control character", "postgres://app:S3cret@db/or\nders", "S3cret", "postgres://<unparseable>"},

@@ -1,6 +1,8 @@
 package orders
 
 import (
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/internal/pgtest"
+	"github.com/orders-reference/orders/query"
 )
 
 // TestListDoesNotScanTheHistory: the admin list touches a number of buffers
@@ -117,5 +120,38 @@ func TestListIsPlannedForItsValues(t *testing.T) {
 	}
 	if len(named) > 0 {
 		t.Errorf("List left named prepared statements, which switch to a generic plan: %q", named)
+	}
+}
+
+// A cursor is taken only as List writes it: a time in UTC, in whole
+// microseconds, in a year PostgreSQL holds; a hand-made one in another
+// form is refused, and List's own cursors go round.
+func TestListTakesOnlyItsOwnCursors(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, 2)
+	r := NewReader(pool)
+	id := uuid.New()
+	for name, at := range map[string]string{
+		"another zone": "2026-12-01T11:58:12.371198+14:00",
+		"nanoseconds":  "2026-12-01T11:58:12.3711981Z",
+		"year 0":       "0000-01-01T00:00:00Z",
+	} {
+		c := base64.RawURLEncoding.EncodeToString([]byte(`{"t":"` + at + `","id":"` + id.String() + `"}`))
+		if _, err := r.List(t.Context(), "", "", 10, c); !errors.Is(err, query.ErrInvalidCursor) {
+			t.Errorf("%s: %v, want ErrInvalidCursor", name, err)
+		}
+	}
+	for i := range 3 {
+		if _, err := pool.Exec(t.Context(), `INSERT INTO `+Table+` (id, user_email, status, items, total_amount, currency, created_at, updated_at, version)
+		     VALUES ($1, 'c@example.com', 'paid', '[]', 100, 'USD', now() - $2 * interval '1 second', now(), 1)`, uuid.New(), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := r.List(t.Context(), "", "", 2, "")
+	if err != nil || page.NextCursor == "" {
+		t.Fatalf("first page: %v %+v", err, page)
+	}
+	if next, err := r.List(t.Context(), "", "", 2, page.NextCursor); err != nil || len(next.Items) != 1 {
+		t.Fatalf("the next page: %v %+v", err, next)
 	}
 }

@@ -304,6 +304,12 @@ type orderCursor struct {
 	ID        uuid.UUID `json:"id"`
 }
 
+// Valid reports whether the cursor holds a key as List writes it: a time
+// as PostgreSQL stores one (UTC, whole microseconds, a year it can hold).
+func (c *orderCursor) Valid() bool {
+	return c.CreatedAt.Location() == time.UTC && c.CreatedAt.Nanosecond()%1000 == 0 && c.CreatedAt.Year() >= 1
+}
+
 // List lists orders newest first, optionally for one email and/or status.
 // The email matches every order whose address has the same EmailKey: any
 // spelling of one customer's address finds all of their orders. Orders
@@ -328,7 +334,7 @@ func (r *Reader) List(ctx context.Context, email, status string, limit int, curs
 	if len(items) > limit {
 		page.Items = items[:limit]
 		last := items[limit-1]
-		page.NextCursor = query.EncodeCursor(orderCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+		page.NextCursor = query.EncodeCursor(orderCursor{CreatedAt: last.CreatedAt.UTC(), ID: last.ID})
 	}
 	return page, nil
 }
