@@ -126,6 +126,16 @@ type subscription struct {
 	checkpoint eventstore.Position
 }
 
+// subscribed is a subscription with its client's gone channel (closed
+// when that client is replaced). It is an io.Closer, so that detach closes
+// one that an abandoned attempt made too late.
+type subscribed struct {
+	stream *esdb.Subscription
+	gone   <-chan struct{}
+}
+
+func (s subscribed) Close() error { return s.stream.Close() }
+
 // run subscribes once from the checkpoint and hands batches over until the
 // subscription ends. It reports whether the server sent anything, and
 // returns a *handlerError if the handler failed.
@@ -145,17 +155,21 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 		opts.MaxSearchWindow = sub.size
 		opts.CheckpointInterval = 1
 	}
-	var gone <-chan struct{} // the client's, closed when it is replaced
-	stream, err := call(ctx, sub.store.conn, true, func(ctx context.Context, c *esdb.Client) (*esdb.Subscription, error) {
+	// The stream comes with its client's gone channel (closed when that
+	// client is replaced), as one result: an attempt that timed out may
+	// still finish on its own goroutine while the retry runs, and must not
+	// hand the retry its client's channel.
+	got, err := call(ctx, sub.store.conn, true, func(ctx context.Context, c *esdb.Client) (subscribed, error) {
 		stream, err := c.SubscribeToAll(ctx, opts)
-		if err == nil {
-			gone = sub.store.conn.goneOf(c)
+		if err != nil {
+			return subscribed{}, err
 		}
-		return stream, err
+		return subscribed{stream, sub.store.conn.goneOf(c)}, nil
 	})
 	if err != nil {
 		return false, mapErr(ctx, err)
 	}
+	stream, gone := got.stream, got.gone
 	msgs, stop := pump(stream, sub.size)
 	defer stop()
 
