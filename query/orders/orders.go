@@ -121,6 +121,10 @@ type orderRow struct {
 	paymentID, cancelReason *string
 	createdAt, updatedAt    time.Time
 	version                 int64
+	// emailKey is the row's email_canonical: read with it, or computed
+	// (EmailKey, which is not cheap) when the row is new or an earlier
+	// version left it empty.
+	emailKey *string
 }
 
 // Apply implements projections.Projector.
@@ -131,14 +135,14 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 		return nil
 	}
 	rows := map[uuid.UUID]*orderRow{}
-	existing, err := tx.Query(ctx, `SELECT id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version
+	existing, err := tx.Query(ctx, `SELECT id, user_email, status, items, total_amount, currency, payment_id, cancel_reason, created_at, updated_at, version, email_canonical
 	     FROM `+table+` WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return err
 	}
 	for existing.Next() {
 		r := &orderRow{}
-		if err := existing.Scan(&r.id, &r.email, &r.status, &r.items, &r.total, &r.currency, &r.paymentID, &r.cancelReason, &r.createdAt, &r.updatedAt, &r.version); err != nil {
+		if err := existing.Scan(&r.id, &r.email, &r.status, &r.items, &r.total, &r.currency, &r.paymentID, &r.cancelReason, &r.createdAt, &r.updatedAt, &r.version, &r.emailKey); err != nil {
 			existing.Close()
 			return err
 		}
@@ -213,7 +217,11 @@ func (o Projector) Apply(ctx context.Context, tx pgx.Tx, evs []eventstore.Record
 	)
 	for _, r := range rows {
 		rid, email, status, currency = append(rid, r.id), append(email, r.email), append(status, r.status), append(currency, r.currency)
-		emailKey = append(emailKey, EmailKey(r.email))
+		if r.emailKey == nil {
+			k := EmailKey(r.email)
+			r.emailKey = &k
+		}
+		emailKey = append(emailKey, *r.emailKey)
 		items, total, version = append(items, string(r.items)), append(total, r.total), append(version, r.version)
 		paymentID, cancelReason = append(paymentID, r.paymentID), append(cancelReason, r.cancelReason)
 		created, updated = append(created, r.createdAt), append(updated, r.updatedAt)
