@@ -66,6 +66,9 @@ func Observe(log *slog.Logger, observe Observer) func(http.Handler) http.Handler
 			if quiet[route] && sw.status < 400 {
 				level = slog.LevelDebug // probes and scrapes, every few seconds
 			}
+			if !log.Enabled(r.Context(), level) {
+				return // probes and scrapes at INFO: nothing to build
+			}
 			// The method and path are the client's: Clip bounds them.
 			log.LogAttrs(r.Context(), level, "request", slog.String("method", Clip(r.Method)), slog.String("route", route),
 				slog.String("path", Clip(r.URL.Path)), slog.Int("status", sw.status), logging.Millis("duration_ms", d))

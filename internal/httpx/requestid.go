@@ -31,7 +31,7 @@ func RequestID(next http.Handler) http.Handler {
 		if len(values) == 1 {
 			id = values[0]
 		}
-		if !printable(id) {
+		if !ValidRequestID(id) {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-ID", id)
@@ -47,7 +47,10 @@ func RequestIDFrom(ctx context.Context) string {
 	return id
 }
 
-func printable(s string) bool {
+// ValidRequestID reports whether s is an X-Request-ID the service keeps
+// (and a client of another service following the same rule may send):
+// 1-128 printable ASCII characters, no space.
+func ValidRequestID(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false
 	}

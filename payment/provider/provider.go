@@ -25,6 +25,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/logging"
 	"github.com/orders-reference/orders/internal/storable"
 	"github.com/orders-reference/orders/payment"
@@ -226,7 +227,7 @@ func (c *Client) call(ctx context.Context, method, path, key string, body, out a
 	}
 	// The step's correlation id, for the provider's logs (a header the
 	// protocol leaves free; a provider that ignores it loses nothing).
-	if id := logging.String(ctx, "correlation_id"); sendable(id) {
+	if id := logging.String(ctx, "correlation_id"); httpx.ValidRequestID(id) {
 		req.Header.Set("X-Request-ID", id)
 	}
 	resp, err := c.http.Do(req)
@@ -258,20 +259,6 @@ func (c *Client) call(ctx context.Context, method, path, key string, body, out a
 	default:
 		return fmt.Errorf("%w: %s %s: %d %s", payment.ErrUnavailable, method, path, resp.StatusCode, snippet(raw))
 	}
-}
-
-// sendable reports whether id can go as an X-Request-ID that a receiver
-// following the Orders API's rule keeps: 1-128 printable ASCII characters.
-func sendable(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := range len(id) {
-		if id[i] < 0x21 || id[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // snippet is the start of an answer's body for an error message: text
