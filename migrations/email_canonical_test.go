@@ -2,10 +2,8 @@ package migrations_test
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -14,9 +12,7 @@ import (
 	"github.com/orders-reference/orders/eventstore"
 	esp "github.com/orders-reference/orders/eventstore/postgres"
 	"github.com/orders-reference/orders/internal/eventually"
-	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/internal/postgres"
-	"github.com/orders-reference/orders/migrations"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 )
@@ -30,21 +26,8 @@ import (
 // address finds every order of it.
 func TestUpgradeGivesOrdersTheirCanonicalEmail(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := migrations.New(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.UpTo(ctx, 9); err != nil {
-		t.Fatal(err)
-	}
+	ctx, up := upTo(t, 9)
+	url, m := up.url, up.m
 	pool, err := postgres.Connect(ctx, url, 4)
 	if err != nil {
 		t.Fatal(err)

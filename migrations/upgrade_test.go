@@ -1,11 +1,8 @@
 package migrations_test
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -13,9 +10,7 @@ import (
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
 	esp "github.com/orders-reference/orders/eventstore/postgres"
-	"github.com/orders-reference/orders/internal/pgtest"
 	"github.com/orders-reference/orders/internal/postgres"
-	"github.com/orders-reference/orders/migrations"
 )
 
 // An upgrade to the process manager that owns every reaction (00005) takes
@@ -26,21 +21,8 @@ import (
 // live orders' reservations alone).
 func TestUpgradeSeedsWhatRecoveryDid(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := migrations.New(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	ctx, up := upTo(t, 3)
+	url, m := up.url, up.m
 	pool, err := postgres.Connect(ctx, url, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -116,21 +98,8 @@ func TestUpgradeSeedsWhatRecoveryDid(t *testing.T) {
 // stores them in, gives each its lane, and new steps follow them.
 func TestUpgradeNumbersStepsInSchedulingOrder(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := migrations.New(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.UpTo(ctx, 6); err != nil {
-		t.Fatal(err)
-	}
+	ctx, up := upTo(t, 6)
+	db, m := up.db, up.m
 	order := uuid.New()
 	first, second := uuid.New(), uuid.New()
 	// Stored second first: the table's order is not the scheduling order.
@@ -171,21 +140,8 @@ func TestUpgradeNumbersStepsInSchedulingOrder(t *testing.T) {
 // version still running during a rolling upgrade).
 func TestUpgradeRecordsCheckpointsAsPostgreSQLs(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := migrations.New(db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.UpTo(ctx, 8); err != nil {
-		t.Fatal(err)
-	}
+	ctx, up := upTo(t, 8)
+	db, m := up.db, up.m
 	if _, err := db.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position_commit, position_prepare)
 		VALUES ('products', 10, 2), ('process_manager', 12, 1), ('orders#rebuild', 3, 1)`); err != nil {
 		t.Fatal(err)
