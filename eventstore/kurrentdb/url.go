@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/orders-reference/orders/internal/redact"
 )
 
 // ErrConnectionString reports a connection string New cannot use.
@@ -47,7 +49,7 @@ var clientSettings = map[string]bool{
 func parseURL(raw string, log *slog.Logger) (*esdb.Configuration, error) {
 	secrets := passwords(raw)
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("%w %s: %s", ErrConnectionString, redact(raw, secrets), redact(fmt.Sprintf(format, args...), secrets))
+		return fmt.Errorf("%w %s: %s", ErrConnectionString, redactSecrets(raw, secrets), redactSecrets(fmt.Sprintf(format, args...), secrets))
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -113,11 +115,13 @@ func passwords(raw string) []string {
 	return out
 }
 
-// redact replaces every secret in s.
-func redact(s string, secrets []string) string {
+// redactSecrets replaces every secret in s (the password wherever the
+// client's messages may repeat it, in whatever form), as internal/redact
+// masks them.
+func redactSecrets(s string, secrets []string) string {
 	for _, secret := range secrets {
 		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "xxxxx")
+			s = strings.ReplaceAll(s, secret, redact.Mask)
 		}
 	}
 	return s
@@ -125,7 +129,7 @@ func redact(s string, secrets []string) string {
 
 // redactURL is the connection string raw without its password.
 func redactURL(raw string) string {
-	return redact(raw, passwords(raw))
+	return redactSecrets(raw, passwords(raw))
 }
 
 // clientLogger sends the v4 client's log lines to log at debug level: it

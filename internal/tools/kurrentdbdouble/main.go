@@ -26,13 +26,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
 
 	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
+	"github.com/orders-reference/orders/internal/redact"
 )
 
 func main() {
@@ -56,7 +56,7 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintln(out, redactedURL(s.URL(), opts.Password))
+	fmt.Fprintln(out, redact.URL(s.URL()))
 	<-ctx.Done()
 	return nil
 }
@@ -89,17 +89,10 @@ func parseFlags(args []string, getenv func(string) string) (string, kurrentdbtes
 	if *password != "" && *username == "" {
 		return "", kurrentdbtest.Options{}, errors.New("-password without -username")
 	}
-	return *addr, kurrentdbtest.Options{MaxAppendSize: size, TLS: tlsOn, Username: *username, Password: *password}, nil
-}
-
-// redactedURL is url with password, if any, shown as xxxxx.
-func redactedURL(raw, password string) string {
-	u, err := url.Parse(raw)
-	if err != nil || password == "" || u.User == nil {
-		return raw
+	if *username != "" && *password == "" {
+		return "", kurrentdbtest.Options{}, errors.New("-username without -password (an empty password would let anyone in)")
 	}
-	u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	return u.String()
+	return *addr, kurrentdbtest.Options{MaxAppendSize: size, TLS: tlsOn, Username: *username, Password: *password}, nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/eventstore/kurrentdb/kurrentdbtest"
+	"github.com/orders-reference/orders/internal/redact"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -92,10 +93,13 @@ func TestCredentials(t *testing.T) {
 	if _, _, err := parseFlags([]string{"-password", "x"}, func(string) string { return "" }); err == nil {
 		t.Fatal("-password without -username parsed")
 	}
+	if _, _, err := parseFlags([]string{"-tls", "true", "-username", "admin"}, func(string) string { return "" }); err == nil {
+		t.Fatal("-username without -password parsed")
+	}
 	if err := run([]string{"-addr", "127.0.0.1:0", "-username", "admin", "-password", "s3cret"}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("credentials without TLS served")
 	}
-	got := redactedURL("esdb://admin:s3cret@127.0.0.1:2113?tls=true&tlsVerifyCert=false", "s3cret")
+	got := redact.URL("esdb://admin:s3cret@127.0.0.1:2113?tls=true&tlsVerifyCert=false") // what run prints
 	if strings.Contains(got, "s3cret") || !strings.Contains(got, "admin:xxxxx@127.0.0.1:2113") {
 		t.Fatalf("printed %q", got)
 	}
