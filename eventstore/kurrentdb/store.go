@@ -346,7 +346,7 @@ func (g *generation) retire(log *slog.Logger) {
 // v4.2 client's grpcClient.channel), if the client has the layout known.
 func loopChannel(client *esdb.Client) (reflect.Value, bool) {
 	inner := reflect.ValueOf(client).Elem().FieldByName("grpcClient")
-	if !inner.IsValid() || inner.Kind() != reflect.Pointer || inner.IsNil() {
+	if !inner.IsValid() || inner.Kind() != reflect.Pointer || inner.IsNil() || inner.Elem().Kind() != reflect.Struct {
 		return reflect.Value{}, false
 	}
 	ch := inner.Elem().FieldByName("channel")
