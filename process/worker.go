@@ -327,7 +327,7 @@ func (m *Manager) renew(ctx context.Context, conn *pgxpool.Conn, lease uuid.UUID
 			asked := held.list()
 			var rows pgx.Rows
 			var lost []uuid.UUID
-			if rows, err = conn.Query(rctx, renewSQL, lease, leaseFor.String(), asked); err == nil {
+			if rows, err = conn.Query(rctx, renewSQL, pg.PlanForValues, lease, leaseFor.String(), asked); err == nil {
 				lost, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 			}
 			if err == nil {
@@ -506,7 +506,7 @@ func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 	if _, ferr := m.pool.Exec(finishCtx, `
 		UPDATE process_tasks SET state = $3, attempts = $4, due_at = $5, last_error = $6,
 		       lease_id = NULL, lease_until = NULL, rerun = false, updated_at = now()
-		 WHERE id = $1 AND lease_id = $2`, t.ID, t.lease, state, attempts, due, msg); ferr != nil {
+		 WHERE id = $1 AND lease_id = $2`, pg.PlanForValues, t.ID, t.lease, state, attempts, due, msg); ferr != nil {
 		log.WarnContext(ctx, "step failed and its failure not recorded; it will run again", "error", err, "record_error", ferr)
 		return
 	}
@@ -590,7 +590,7 @@ func (f *finisher) exec(b []*finishing) {
 	defer cancel()
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		_, err = f.m.pool.Exec(ctx, doneSQL, ids, f.lease, f.m.opts.Now())
+		_, err = f.m.pool.Exec(ctx, doneSQL, pg.PlanForValues, ids, f.lease, f.m.opts.Now())
 		if !pg.IsDeadlock(err) {
 			break
 		}

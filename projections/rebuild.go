@@ -227,7 +227,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 		if err != nil {
 			return RebuildResult{}, err
 		}
-		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return applyPage(tx, page) }); err != nil {
+		// Planned for their values and committed without waiting for the
+		// flush, as the runner's batches are (batchBegin): the shadow
+		// grows from empty, and a plan fixed while it was small would
+		// read all of it for every page.
+		if err := pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{BeginQuery: batchBegin}, func(tx pgx.Tx) error { return applyPage(tx, page) }); err != nil {
 			return RebuildResult{}, err
 		}
 		pos, done = page.Next, done+int64(page.Scanned)

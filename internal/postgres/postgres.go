@@ -157,3 +157,14 @@ func IsDeadlock(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
 }
+
+// PlanForValues, passed as a statement's first argument, has PostgreSQL
+// plan the statement for its values at every call: pgx runs it as an
+// unnamed statement (pgx.QueryExecModeCacheDescribe), which never gets a
+// cached generic plan. It is for statements on tables that start empty or
+// churn, such as the process manager's work list: PostgreSQL keeps a
+// generic plan made while the table was small (a sequential scan) until
+// autovacuum first analyzes it, and meanwhile every call reads the whole
+// table. A batch's statements in a read model's transaction get the same
+// through plan_cache_mode (projections' batchBegin).
+const PlanForValues = pgx.QueryExecModeCacheDescribe

@@ -20,6 +20,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/events"
 	"github.com/orders-reference/orders/eventstore"
+	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/money"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query"
@@ -333,7 +334,7 @@ func (r *Reader) List(ctx context.Context, email, status string, limit int, curs
 		}
 	}
 	sql, args := listSQL(email, status, after, limit+1)
-	rows, _ := r.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+	rows, _ := r.pool.Query(ctx, sql, append([]any{pg.PlanForValues}, args...)...)
 	items, err := pgx.CollectRows(rows, scanOrder)
 	if err != nil {
 		return query.Page[Order]{}, fmt.Errorf("list orders: %w", err)
