@@ -180,7 +180,7 @@ func openDeps(ctx context.Context, cfg config.Config, logger *slog.Logger, tel t
 		[]string{events.CancelCustomer, events.CancelPaymentFailed, events.CancelPaymentTimeout},
 		process.Kinds(), []string{process.OutcomeDone, process.OutcomeRetry, process.OutcomeParked})
 	es, err := openEventStore(startCtx, cfg, pool, eventstores.Options{Requests: requests, AppendObserver: m.ObserveAppend, BatchObserver: m.ObserveAppendBatch, Logger: logger,
-		TracerProvider: tel.Provider})
+		DeliveryInterval: cfg.SubscriptionDeliveryInterval, TracerProvider: tel.Provider})
 	if err != nil {
 		requests.Close()
 		pool.Close()

@@ -81,6 +81,10 @@ type Options struct {
 	// 24.2 end the catch-up with a caught-up message, which hands the batch
 	// over at once; the linger only matters for older servers.
 	CatchUpLinger time.Duration
+	// DeliveryInterval is the least time between two batches of a live
+	// subscription (default eventstore.DefaultDeliveryInterval): the
+	// events that arrive meanwhile are handed over together.
+	DeliveryInterval time.Duration
 	// RetryDelay is the first wait before resubscribing after the server
 	// dropped a subscription; it doubles up to MaxRetryDelay and starts
 	// again once a subscription received something.
@@ -122,6 +126,9 @@ func New(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.CatchUpLinger <= 0 {
 		opts.CatchUpLinger = DefaultCatchUpLinger
+	}
+	if opts.DeliveryInterval <= 0 {
+		opts.DeliveryInterval = eventstore.DefaultDeliveryInterval
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = DefaultRetryDelay

@@ -28,9 +28,11 @@ func TestStore(t *testing.T) {
 	// The hooks have nowhere to go: KurrentDB commits each append in its
 	// single writer, with no transaction a test could hold open, and the
 	// double does the same.
-	storetest.Run(t, func(t *testing.T, _ storetest.Hooks) eventstore.Store {
+	storetest.Run(t, func(t *testing.T, h storetest.Hooks) eventstore.Store {
 		srv := kurrentdbtest.Start(t, kurrentdbtest.Options{MaxAppendSize: bigAppends})
-		return open(t, srv.URL(), fastRetry)
+		opts := fastRetry
+		opts.DeliveryInterval = h.DeliveryInterval
+		return open(t, srv.URL(), opts)
 	}, capabilities)
 }
 

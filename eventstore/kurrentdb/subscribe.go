@@ -33,7 +33,9 @@ import (
 // skipped events makes an empty batch that only moves the checkpoint.
 // While catching up a batch is handed over when full, at the server's
 // caught-up message or checkpoint, or after CatchUpLinger without a
-// message; once live, as soon as no further message is waiting. A batch's
+// message; once live, as soon as no further message is waiting but at
+// most once per DeliveryInterval, what arrives meanwhile joining it (the
+// first event after a quiet interval goes at once). A batch's
 // checkpoint is the position of the last event it delivered or skipped, or
 // a later checkpoint of the server: it never moves past an event that was
 // not handed over or skipped. Events at or before the checkpoint (a server
@@ -191,7 +193,7 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 			case <-gone:
 				return received, errClientReplaced
 			}
-		case live:
+		case live && time.Since(b.handed) >= sub.store.opts.DeliveryInterval:
 			select {
 			case m = <-msgs:
 			default:
@@ -199,6 +201,23 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 					return received, err
 				}
 				continue
+			}
+		case live:
+			linger.Reset(sub.store.opts.DeliveryInterval - time.Since(b.handed))
+			select {
+			case m = <-msgs:
+			case <-linger.C:
+				if err := b.flush(ctx); err != nil {
+					return received, err
+				}
+				continue
+			case <-ctx.Done():
+				return received, ctx.Err()
+			case <-gone:
+				if err := b.flush(ctx); err != nil {
+					return received, err
+				}
+				return received, errClientReplaced
 			}
 		default:
 			linger.Reset(sub.store.opts.CatchUpLinger)
@@ -285,6 +304,8 @@ type batcher struct {
 	// taken counts the events taken in since the last batch, delivered or
 	// skipped.
 	taken int
+	// handed is when the last batch was handed over.
+	handed time.Time
 }
 
 // pending reports whether there is something to hand over.
@@ -328,7 +349,7 @@ func (b *batcher) flush(ctx context.Context) error {
 		return &handlerError{at: b.seen, err: err}
 	}
 	b.sub.checkpoint = b.seen
-	b.events, b.taken = nil, 0
+	b.events, b.taken, b.handed = nil, 0, time.Now()
 	return nil
 }
 

@@ -23,6 +23,9 @@ type Store struct {
 	// events become visible (a stand-in for work inside a transaction).
 	beforeCommit func(ctx context.Context)
 	now          func() time.Time
+	// interval is the least time between two batches of a caught-up
+	// subscription (WithDeliveryInterval; zero: none).
+	interval time.Duration
 
 	mu      sync.RWMutex
 	log     []eventstore.RecordedEvent // log[i] has position i+1
@@ -40,6 +43,13 @@ type Option func(*Store)
 // visible, to widen race windows in tests.
 func WithBeforeCommit(f func(ctx context.Context)) Option {
 	return func(s *Store) { s.beforeCommit = f }
+}
+
+// WithDeliveryInterval paces caught-up subscriptions as the real adapters
+// do (their Options.DeliveryInterval): at most one batch per d, the first
+// after a quiet d at once. Without it every append is handed over at once.
+func WithDeliveryInterval(d time.Duration) Option {
+	return func(s *Store) { s.interval = d }
 }
 
 // WithClock sets the clock that stamps RecordedAt.
@@ -222,6 +232,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		size = 256
 	}
 	pos := from
+	var handed time.Time // when the last batch was handed over
 	for {
 		s.mu.RLock()
 		changed := s.changed
@@ -237,6 +248,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			if err := handle(ctx, eventstore.Batch{Events: page.Events, Checkpoint: page.Next}); err != nil {
 				return fmt.Errorf("subscription handler at %s: %w", page.Next, err)
 			}
+			handed = time.Now()
 		}
 		pos = page.Next
 		if page.AtEnd {
@@ -244,6 +256,9 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-changed:
+			}
+			if err := pause(ctx, s.interval-time.Since(handed)); err != nil {
+				return err
 			}
 		}
 	}
@@ -280,4 +295,19 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		return eventstore.Start, nil
 	}
 	return s.log[len(s.log)-1].Position, nil
+}
+
+// pause waits for d (nothing when d is not positive) or the end of ctx.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

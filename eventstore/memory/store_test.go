@@ -15,6 +15,9 @@ func TestStore(t *testing.T) {
 		if h.BeforeCommit != nil {
 			opts = append(opts, memory.WithBeforeCommit(h.BeforeCommit))
 		}
+		if h.DeliveryInterval != 0 {
+			opts = append(opts, memory.WithDeliveryInterval(h.DeliveryInterval))
+		}
 		return memory.New(opts...)
 	}, storetest.Full)
 }

@@ -20,12 +20,15 @@ import (
 // goroutine, coalesced and at most once per minInterval: while one is due,
 // any number of appends result in one. Notifying inside the append
 // transaction would take PostgreSQL's database-wide notify lock on every
-// commit and serialize all writers. The NOTIFY transaction commits
+// commit and serialize all writers. The payload is the Store's origin, so
+// that its own listener, whose subscribers were woken directly, ignores
+// it. The NOTIFY transaction commits
 // asynchronously (no WAL flush to wait for): a notification lost in a crash
 // only delays delivery until the subscribers' next poll, like any lost one.
 type notifier struct {
 	pool        *pgxpool.Pool
 	channel     string
+	origin      string
 	log         *slog.Logger
 	minInterval time.Duration
 
@@ -37,8 +40,8 @@ type notifier struct {
 	wg     sync.WaitGroup
 }
 
-func newNotifier(pool *pgxpool.Pool, channel string, minInterval time.Duration, log *slog.Logger) *notifier {
-	return &notifier{pool: pool, channel: channel, minInterval: minInterval, log: log}
+func newNotifier(pool *pgxpool.Pool, channel, origin string, minInterval time.Duration, log *slog.Logger) *notifier {
+	return &notifier{pool: pool, channel: channel, origin: origin, minInterval: minInterval, log: log}
 }
 
 // poke records that a notification is due and makes sure one is sent.
@@ -74,7 +77,7 @@ func (n *notifier) run() {
 func (n *notifier) send() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := n.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')`, n.channel); err != nil {
+	if _, err := n.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)`, n.channel, n.origin); err != nil {
 		n.log.Warn("event store: NOTIFY failed; subscribers fall back to polling", "error", err)
 	}
 }
@@ -88,21 +91,26 @@ func (n *notifier) close() {
 }
 
 // listener holds one LISTEN connection per Store while it has subscribers
-// and wakes them on every notification.
+// and wakes them on every notification and every append of this process,
+// at most once per interval.
 type listener struct {
-	pool    *pgxpool.Pool
-	channel string
-	log     *slog.Logger
+	pool     *pgxpool.Pool
+	channel  string
+	origin   string // of this Store's own notifications, which it skips
+	interval time.Duration
+	log      *slog.Logger
 
-	mu     sync.Mutex
-	refs   int
-	wakeCh chan struct{} // closed and replaced on every notification
-	stop   context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	refs    int
+	wakeCh  chan struct{} // closed and replaced at every wake-up
+	woken   time.Time     // of the last wake-up
+	pending bool          // a wake-up is due once interval has passed since woken
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-func newListener(pool *pgxpool.Pool, channel string, log *slog.Logger) *listener {
-	return &listener{pool: pool, channel: channel, log: log, wakeCh: make(chan struct{})}
+func newListener(pool *pgxpool.Pool, channel, origin string, interval time.Duration, log *slog.Logger) *listener {
+	return &listener{pool: pool, channel: channel, origin: origin, interval: interval, log: log, wakeCh: make(chan struct{})}
 }
 
 // subscribe registers a subscriber. wake returns a channel that is closed at
@@ -145,11 +153,36 @@ func (l *listener) subscribe() (wake func() <-chan struct{}, release func()) {
 	return wake, release
 }
 
+// broadcast wakes every subscriber: at once when the last wake-up is at
+// least interval ago, otherwise when it will be, the broadcasts meanwhile
+// merged into that one wake-up. Each wake-up costs every subscriber a read
+// (and a projection a transaction), so under a steady trickle of appends
+// the subscriptions read at most once per interval, each a page of what
+// arrived in it, rather than once per append; an append after a quiet
+// spell is delivered at once.
 func (l *listener) broadcast() {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending {
+		return
+	}
+	if wait := l.interval - time.Since(l.woken); wait > 0 {
+		l.pending = true
+		time.AfterFunc(wait, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.pending = false
+			l.wakeLocked()
+		})
+		return
+	}
+	l.wakeLocked()
+}
+
+func (l *listener) wakeLocked() {
 	close(l.wakeCh)
 	l.wakeCh = make(chan struct{})
-	l.mu.Unlock()
+	l.woken = time.Now()
 }
 
 // run keeps a LISTEN connection open until ctx ends, reconnecting with
@@ -186,12 +219,19 @@ func (l *listener) listen(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.channel}.Sanitize()); err != nil {
 		return err
 	}
-	// Anything appended while not listening is found by this wake-up.
-	l.broadcast()
+	// Anything appended while not listening is found by this wake-up
+	// (at once: it is not an append's, and paces none).
+	l.mu.Lock()
+	close(l.wakeCh)
+	l.wakeCh = make(chan struct{})
+	l.mu.Unlock()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		l.broadcast()
+		if n.Payload != l.origin { // this Store's appends woke its subscribers already
+			l.broadcast()
+		}
 	}
 }

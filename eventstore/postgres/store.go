@@ -12,6 +12,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -40,6 +41,11 @@ type Options struct {
 	// NotifyInterval is the least time between two NOTIFYs: the longest an
 	// append waits before subscribers in other processes hear of it.
 	NotifyInterval time.Duration
+	// DeliveryInterval is the least time between two wake-ups of this
+	// Store's caught-up subscriptions, by its own appends and by
+	// notifications alike (default eventstore.DefaultDeliveryInterval):
+	// each wake-up reads a page of what arrived since the last one.
+	DeliveryInterval time.Duration
 	// Logger receives errors of the background notifier and listener.
 	Logger *slog.Logger
 	// AppendObserver, if set, is called after every Append with its
@@ -89,6 +95,9 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.NotifyInterval <= 0 {
 		opts.NotifyInterval = DefaultNotifyInterval
 	}
+	if opts.DeliveryInterval <= 0 {
+		opts.DeliveryInterval = eventstore.DefaultDeliveryInterval
+	}
 	if opts.NotifyChannel == "" {
 		opts.NotifyChannel = DefaultNotifyChannel
 	}
@@ -96,12 +105,15 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Names this Store's notifications (and those of its WithPool
+	// siblings, which share its notifier and listener).
+	origin := uuid.NewString()
 	s := &Store{
 		pool:     pool,
 		opts:     opts,
 		log:      log,
-		notifier: newNotifier(pool, opts.NotifyChannel, opts.NotifyInterval, log),
-		listener: newListener(pool, opts.NotifyChannel, log),
+		notifier: newNotifier(pool, opts.NotifyChannel, origin, opts.NotifyInterval, log),
+		listener: newListener(pool, opts.NotifyChannel, origin, opts.DeliveryInterval, log),
 	}
 	s.combiner = &batch.Combiner[*appendRequest]{Exec: s.execBatch, MaxBatch: opts.MaxBatch, MaxInFlight: opts.MaxInFlight}
 	return s

@@ -34,7 +34,7 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, h storetest.Hooks) eventstore.Store {
 		// A long poll interval: live delivery in the suite must come from
 		// notifications (or the held-back retry), not from polling.
-		opts := postgres.Options{PollInterval: 10 * time.Second}
+		opts := postgres.Options{PollInterval: 10 * time.Second, DeliveryInterval: h.DeliveryInterval}
 		if h.BeforeCommit != nil {
 			opts = postgres.WithBeforeCommit(opts, h.BeforeCommit)
 		}

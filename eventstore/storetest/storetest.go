@@ -35,6 +35,10 @@ type Hooks struct {
 	// BeforeCommit, if not nil, must run inside every append's transaction
 	// after its events are written and before they commit.
 	BeforeCommit func(ctx context.Context)
+	// DeliveryInterval, if not zero, must be the store's least time
+	// between two batches of a caught-up subscription (its
+	// Options.DeliveryInterval).
+	DeliveryInterval time.Duration
 }
 
 // Factory returns a new, empty store for one test, with hooks installed. It
@@ -83,6 +87,7 @@ func Run(t *testing.T, newStore Factory, caps Capabilities) {
 	t.Run("Backlog", func(t *testing.T) { testBacklog(t, newStore(t, Hooks{})) })
 	t.Run("Filters", func(t *testing.T) { testFilters(t, newStore(t, Hooks{})) })
 	t.Run("SubscribeLive", func(t *testing.T) { testSubscribeLive(t, newStore(t, Hooks{})) })
+	t.Run("SubscribePacedDelivery", func(t *testing.T) { testPacedDelivery(t, newStore) })
 	t.Run("SubscribeResumeFromCheckpoint", func(t *testing.T) { testResume(t, newStore(t, Hooks{})) })
 	t.Run("SubscribeFilteredCheckpoints", func(t *testing.T) { testFilteredCheckpoints(t, newStore(t, Hooks{})) })
 	t.Run("SubscribeHandlerError", func(t *testing.T) { testHandlerError(t, newStore(t, Hooks{})) })
@@ -652,6 +657,7 @@ type collector struct {
 	events      []eventstore.RecordedEvent
 	checkpoint  eventstore.Position
 	batches     int
+	handed      time.Time // when the last batch arrived
 	checkpoints []eventstore.Position
 	changed     chan struct{}
 }
@@ -664,6 +670,7 @@ func (c *collector) handle(_ context.Context, b eventstore.Batch) error {
 	c.checkpoint = b.Checkpoint
 	c.checkpoints = append(c.checkpoints, b.Checkpoint)
 	c.batches++
+	c.handed = time.Now()
 	c.mu.Unlock()
 	select {
 	case c.changed <- struct{}{}:
@@ -723,6 +730,54 @@ func testSubscribeLive(t *testing.T, s eventstore.Store) {
 	for i := 1; i <= 3; i++ {
 		mustAppend(t, s, stream, eventstore.Exact(int64(i-1)), event("live", i))
 		c.waitFor(t, fmt.Sprintf("live event %d", i), func(evs []eventstore.RecordedEvent, _ eventstore.Position) bool { return len(evs) == i+1 })
+	}
+	evs, _ := c.snapshot()
+	checkStreamOrder(t, evs)
+}
+
+// A caught-up subscription hands over the first event after a quiet spell
+// at once, then at most one batch per delivery interval, with what
+// arrived meanwhile: a trickle of appends costs its subscribers a batch per
+// interval, not one per append.
+func testPacedDelivery(t *testing.T, newStore Factory) {
+	const interval = 2 * time.Second
+	s := newStore(t, Hooks{DeliveryInterval: interval})
+	stream := newStream("order")
+	c, _, _ := subscribe(t, s, eventstore.Start, eventstore.SubscribeOptions{})
+	received := func(n int) func([]eventstore.RecordedEvent, eventstore.Position) bool {
+		return func(evs []eventstore.RecordedEvent, _ eventstore.Position) bool { return len(evs) == n }
+	}
+	// Live, then quiet for an interval.
+	mustAppend(t, s, stream, eventstore.NoStream, event("warm-up", 0))
+	c.waitFor(t, "the warm-up event", received(1))
+	c.mu.Lock()
+	last := c.handed
+	c.mu.Unlock()
+	time.Sleep(interval - time.Since(last)) // the quiet spell the case is about
+
+	start := time.Now()
+	mustAppend(t, s, stream, eventstore.Exact(0), event("first", 1))
+	c.waitFor(t, "the first event after the quiet spell", received(2))
+	if took := time.Since(start); took >= interval {
+		t.Errorf("the first event after a quiet spell arrived after %v, want it at once (interval %v)", took, interval)
+	}
+
+	c.mu.Lock()
+	before := c.batches
+	c.mu.Unlock()
+	const n = 20
+	began := time.Now()
+	for i := 2; i < n+2; i++ {
+		mustAppend(t, s, stream, eventstore.Exact(int64(i-1)), event("trickle", i))
+	}
+	appending := time.Since(began)
+	c.waitFor(t, "the trickle", received(n+2))
+	c.mu.Lock()
+	got := c.batches - before
+	c.mu.Unlock()
+	// One batch per interval the appends spanned, and the last one's.
+	if limit := int(appending/interval) + 2; got > limit {
+		t.Errorf("%d appends over %v came in %d batches, want at most %d (one per %v)", n, appending, got, limit, interval)
 	}
 	evs, _ := c.snapshot()
 	checkStreamOrder(t, evs)

@@ -77,6 +77,10 @@ type Config struct {
 	// ReadyMaxProjectionLag is how far behind the projections may be for
 	// /readyz to answer ready.
 	ReadyMaxProjectionLag time.Duration `env:"READY_MAX_PROJECTION_LAG" envDefault:"30s"`
+	// SubscriptionDeliveryInterval is the least time between two batches
+	// of a caught-up subscription (read models, the process manager's
+	// scheduler): events arriving meanwhile are applied together.
+	SubscriptionDeliveryInterval time.Duration `env:"SUBSCRIPTION_DELIVERY_INTERVAL" envDefault:"20ms"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
 
@@ -117,6 +121,11 @@ type Config struct {
 // MaxBackpressureWait bounds PLACEMENT_BACKPRESSURE_WAIT below the HTTP
 // server's write timeout (30 s), so that a refused order's 503 is sent.
 const MaxBackpressureWait = 20 * time.Second
+
+// MaxSubscriptionDeliveryInterval bounds SUBSCRIPTION_DELIVERY_INTERVAL:
+// every event waits up to that long before the read models and the
+// process manager see it.
+const MaxSubscriptionDeliveryInterval = time.Second
 
 // MaxRequestTimeout bounds REQUEST_TIMEOUT below the HTTP server's write
 // timeout (30 s), so that a timed-out request's 503 is sent.
@@ -311,6 +320,9 @@ func (c Config) validate() []error {
 	}
 	if c.ReadyMaxProjectionLag <= 0 {
 		problems = append(problems, fmt.Errorf("READY_MAX_PROJECTION_LAG=%v: must be positive", c.ReadyMaxProjectionLag))
+	}
+	if c.SubscriptionDeliveryInterval <= 0 || c.SubscriptionDeliveryInterval > MaxSubscriptionDeliveryInterval {
+		problems = append(problems, fmt.Errorf("SUBSCRIPTION_DELIVERY_INTERVAL=%v: must be positive and at most %v", c.SubscriptionDeliveryInterval, MaxSubscriptionDeliveryInterval))
 	}
 	if c.PaymentProviderURL != "" {
 		if err := checkURL("PAYMENT_PROVIDER_URL", c.PaymentProviderURL, "http", "https"); err != nil {

@@ -165,13 +165,14 @@ func TestSnapshotAndCacheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SnapshotEvery != 500 || cfg.StockCacheSize != 10_000 || cfg.OrderCacheSize != 10_000 {
-		t.Fatalf("defaults: SNAPSHOT_EVERY %d, STOCK_CACHE_SIZE %d", cfg.SnapshotEvery, cfg.StockCacheSize)
+	if cfg.SnapshotEvery != 500 || cfg.StockCacheSize != 10_000 || cfg.OrderCacheSize != 10_000 || cfg.SubscriptionDeliveryInterval != 20*time.Millisecond {
+		t.Fatalf("defaults: SNAPSHOT_EVERY %d, STOCK_CACHE_SIZE %d, SUBSCRIPTION_DELIVERY_INTERVAL %v", cfg.SnapshotEvery, cfg.StockCacheSize, cfg.SubscriptionDeliveryInterval)
 	}
 	if cfg, err := config.Load([]string{"SNAPSHOT_EVERY=0", "STOCK_CACHE_SIZE=1"}); err != nil || cfg.SnapshotEvery != 0 || cfg.StockCacheSize != 1 {
 		t.Fatalf("snapshots off, a cache of one: %+v, %v", cfg, err)
 	}
-	for _, c := range [][]string{{"SNAPSHOT_EVERY=-1"}, {"STOCK_CACHE_SIZE=0"}, {"STOCK_CACHE_SIZE=-5"}, {"SNAPSHOT_EVERY=often"}, {"STOCK_CACHE_SIZE=10k"}, {"ORDER_CACHE_SIZE=0"}, {"ORDER_CACHE_SIZE=-1"}, {"PLACEMENT_MAX_BACKLOG=-1"}, {"PLACEMENT_BACKPRESSURE_WAIT=0s"}, {"PLACEMENT_BACKPRESSURE_WAIT=soon"}, {"PLACEMENT_BACKPRESSURE_WAIT=21s"}} {
+	for _, c := range [][]string{{"SNAPSHOT_EVERY=-1"}, {"STOCK_CACHE_SIZE=0"}, {"STOCK_CACHE_SIZE=-5"}, {"SNAPSHOT_EVERY=often"}, {"STOCK_CACHE_SIZE=10k"}, {"ORDER_CACHE_SIZE=0"}, {"ORDER_CACHE_SIZE=-1"}, {"PLACEMENT_MAX_BACKLOG=-1"}, {"PLACEMENT_BACKPRESSURE_WAIT=0s"}, {"PLACEMENT_BACKPRESSURE_WAIT=soon"}, {"PLACEMENT_BACKPRESSURE_WAIT=21s"},
+		{"SUBSCRIPTION_DELIVERY_INTERVAL=0s"}, {"SUBSCRIPTION_DELIVERY_INTERVAL=-5ms"}, {"SUBSCRIPTION_DELIVERY_INTERVAL=2s"}, {"SUBSCRIPTION_DELIVERY_INTERVAL=fast"}} {
 		name, _, _ := strings.Cut(c[0], "=")
 		if _, err := config.Load(c); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", c[0], err)

@@ -69,7 +69,11 @@ type Options struct {
 	// BatchObserver, if set, is told how many appends each group commit
 	// of the PostgreSQL event store combined (KurrentDB has none).
 	BatchObserver func(appends int)
-	Logger        *slog.Logger
+	// DeliveryInterval is the least time between two batches of a
+	// caught-up subscription, whichever the store (zero:
+	// eventstore.DefaultDeliveryInterval).
+	DeliveryInterval time.Duration
+	Logger           *slog.Logger
 	// TracerProvider, if set, gives every append and read made in a
 	// traced context a span (tracing.Store), whichever the store.
 	TracerProvider trace.TracerProvider
@@ -109,13 +113,14 @@ func Open(ctx context.Context, url string, pool *pgxpool.Pool, opts Options) (*B
 	b := &Backend{Kind: kind, MaxCount: projections.DefaultMaxBehind}
 	switch kind {
 	case Postgres:
-		store := postgres.New(pool, postgres.Options{Logger: opts.Logger, AppendObserver: opts.AppendObserver, BatchObserver: opts.BatchObserver})
+		store := postgres.New(pool, postgres.Options{Logger: opts.Logger, AppendObserver: opts.AppendObserver, BatchObserver: opts.BatchObserver,
+			DeliveryInterval: opts.DeliveryInterval})
 		b.Store, b.Requests, b.close = store, store, store.Close
 		if opts.Requests != nil {
 			b.Requests = store.WithPool(opts.Requests)
 		}
 	case KurrentDB:
-		store, err := kurrentdb.New(ctx, url, kurrentdb.Options{Logger: opts.Logger})
+		store, err := kurrentdb.New(ctx, url, kurrentdb.Options{Logger: opts.Logger, DeliveryInterval: opts.DeliveryInterval})
 		if err != nil {
 			return nil, err
 		}
