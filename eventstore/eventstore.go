@@ -158,17 +158,21 @@ const (
 // stream's last event.
 const FromEnd int64 = -1
 
-// DefaultDeliveryInterval is the adapters' default least time between two
-// batches of a subscription that has caught up (their
-// Options.DeliveryInterval). A subscriber's batch costs about the same
-// whatever its size (for a projection, a transaction), so under a steady
-// trickle of events the adapters hand over what arrived in an interval as
-// one batch rather than one batch per append; the first event after a
-// quiet interval goes at once. At 100 orders/s with the payment saga
-// running, 20 ms cut the database's statements per order from 233 to 70
-// and the two cores' load from 73 % to 32 % (docs/benchmarks.md); it adds
-// at most that much to how soon a read model or the process manager sees
-// an event.
+// DefaultDeliveryInterval is the adapters' default pace of a subscription
+// that has caught up with new events (their Options.DeliveryInterval). A
+// subscriber's batch costs about the same whatever its size (for a
+// projection, a transaction), so under a steady trickle of events the
+// adapters hand over what arrived in an interval as one batch rather than
+// one batch per append; the first event after a quiet interval goes at
+// once. The PostgreSQL adapter paces its subscriptions' wake-ups (it reads
+// again at once while pages are full, or while a transaction holds events
+// back); the KurrentDB adapter paces a live subscription's batches (a full
+// batch or a server checkpoint goes at once, and a server before 24.2,
+// which never says the subscription is live, is not paced). At 100
+// orders/s with the payment saga running, 20 ms cut the database's
+// statements per order from 233 to 70 and the two cores' load from 73 % to
+// 32 % (docs/benchmarks.md); it adds at most that much to how soon a read
+// model or the process manager sees an event.
 const DefaultDeliveryInterval = 20 * time.Millisecond
 
 // Page is one slice of the global event log returned by ReadAll.

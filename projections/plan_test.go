@@ -3,6 +3,8 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/orders-reference/orders/command/order"
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/eventually"
+	"github.com/orders-reference/orders/internal/logging/logtest"
 	"github.com/orders-reference/orders/projections"
 	"github.com/orders-reference/orders/query/orders"
 )
@@ -134,5 +137,68 @@ func TestBatchesArePlannedForTheirValues(t *testing.T) {
 		if n != 0 {
 			t.Errorf("batch %d on 20,000 orders made %d sequential scans of %s, want none", i+1, n, orders.Table)
 		}
+	}
+}
+
+// A runner whose checkpoint another runner moved is deposed at its next
+// batch, whether the batch has events (moved in the batch's transaction,
+// which rolls back: none of its rows stay) or has none (moved by one
+// statement): the checkpoint stays where the other put it.
+func TestDeposedRunnerMovesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := ctxT(t)
+	prod, err := e.svc.CreateProduct(ctx, command.CreateProduct{Name: "p", Price: 1000, Stock: 10, Meta: customer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.PlaceOrder(ctx, command.PlaceOrder{UserEmail: "c@example.com",
+		Lines: []order.Line{{ProductID: prod.ID, Quantity: 1}}, Meta: customer}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitVisible(t)
+	page, err := e.store.ReadAll(ctx, eventstore.Start, 1000, orders.Projector{}.Filter())
+	if err != nil || len(page.Events) == 0 {
+		t.Fatalf("the order's events: %d, %v", len(page.Events), err)
+	}
+
+	var logs logtest.Sink
+	batches := fed(make(chan eventstore.Batch))
+	applied := make(chan eventstore.Position, 10)
+	run(t, projections.NewRunner(e.pool, batches, orders.Projector{}, projections.Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnApplied: func(_ string, p eventstore.Position) { applied <- p }}))
+	// The runner has led since it took its first batch.
+	first := eventstore.Position{Commit: 1, Prepare: 1}
+	batches <- eventstore.Batch{Checkpoint: first}
+	if got := <-applied; got != first {
+		t.Fatalf("applied %s, want %s", got, first)
+	}
+
+	for i, b := range []eventstore.Batch{
+		{Checkpoint: eventstore.Position{Commit: 2, Prepare: 2}},
+		{Events: page.Events, Checkpoint: page.Next},
+	} {
+		moved := eventstore.Position{Commit: uint64(1000 * (i + 1)), Prepare: uint64(1000 * (i + 1))}
+		if _, err := e.pool.Exec(ctx, `UPDATE projection_checkpoints SET position_commit = $2, position_prepare = $3 WHERE name = $1`,
+			orders.Name, int64(moved.Commit), int64(moved.Prepare)); err != nil {
+			t.Fatal(err)
+		}
+		deposed := strings.Count(logs.String(), "projection runner deposed")
+		batches <- b
+		eventually.True(t, "the runner is deposed", func() bool {
+			return strings.Count(logs.String(), "projection runner deposed") > deposed
+		})
+		if cp, _, _ := e.checkpoint(t, orders.Name); cp != moved {
+			t.Errorf("batch %d (%d events): checkpoint %s, want %s where the other runner put it", i+1, len(b.Events), cp, moved)
+		}
+		select {
+		case p := <-applied:
+			t.Errorf("batch %d (%d events): reported applied at %s", i+1, len(b.Events), p)
+		default:
+		}
+	}
+	var rows int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM `+orders.Table).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("the deposed batch left %d rows (%v), want none", rows, err)
 	}
 }

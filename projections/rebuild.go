@@ -250,8 +250,9 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	if opts.beforeSwap != nil {
 		opts.beforeSwap(ctx)
 	}
-	// 2. Swap under a short exclusive lock.
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	// 2. Swap under a short exclusive lock, its catch-up pages planned for
+	// their values too (the swap itself commits durably).
+	err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{BeginQuery: swapBegin}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE `+liveID+` IN ACCESS EXCLUSIVE MODE`); err != nil {
 			return err
 		}
@@ -321,3 +322,8 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, store AllReader, proj Rebu
 	}
 	return RebuildResult{Events: done, Duration: time.Since(start), Checkpoint: pos}, nil
 }
+
+// swapBegin begins a rebuild's swap: its statements planned for their
+// values, as batches are (batchBegin), and its commit waiting for the WAL
+// flush like any other.
+const swapBegin = `BEGIN; SET LOCAL plan_cache_mode = force_custom_plan`

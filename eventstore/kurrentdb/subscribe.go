@@ -345,11 +345,14 @@ func (b *batcher) flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The interval runs from one handover's start to the next, as the
+	// PostgreSQL adapter's wake-ups do, whatever the handler takes.
+	b.handed = time.Now()
 	if err := b.sub.handle(ctx, eventstore.Batch{Events: b.events, Checkpoint: b.seen}); err != nil {
 		return &handlerError{at: b.seen, err: err}
 	}
 	b.sub.checkpoint = b.seen
-	b.events, b.taken, b.handed = nil, 0, time.Now()
+	b.events, b.taken = nil, 0
 	return nil
 }
 

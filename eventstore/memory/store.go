@@ -245,10 +245,10 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			return err
 		}
 		if page.Scanned > 0 {
+			handed = time.Now()
 			if err := handle(ctx, eventstore.Batch{Events: page.Events, Checkpoint: page.Next}); err != nil {
 				return fmt.Errorf("subscription handler at %s: %w", page.Next, err)
 			}
-			handed = time.Now()
 		}
 		pos = page.Next
 		if page.AtEnd {

@@ -114,9 +114,10 @@ func newListener(pool *pgxpool.Pool, channel, origin string, interval time.Durat
 }
 
 // subscribe registers a subscriber. wake returns a channel that is closed at
-// the next notification; take it before reading so that no notification
-// between the read and the wait is missed. release unregisters and, for the
-// last subscriber, closes the connection before returning.
+// the next wake-up (broadcast); take it before reading so that no append or
+// notification between the read and the wait is missed. release
+// unregisters and, for the last subscriber, closes the connection before
+// returning.
 func (l *listener) subscribe() (wake func() <-chan struct{}, release func()) {
 	l.mu.Lock()
 	l.refs++
