@@ -52,6 +52,7 @@ package process
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -190,6 +191,10 @@ type Manager struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	wake     chan struct{}
+	// dueNow is set by a scheduler batch that scheduled a step due at
+	// once, and taken when the batch has committed: only such a batch
+	// wakes the worker (steps due later are found by its poll).
+	dueNow atomic.Bool
 }
 
 // New returns a Manager keeping its state in pool, following store and
@@ -241,7 +246,11 @@ func New(pool *pgxpool.Pool, store projections.Subscriber, orders Orders, provid
 func (m *Manager) Run(ctx context.Context) error {
 	scheduler := projections.NewRunner(m.pool, m.store, scheduler{m}, projections.Options{
 		Logger: m.log, LeaderPoll: m.opts.LeaderPoll, EventStore: m.opts.EventStore, TracerProvider: m.opts.TracerProvider,
-		OnApplied: func(string, eventstore.Position) { m.Wake() },
+		OnApplied: func(string, eventstore.Position) {
+			if m.dueNow.Swap(false) {
+				m.Wake()
+			}
+		},
 	})
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return scheduler.Run(ctx) })

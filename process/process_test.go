@@ -184,6 +184,8 @@ type harness struct {
 	// the default grace of an undecided placement.
 	backoff        []time.Duration
 	placementGrace time.Duration
+	// poll, if set, replaces the workers' poll interval (20 ms).
+	poll time.Duration
 	// orders, if set, stands between the manager and the service.
 	orders process.Orders
 	// log, if set, receives the managers' logs.
@@ -233,9 +235,13 @@ func (h *harness) managerOn(pool *pgxpool.Pool, store eventstore.Store, orders p
 	if provider == nil {
 		provider = h.provider
 	}
+	poll := 20 * time.Millisecond
+	if h.poll != 0 {
+		poll = h.poll
+	}
 	return process.New(pool, store, orders, provider, process.Options{
 		CallbackURL: "http://orders.test/webhooks/payment", Now: now, Backoff: h.backoff, PlacementGrace: h.placementGrace,
-		Poll: 20 * time.Millisecond, LeaderPoll: 50 * time.Millisecond, Logger: h.log, EventStore: h.kind,
+		Poll: poll, LeaderPoll: 50 * time.Millisecond, Logger: h.log, EventStore: h.kind,
 		OnStep: func(kind, outcome string) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -578,21 +584,39 @@ func TestPaymentTimeout(t *testing.T) {
 // The provider's webhook can overtake its answer to the payment request:
 // the order is paid before the process manager records the request, which
 // then decides nothing; the stock is still sold once.
+//
+// The worker does not poll here: the order's commit_stock, scheduled (and
+// the worker woken) while its initiate_payment runs, cannot be claimed
+// then; it runs because the finished initiate_payment wakes the worker.
 func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
+	h.poll = time.Hour
 	p := h.product(t, 10)
 	id := h.place(t, p, 2)
 	var once sync.Once
 	h.provider.lose = func() bool {
 		// Called with the payment made and the provider's lock held: the
-		// webhook is recorded before the answer reaches the manager.
+		// webhook is recorded before the answer reaches the manager, and
+		// the step goes on once the commit is scheduled.
 		once.Do(func() {
 			got, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
 				WebhookID: "msg_early", PaymentID: h.provider.byKey[id.String()], Succeeded: true, Amount: 300000,
 			}, eventstore.Metadata{Actor: events.ActorProvider})
 			if err != nil || got.Status != order.StatusPaid {
 				t.Errorf("early webhook: %v %v", got.Status, err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // polling the work list
+				var n int
+				err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1 AND kind = $2`,
+					id, process.KindCommitStock).Scan(&n)
+				if err == nil && n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("commit_stock not scheduled: %d, %v", n, err)
+					break
+				}
 			}
 		})
 		return false

@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -184,7 +185,13 @@ func (s scheduler) Apply(ctx context.Context, tx pgx.Tx, recorded []eventstore.R
 			p.add(KindCompletePlacement, id, noProduct, now.Add(s.m.opts.PlacementGrace), pl.placed)
 		}
 	}
-	return p.write(ctx, tx)
+	if err := p.write(ctx, tx); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(p.due, func(at time.Time) bool { return !at.After(now) }) {
+		s.m.dueNow.Store(true) // the worker is woken once this commits
+	}
+	return nil
 }
 
 // load reads the tracked placements of the orders that the batch touches.

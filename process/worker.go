@@ -133,6 +133,19 @@ func (m *Manager) serve(ctx context.Context) error {
 		m.release(lease)
 	}()
 	m.log.InfoContext(ctx, "process manager worker running", "lease_id", lease)
+	// A lane claims only when steps may be due that its last claim did not
+	// find: at the start, when woken (the scheduler scheduled steps due
+	// now, a finished step's order has a next one, a dead letter was
+	// retried), at every poll (steps due later, steps other instances
+	// released), and while its last claim filled every free slot. A slot
+	// freed by a finished step is no such reason on its own: most claims
+	// found nothing when it was.
+	due := func() {
+		for _, l := range lanes {
+			l.due = true
+		}
+	}
+	due()
 	for {
 		more := false
 		for _, l := range lanes {
@@ -142,7 +155,7 @@ func (m *Manager) serve(ctx context.Context) error {
 			// so each is worth several slots. Otherwise any free slot is
 			// worth a claim.
 			free := m.opts.Concurrency - l.inFlight
-			if free <= 0 || (l.backlog && l.inFlight > 0 && free < max(1, m.opts.Concurrency/4)) {
+			if !l.due || free <= 0 || (l.backlog && l.inFlight > 0 && free < max(1, m.opts.Concurrency/4)) {
 				continue
 			}
 			claimed, err := m.claim(ctx, lease, free, l.id)
@@ -174,6 +187,7 @@ func (m *Manager) serve(ctx context.Context) error {
 				}()
 			}
 			l.backlog = len(claimed) == free
+			l.due = l.backlog
 			more = more || l.backlog // there may be more due already
 		}
 		if more {
@@ -185,9 +199,11 @@ func (m *Manager) serve(ctx context.Context) error {
 			timer.Stop()
 			return context.Cause(ctx)
 		case <-m.wake:
+			due()
 		case l := <-done:
 			l.inFlight--
 		case <-timer.C:
+			due()
 		}
 		timer.Stop()
 		for drained := false; !drained; { // every finished step frees its slot
@@ -367,6 +383,8 @@ func (m *Manager) release(lease uuid.UUID) {
 
 // lane is a group of step kinds that share their slots.
 type lane struct {
+	// due: steps may be due that the lane's last claim did not find.
+	due      bool
 	id       int16
 	inFlight int
 	backlog  bool // the last claim found as many due steps as it asked for
@@ -558,11 +576,26 @@ func newFinisher(m *Manager, lease uuid.UUID) *finisher {
 }
 
 // doneSQL records steps $1, run under lease $2, as done: deleted, or due
-// again at $3 when scheduled again while they ran (rerun).
+// again at $3 when scheduled again while they ran (rerun). It returns
+// whether a step is due now that no claim found before: one of them, due
+// again, or a step of one of their orders, which waited for them (claimSQL
+// runs one step of an order at a time). The statement's snapshot still
+// has the steps it deletes: they are left out by id. A pending step is one
+// not parked: said so, the lookup goes by the order's key alone (asked for
+// state = 'pending', the planner without statistics combined it with the
+// due list's partial index and read all of that).
 const doneSQL = `
-	WITH done AS (DELETE FROM process_tasks WHERE id = ANY($1) AND lease_id = $2 AND NOT rerun RETURNING id)
-	UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
-	 WHERE id = ANY($1) AND lease_id = $2 AND rerun`
+	WITH done AS (
+	    DELETE FROM process_tasks WHERE id = ANY($1) AND lease_id = $2 AND NOT rerun RETURNING order_id),
+	again AS (
+	    UPDATE process_tasks SET rerun = false, attempts = 0, due_at = $3, lease_id = NULL, lease_until = NULL, updated_at = now()
+	     WHERE id = ANY($1) AND lease_id = $2 AND rerun RETURNING id)
+	SELECT EXISTS (SELECT 1 FROM again)
+	    OR EXISTS (SELECT 1 FROM done d
+	                WHERE EXISTS (SELECT 1 FROM process_tasks t
+	                               WHERE t.order_id = d.order_id AND t.id <> ALL($1)
+	                                 AND t.state <> 'parked' AND t.due_at <= $3
+	                                 AND (t.lease_until IS NULL OR t.lease_until < now())))`
 
 // done records that step t is done: it is deleted, or, when it was
 // scheduled again while it ran (rerun), due once more. A step whose lease
@@ -588,15 +621,20 @@ func (f *finisher) exec(b []*finishing) {
 	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var err error
+	var (
+		err  error
+		next bool
+	)
 	for attempt := 1; attempt <= 3; attempt++ {
-		_, err = f.m.pool.Exec(ctx, doneSQL, pg.PlanForValues, ids, f.lease, f.m.opts.Now())
+		err = f.m.pool.QueryRow(ctx, doneSQL, pg.PlanForValues, ids, f.lease, f.m.opts.Now()).Scan(&next)
 		if !pg.IsDeadlock(err) {
 			break
 		}
 	}
 	if err != nil {
 		err = fmt.Errorf("record done steps: %w", err)
+	} else if next {
+		f.m.Wake() // the worker's claims found everything due before
 	}
 	for _, r := range b {
 		r.err = err
