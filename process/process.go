@@ -259,7 +259,9 @@ func (m *Manager) Run(ctx context.Context) error {
 }
 
 // Wake makes the worker look for due steps now rather than at its next
-// poll (after a dead letter was retried, say).
+// poll. The scheduler and the worker wake it themselves whenever a step
+// may have become due at once; a dead letter retried through RetryDeadLetter
+// (by any process) is found at the next poll.
 func (m *Manager) Wake() {
 	select {
 	case m.wake <- struct{}{}:

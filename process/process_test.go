@@ -588,6 +588,8 @@ func TestPaymentTimeout(t *testing.T) {
 // The worker does not poll here: the order's commit_stock, scheduled (and
 // the worker woken) while its initiate_payment runs, cannot be claimed
 // then; it runs because the finished initiate_payment wakes the worker.
+// (Without that wake the test times out in most runs, not all: the
+// scheduler's wake may reach the worker only after the step finished.)
 func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -606,18 +608,7 @@ func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
 			if err != nil || got.Status != order.StatusPaid {
 				t.Errorf("early webhook: %v %v", got.Status, err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // polling the work list
-				var n int
-				err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1 AND kind = $2`,
-					id, process.KindCommitStock).Scan(&n)
-				if err == nil && n == 1 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Errorf("commit_stock not scheduled: %d, %v", n, err)
-					break
-				}
-			}
+			h.waitScheduled(t, id, process.KindCommitStock)
 		})
 		return false
 	}
@@ -637,6 +628,62 @@ func TestWebhookBeforeThePaymentIsRecorded(t *testing.T) {
 	for _, r := range recorded {
 		if r.Type == events.TypeOrderPaymentRequested {
 			t.Fatalf("a payment request was recorded after the order was paid")
+		}
+	}
+}
+
+// A step that fails frees its order: the order's commit_stock, scheduled
+// (and the worker woken) while its initiate_payment ran and failed to
+// record the payment, runs because the recorded failure wakes the worker
+// (it does not poll here, and the failed step is due again only in an
+// hour).
+func TestFailedStepWakesItsOrdersNext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.poll, h.backoff = time.Hour, []time.Duration{time.Hour}
+	h.orders = failingRequest{h.svc}
+	p := h.product(t, 10)
+	id := h.place(t, p, 2)
+	var once sync.Once
+	h.provider.lose = func() bool {
+		// The webhook pays the order while the step runs, and the step
+		// goes on once the commit is scheduled.
+		once.Do(func() {
+			if _, err := h.svc.RecordPayment(context.Background(), id, order.PaymentOutcome{
+				WebhookID: "msg_early", PaymentID: h.provider.byKey[id.String()], Succeeded: true, Amount: 300000,
+			}, eventstore.Metadata{Actor: events.ActorProvider}); err != nil {
+				t.Errorf("early webhook: %v", err)
+			}
+			h.waitScheduled(t, id, process.KindCommitStock)
+		})
+		return false
+	}
+	h.start(t)
+	eventually.True(t, "the stock to be sold", func() bool {
+		st := h.stock(t, p)
+		return st.Reserved == 0 && st.Available == 8
+	})
+}
+
+// failingRequest fails to record every payment request.
+type failingRequest struct{ *command.Service }
+
+func (failingRequest) RequestPayment(context.Context, uuid.UUID, string, eventstore.Metadata) (command.OrderView, error) {
+	return command.OrderView{}, errors.New("injected: the payment request was not recorded")
+}
+
+// waitScheduled waits, from any goroutine, until order id has a step of
+// kind in the work list; it reports a timeout as an error of t.
+func (h *harness) waitScheduled(t *testing.T, id uuid.UUID, kind string) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) { // polling the work list
+		var n int
+		err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM process_tasks WHERE order_id = $1 AND kind = $2`, id, kind).Scan(&n)
+		if err == nil && n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s of %s not scheduled: %d, %v", kind, id, n, err)
+			return
 		}
 	}
 }

@@ -135,9 +135,10 @@ func (m *Manager) serve(ctx context.Context) error {
 	m.log.InfoContext(ctx, "process manager worker running", "lease_id", lease)
 	// A lane claims only when steps may be due that its last claim did not
 	// find: at the start, when woken (the scheduler scheduled steps due
-	// now, a finished step's order has a next one, a dead letter was
-	// retried), at every poll (steps due later, steps other instances
-	// released), and while its last claim filled every free slot. A slot
+	// now, a finished step's order has a next one, a failed step's lease
+	// is gone), at every poll (steps due later, steps other instances
+	// released, dead letters retried), and while its last claim filled
+	// every free slot. A slot
 	// freed by a finished step is no such reason on its own: most claims
 	// found nothing when it was.
 	due := func() {
@@ -528,6 +529,9 @@ func (m *Manager) run(ctx context.Context, t task, fin *finisher) {
 		log.WarnContext(ctx, "step failed and its failure not recorded; it will run again", "error", err, "record_error", ferr)
 		return
 	}
+	// Its lease is gone: a step of its order that waited behind it may be
+	// due now (failures are rare enough to wake for each).
+	m.Wake()
 	if outcome == OutcomeParked {
 		log.ErrorContext(ctx, "step parked in the dead-letter list", "error", err)
 	} else {
@@ -597,6 +601,31 @@ const doneSQL = `
 	                                 AND t.state <> 'parked' AND t.due_at <= $3
 	                                 AND (t.lease_until IS NULL OR t.lease_until < now())))`
 
+// record runs doneSQL for ids, after the claims under way: it takes the
+// claim lock shared, in the same implicit transaction (one round trip), so
+// that it sees every step a claim that found none of an order's steps
+// claimable could not (the next one, scheduled while this one ran), and a
+// claim after it sees these gone. Without it, a claim woken by the
+// scheduler while these still held their orders, and this statement,
+// whose snapshot predates that step, would each leave the step to the
+// poll. The statement is planned for its values (plan_cache_mode for the
+// transaction: a batch runs in pgx's default mode, whose cached generic
+// plan is what PlanForValues avoids elsewhere).
+func (f *finisher) record(ctx context.Context, ids []uuid.UUID) (next bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock_shared($1), set_config('plan_cache_mode', 'force_custom_plan', true)`, claimLock)
+	b.Queue(doneSQL, ids, f.lease, f.m.opts.Now())
+	br := f.m.pool.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return false, fmt.Errorf("lock: %w", err)
+	}
+	if err := br.QueryRow().Scan(&next); err != nil {
+		return false, err
+	}
+	return next, br.Close()
+}
+
 // done records that step t is done: it is deleted, or, when it was
 // scheduled again while it ran (rerun), due once more. A step whose lease
 // was lost is left to its new holder.
@@ -626,7 +655,7 @@ func (f *finisher) exec(b []*finishing) {
 		next bool
 	)
 	for attempt := 1; attempt <= 3; attempt++ {
-		err = f.m.pool.QueryRow(ctx, doneSQL, pg.PlanForValues, ids, f.lease, f.m.opts.Now()).Scan(&next)
+		next, err = f.record(ctx, ids)
 		if !pg.IsDeadlock(err) {
 			break
 		}
