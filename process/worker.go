@@ -581,9 +581,10 @@ func newFinisher(m *Manager, lease uuid.UUID) *finisher {
 
 // doneSQL records steps $1, run under lease $2, as done: deleted, or due
 // again at $3 when scheduled again while they ran (rerun). It returns
-// whether a step is due now that no claim found before: one of them, due
-// again, or a step of one of their orders, which waited for them (claimSQL
-// runs one step of an order at a time). The statement's snapshot still
+// whether a step is due now that no claim found before (one of them, due
+// again, or a step of one of their orders, which waited for them: claimSQL
+// runs one step of an order at a time), and how many of the steps it
+// settled, either way. The statement's snapshot still
 // has the steps it deletes: they are left out by id. A pending step is one
 // not parked: said so, the lookup goes by the order's key alone (asked for
 // state = 'pending', the planner without statistics combined it with the
@@ -599,7 +600,8 @@ const doneSQL = `
 	                WHERE EXISTS (SELECT 1 FROM process_tasks t
 	                               WHERE t.order_id = d.order_id AND t.id <> ALL($1)
 	                                 AND t.state <> 'parked' AND t.due_at <= $3
-	                                 AND (t.lease_until IS NULL OR t.lease_until < now())))`
+	                                 AND (t.lease_until IS NULL OR t.lease_until < now()))),
+	       (SELECT count(*) FROM done) + (SELECT count(*) FROM again)`
 
 // record runs doneSQL for ids, after the claims under way: it takes the
 // claim lock shared, in the same implicit transaction (one round trip), so
@@ -611,19 +613,19 @@ const doneSQL = `
 // poll. The statement is planned for its values (plan_cache_mode for the
 // transaction: a batch runs in pgx's default mode, whose cached generic
 // plan is what PlanForValues avoids elsewhere).
-func (f *finisher) record(ctx context.Context, ids []uuid.UUID) (next bool, err error) {
+func (f *finisher) record(ctx context.Context, ids []uuid.UUID) (next bool, settled int, err error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT pg_advisory_xact_lock_shared($1), set_config('plan_cache_mode', 'force_custom_plan', true)`, claimLock)
 	b.Queue(doneSQL, ids, f.lease, f.m.opts.Now())
 	br := f.m.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return false, fmt.Errorf("lock: %w", err)
+		return false, 0, fmt.Errorf("lock: %w", err)
 	}
-	if err := br.QueryRow().Scan(&next); err != nil {
-		return false, err
+	if err := br.QueryRow().Scan(&next, &settled); err != nil {
+		return false, 0, err
 	}
-	return next, br.Close()
+	return next, settled, br.Close()
 }
 
 // done records that step t is done: it is deleted, or, when it was
@@ -651,14 +653,26 @@ func (f *finisher) exec(b []*finishing) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var (
-		err  error
-		next bool
+		err     error
+		next    bool
+		settled int
 	)
 	for attempt := 1; attempt <= 3; attempt++ {
-		next, err = f.record(ctx, ids)
+		next, settled, err = f.record(ctx, ids)
 		if !pg.IsDeadlock(err) {
 			break
 		}
+	}
+	if err == nil && settled < len(ids) {
+		// A step the scheduler marked for a rerun while the statement
+		// waited for its row was neither deleted (the row it re-read is
+		// marked) nor re-armed (its snapshot was not): left leased by a
+		// lease no one renews, it would wait for that to run out. A second
+		// statement, with a new snapshot, re-arms it. (A step whose lease
+		// was lost is settled by neither, harmlessly.)
+		var again bool
+		again, _, err = f.record(ctx, ids)
+		next = next || again
 	}
 	if err != nil {
 		err = fmt.Errorf("record done steps: %w", err)
