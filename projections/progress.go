@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/pause"
 )
 
 // NotifyChannel is the LISTEN/NOTIFY channel on which runners announce
@@ -53,7 +54,7 @@ func (p *Progress) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		_ = p.listen(ctx)
-		if pause(ctx, backoff) != nil {
+		if pause.For(ctx, backoff) != nil {
 			return
 		}
 		backoff = min(2*backoff, 5*time.Second)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/pause"
 	pg "github.com/orders-reference/orders/internal/postgres"
 	"github.com/orders-reference/orders/internal/tracing"
 )
@@ -171,7 +172,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			reported = false
 			failing.Failed(ctx, r.log, "projection runner lost its footing; retrying", "error", err)
 		}
-		if pause(ctx, delay) != nil {
+		if pause.For(ctx, delay) != nil {
 			return nil
 		}
 	}
@@ -221,6 +222,17 @@ func NotInStoreMessage(checkpoint eventstore.Position) string {
 // OnFailed is told.
 func (r *Runner) failNotInStore(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, err error) error {
 	msg := NotInStoreMessage(from)
+	if ferr := r.markFailed(ctx, conn, from, gen, msg, err); ferr != nil {
+		return ferr
+	}
+	return fmt.Errorf("projection %s: %s: %w", r.proj.Name(), msg, err)
+}
+
+// markFailed records that the projection stopped at from (of generation
+// gen) with msg, by compare-and-set, and tells OnFailed of err. It fails
+// with ErrDeposed when someone else moved the projection on (a rebuild
+// swapped it in): this runner's failure no longer describes it.
+func (r *Runner) markFailed(ctx context.Context, conn *pgx.Conn, from eventstore.Position, gen int64, msg string, err error) error {
 	tag, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now()
 	      WHERE name = $1 AND generation = $4 AND position_commit = $5 AND position_prepare = $6 AND state = 'running'`,
 		r.proj.Name(), StateFailed, msg, gen, int64(from.Commit), int64(from.Prepare))
@@ -228,12 +240,12 @@ func (r *Runner) failNotInStore(ctx context.Context, conn *pgx.Conn, from events
 		return fmt.Errorf("projection %s could not record its failure (%v): %w", r.proj.Name(), uerr, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("%w: %s: %v", ErrDeposed, r.proj.Name(), err)
+		return fmt.Errorf("%w: %s is no longer at %s: %v", ErrDeposed, r.proj.Name(), from, err)
 	}
 	if r.opts.OnFailed != nil {
 		r.opts.OnFailed(r.proj.Name(), err)
 	}
-	return fmt.Errorf("projection %s: %s: %w", r.proj.Name(), msg, err)
+	return nil
 }
 
 // checkpoint reads (creating if needed) the projection's checkpoint; a
@@ -306,7 +318,7 @@ func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from events
 			}
 			attempt++
 		}
-		if perr := pause(ctx, delay); perr != nil {
+		if perr := pause.For(ctx, delay); perr != nil {
 			return perr
 		}
 		delay = min(2*delay, 5*time.Second)
@@ -316,19 +328,8 @@ func (r *Runner) applyWithRetry(ctx context.Context, conn *pgx.Conn, from events
 		first = fmt.Sprintf(" (batch starts at %s@%d, %s)", b.Events[0].StreamID, b.Events[0].Version, b.Events[0].Type)
 	}
 	msg := fmt.Sprintf("after %s%s: %v", from, first, err)
-	tag, uerr := conn.Exec(ctx, `UPDATE projection_checkpoints SET state = $2, error = $3, updated_at = now()
-	      WHERE name = $1 AND generation = $4 AND position_commit = $5 AND position_prepare = $6 AND state = 'running'`,
-		r.proj.Name(), StateFailed, msg, gen, int64(from.Commit), int64(from.Prepare))
-	if uerr != nil {
-		return fmt.Errorf("projection %s could not record its failure (%v): %w", r.proj.Name(), uerr, err)
-	}
-	if tag.RowsAffected() != 1 {
-		// Someone else moved the projection on (a rebuild swapped it in):
-		// this runner's failure no longer describes it.
-		return fmt.Errorf("%w: %s failed on a table no longer live: %v", ErrDeposed, r.proj.Name(), err)
-	}
-	if r.opts.OnFailed != nil {
-		r.opts.OnFailed(r.proj.Name(), err)
+	if ferr := r.markFailed(ctx, conn, from, gen, msg, err); ferr != nil {
+		return ferr
 	}
 	return fmt.Errorf("%w: %s %s", ErrPoisoned, r.proj.Name(), msg)
 }
@@ -426,15 +427,4 @@ func (r *Runner) moveCheckpoint(ctx context.Context, db execer, from eventstore.
 		return fmt.Errorf("%w: %s expected at %s", ErrDeposed, r.proj.Name(), from)
 	}
 	return nil
-}
-
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/pause"
 )
 
 // Subscribe implements eventstore.Store with a catch-up subscription to
@@ -87,7 +88,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		}
 		failing.Failed(ctx, s.log, "kurrentdb: subscription dropped, resubscribing",
 			"from", sub.checkpoint.String(), logging.Millis("retry_in_ms", delay), "error", err)
-		if err := wait(ctx, delay); err != nil {
+		if err := pause.For(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(2*delay, s.opts.MaxRetryDelay)
@@ -202,25 +203,14 @@ func (sub *subscription) run(ctx context.Context) (received bool, err error) {
 				}
 				continue
 			}
-		case live:
-			linger.Reset(sub.store.opts.DeliveryInterval - time.Since(b.handed))
-			select {
-			case m = <-msgs:
-			case <-linger.C:
-				if err := b.flush(ctx); err != nil {
-					return received, err
-				}
-				continue
-			case <-ctx.Done():
-				return received, ctx.Err()
-			case <-gone:
-				if err := b.flush(ctx); err != nil {
-					return received, err
-				}
-				return received, errClientReplaced
-			}
 		default:
-			linger.Reset(sub.store.opts.CatchUpLinger)
+			// Wait for more: while catching up, for CatchUpLinger; once
+			// live, until DeliveryInterval has passed since the last batch.
+			wait := sub.store.opts.CatchUpLinger
+			if live {
+				wait = sub.store.opts.DeliveryInterval - time.Since(b.handed)
+			}
+			linger.Reset(wait)
 			select {
 			case m = <-msgs:
 			case <-linger.C:
@@ -354,16 +344,4 @@ func (b *batcher) flush(ctx context.Context) error {
 	b.sub.checkpoint = b.seen
 	b.events, b.taken = nil, 0
 	return nil
-}
-
-// wait waits for d or the end of ctx.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-reference/orders/eventstore"
+	"github.com/orders-reference/orders/internal/pause"
 )
 
 // Store is an in-memory event store. The zero value is not usable; call New.
@@ -257,7 +258,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 				return ctx.Err()
 			case <-changed:
 			}
-			if err := pause(ctx, s.interval-time.Since(handed)); err != nil {
+			if err := pause.For(ctx, s.interval-time.Since(handed)); err != nil {
 				return err
 			}
 		}
@@ -295,19 +296,4 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		return eventstore.Start, nil
 	}
 	return s.log[len(s.log)-1].Position, nil
-}
-
-// pause waits for d (nothing when d is not positive) or the end of ctx.
-func pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/orders-reference/orders/eventstore"
 	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/pause"
 )
 
 // heldBackRetry is the first delay before re-reading when committed events
@@ -49,7 +50,7 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 			delay := min(s.opts.PollInterval, heldBackRetry<<min(failing.Failures()+1, 12))
 			failing.Failed(ctx, s.log, "event store subscription: read failed, retrying",
 				"from", pos.String(), logging.Millis("retry_in_ms", delay), "error", err)
-			if err := sleep(ctx, delay, nil); err != nil {
+			if err := pause.For(ctx, delay); err != nil {
 				return err
 			}
 			continue
@@ -74,21 +75,8 @@ func (s *Store) Subscribe(ctx context.Context, from eventstore.Position, opts ev
 		} else {
 			retry = heldBackRetry
 		}
-		if err := sleep(ctx, delay, woken); err != nil {
+		if err := pause.ForOrWake(ctx, delay, woken); err != nil {
 			return err
 		}
 	}
-}
-
-// sleep waits for d, a signal on wake (if not nil) or the end of ctx.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-wake:
-	case <-t.C:
-	}
-	return nil
 }

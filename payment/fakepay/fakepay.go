@@ -52,6 +52,7 @@ import (
 
 	"github.com/orders-reference/orders/internal/httpx"
 	"github.com/orders-reference/orders/internal/logging"
+	"github.com/orders-reference/orders/internal/pause"
 	"github.com/orders-reference/orders/internal/redact"
 	"github.com/orders-reference/orders/internal/tracing"
 	"github.com/orders-reference/orders/payment"
@@ -455,19 +456,8 @@ func endDelivery(span trace.Span, status int, err error) {
 	tracing.End(span, err)
 }
 
-func (p *Provider) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return p.ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-p.ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// sleep waits for d and reports whether the provider is still running.
+func (p *Provider) sleep(d time.Duration) bool { return pause.For(p.ctx, d) == nil }
 
 var errNoSigner = errors.New("fakepay: Options.Signer is required")
 
