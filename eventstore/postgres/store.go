@@ -34,7 +34,8 @@ type Options struct {
 	BatchSize int
 	// PollInterval is how often an idle subscription looks for new events
 	// when no notification arrives; notifications make it the upper bound on
-	// delivery latency only when one is lost.
+	// delivery latency only when one is lost. It is at least
+	// DeliveryInterval.
 	PollInterval time.Duration
 	// NotifyChannel is the LISTEN/NOTIFY channel that wakes subscribers.
 	NotifyChannel string
@@ -98,6 +99,9 @@ func New(pool *pgxpool.Pool, opts Options) *Store {
 	if opts.DeliveryInterval <= 0 {
 		opts.DeliveryInterval = eventstore.DefaultDeliveryInterval
 	}
+	// A caught-up subscription reads at most once per DeliveryInterval,
+	// by its poll too.
+	opts.PollInterval = max(opts.PollInterval, opts.DeliveryInterval)
 	if opts.NotifyChannel == "" {
 		opts.NotifyChannel = DefaultNotifyChannel
 	}

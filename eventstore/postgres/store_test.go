@@ -49,9 +49,10 @@ func testEvent(i int) eventstore.EventData {
 
 // received collects a subscription's events and signals each batch.
 type received struct {
-	mu     sync.Mutex
-	events []eventstore.RecordedEvent
-	signal chan struct{}
+	mu      sync.Mutex
+	events  []eventstore.RecordedEvent
+	batches int
+	signal  chan struct{}
 }
 
 func subscribe(t *testing.T, s eventstore.Store) *received {
@@ -64,6 +65,7 @@ func subscribe(t *testing.T, s eventstore.Store) *received {
 		_ = s.Subscribe(ctx, eventstore.Start, eventstore.SubscribeOptions{}, func(_ context.Context, b eventstore.Batch) error {
 			r.mu.Lock()
 			r.events = append(r.events, b.Events...)
+			r.batches++
 			r.mu.Unlock()
 			select {
 			case r.signal <- struct{}{}:
@@ -469,5 +471,32 @@ func TestPositionBeyondTheLastEvent(t *testing.T) {
 		if !errors.Is(err, eventstore.ErrPositionNotInStore) {
 			t.Fatalf("subscribe after %s: %v, want ErrPositionNotInStore", past, err)
 		}
+	}
+}
+
+// A subscription's poll keeps the delivery interval too: with a poll
+// interval shorter than it, a trickle of appends still comes in about one
+// batch per interval, not one per poll.
+func TestPollKeepsTheDeliveryInterval(t *testing.T) {
+	t.Parallel()
+	const interval = time.Second
+	s, _ := newStore(t, postgres.Options{PollInterval: 50 * time.Millisecond, DeliveryInterval: interval})
+	r := subscribe(t, s)
+	const n = 20
+	began := time.Now()
+	for i := range n {
+		if _, err := s.Append(context.Background(), "order-1", eventstore.Any, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the trickle
+	}
+	r.waitFor(t, n, 10*time.Second)
+	took := time.Since(began)
+	r.mu.Lock()
+	got := r.batches
+	r.mu.Unlock()
+	// Per interval, at most a wake-up's batch and a poll's.
+	if limit := 2*int(took/interval) + 2; got > limit {
+		t.Errorf("%d appends over %v came in %d batches, want at most %d (the interval %v, not the poll's 50ms)", n, took, got, limit, interval)
 	}
 }
